@@ -1,0 +1,433 @@
+//! Reading audio files (WAV through `hound`; FLAC, OGG Vorbis, MP3 and exotic WAV through
+//! `symphonia`), mixing to mono and writing WAV. Formats are recognised by content, never by
+//! extension (ASSETS.md: some `.ogg` files in the Debian packages are WAV).
+
+use crate::error::{check_finite, AudioError, Result};
+use std::fs::File;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+/// A decoded file: one `Vec<f32>` per channel, samples in [-1, 1].
+#[derive(Debug, Clone)]
+pub struct Audio {
+    pub channels: Vec<Vec<f32>>,
+    pub sample_rate: u32,
+    /// Container/codec as detected from the file's bytes, e.g. `"WAV PCM 16-bit"`.
+    pub format: String,
+}
+
+/// What `smg info` prints: format, rate, channels, duration, peak.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AudioInfo {
+    pub format: String,
+    pub sample_rate: u32,
+    pub channels: usize,
+    pub frames: usize,
+    pub duration_s: f64,
+    pub peak: f32,
+}
+
+impl std::fmt::Display for AudioInfo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "format: {}\nsample rate: {} Hz\nchannels: {}\nframes: {}\nduration: {:.3} s\npeak: {:.4} ({:.1} dBFS)",
+            self.format,
+            self.sample_rate,
+            self.channels,
+            self.frames,
+            self.duration_s,
+            self.peak,
+            20.0 * (self.peak.max(1e-10) as f64).log10()
+        )
+    }
+}
+
+impl Audio {
+    /// Number of sample frames (samples per channel).
+    pub fn frames(&self) -> usize {
+        self.channels.first().map_or(0, Vec::len)
+    }
+
+    pub fn duration_s(&self) -> f64 {
+        self.frames() as f64 / self.sample_rate as f64
+    }
+
+    /// Largest absolute sample over all channels.
+    pub fn peak(&self) -> f32 {
+        self.channels
+            .iter()
+            .flat_map(|c| c.iter())
+            .fold(0f32, |m, x| m.max(x.abs()))
+    }
+
+    pub fn info(&self) -> AudioInfo {
+        AudioInfo {
+            format: self.format.clone(),
+            sample_rate: self.sample_rate,
+            channels: self.channels.len(),
+            frames: self.frames(),
+            duration_s: self.duration_s(),
+            peak: self.peak(),
+        }
+    }
+
+    /// Mean of the channels (the usual down-mix; SPEC.md §1 works on mono audio).
+    pub fn to_mono(&self) -> Vec<f32> {
+        mix_to_mono(&self.channels)
+    }
+}
+
+/// Averages channels sample by sample.
+pub fn mix_to_mono(channels: &[Vec<f32>]) -> Vec<f32> {
+    match channels.len() {
+        0 => Vec::new(),
+        1 => channels[0].clone(),
+        n => {
+            let len = channels.iter().map(Vec::len).min().unwrap_or(0);
+            let scale = 1.0 / n as f32;
+            (0..len)
+                .map(|i| channels.iter().map(|c| c[i]).sum::<f32>() * scale)
+                .collect()
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Container {
+    Wav,
+    Flac,
+    Ogg,
+    Mp3,
+}
+
+fn sniff(path: &Path) -> Result<Container> {
+    let io_err = |source| AudioError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let meta = std::fs::metadata(path).map_err(io_err)?;
+    if meta.is_dir() {
+        return Err(AudioError::IsDirectory {
+            path: path.to_path_buf(),
+        });
+    }
+    if meta.len() == 0 {
+        return Err(AudioError::EmptyFile {
+            path: path.to_path_buf(),
+        });
+    }
+    let mut head = [0u8; 12];
+    let mut f = File::open(path).map_err(io_err)?;
+    let n = read_up_to(&mut f, &mut head).map_err(io_err)?;
+    let h = &head[..n];
+    if h.starts_with(b"RIFF") || h.starts_with(b"RIFX") || h.starts_with(b"RF64") {
+        if n >= 12 && &h[8..12] == b"WAVE" {
+            return Ok(Container::Wav);
+        }
+        return Err(AudioError::Corrupt {
+            path: path.to_path_buf(),
+            detail: "RIFF file without a WAVE header (truncated?)".into(),
+        });
+    }
+    if h.starts_with(b"fLaC") {
+        return Ok(Container::Flac);
+    }
+    if h.starts_with(b"OggS") {
+        return Ok(Container::Ogg);
+    }
+    if h.starts_with(b"ID3") || (n >= 2 && h[0] == 0xFF && (h[1] & 0xE0) == 0xE0) {
+        return Ok(Container::Mp3);
+    }
+    let hex: Vec<String> = h.iter().take(4).map(|b| format!("{b:02x}")).collect();
+    Err(AudioError::Unsupported {
+        path: path.to_path_buf(),
+        detail: format!("unrecognised leading bytes {}", hex.join(" ")),
+    })
+}
+
+fn read_up_to(f: &mut File, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        match f.read(&mut buf[n..])? {
+            0 => break,
+            k => n += k,
+        }
+    }
+    Ok(n)
+}
+
+/// Decodes an audio file into per-channel f32 samples at the file's own rate.
+///
+/// Errors name the file and the problem: a directory, an empty file, an unrecognised format,
+/// a truncated header, a file with no samples, or NaN/Inf samples.
+pub fn load(path: impl AsRef<Path>) -> Result<Audio> {
+    let path = path.as_ref();
+    let audio = match sniff(path)? {
+        Container::Wav => match load_wav_hound(path) {
+            Ok(a) => a,
+            // hound does not do every WAV codec (e.g. 64-bit float); symphonia may.
+            Err(AudioError::Unsupported { .. }) => load_symphonia(path, "WAV")?,
+            Err(e) => return Err(e),
+        },
+        Container::Flac => load_symphonia(path, "FLAC")?,
+        Container::Ogg => load_symphonia(path, "OGG")?,
+        Container::Mp3 => load_symphonia(path, "MP3")?,
+    };
+    let what = path.display().to_string();
+    if audio.frames() == 0 {
+        return Err(AudioError::NoSamples { what });
+    }
+    for c in &audio.channels {
+        check_finite(c, &what)?;
+    }
+    Ok(audio)
+}
+
+fn load_wav_hound(path: &Path) -> Result<Audio> {
+    let p = || path.to_path_buf();
+    let reader = hound::WavReader::open(path).map_err(|e| map_hound(e, p()))?;
+    let spec = reader.spec();
+    let n_ch = spec.channels as usize;
+    if n_ch == 0 {
+        return Err(AudioError::Corrupt {
+            path: p(),
+            detail: "header declares 0 channels".into(),
+        });
+    }
+    let expected = reader.len() as usize;
+    let interleaved: Vec<f32> = match spec.sample_format {
+        hound::SampleFormat::Float => {
+            if spec.bits_per_sample != 32 {
+                return Err(AudioError::Unsupported {
+                    path: p(),
+                    detail: format!("{}-bit float WAV", spec.bits_per_sample),
+                });
+            }
+            reader
+                .into_samples::<f32>()
+                .collect::<std::result::Result<_, _>>()
+                .map_err(|e| truncated(e, p(), expected))?
+        }
+        hound::SampleFormat::Int => {
+            let bits = spec.bits_per_sample;
+            if !(1..=32).contains(&bits) {
+                return Err(AudioError::Unsupported {
+                    path: p(),
+                    detail: format!("{bits}-bit integer WAV"),
+                });
+            }
+            let scale = 1.0 / (1u64 << (bits - 1)) as f64;
+            reader
+                .into_samples::<i32>()
+                .map(|s| s.map(|v| (v as f64 * scale) as f32))
+                .collect::<std::result::Result<_, _>>()
+                .map_err(|e| truncated(e, p(), expected))?
+        }
+    };
+    let format = match spec.sample_format {
+        hound::SampleFormat::Float => "WAV float 32-bit".to_string(),
+        hound::SampleFormat::Int => format!("WAV PCM {}-bit", spec.bits_per_sample),
+    };
+    Ok(Audio {
+        channels: deinterleave(&interleaved, n_ch),
+        sample_rate: spec.sample_rate,
+        format,
+    })
+}
+
+fn truncated(e: hound::Error, path: PathBuf, expected: usize) -> AudioError {
+    AudioError::Corrupt {
+        path,
+        detail: format!("data ends early ({e}); header promised {expected} samples"),
+    }
+}
+
+fn map_hound(e: hound::Error, path: PathBuf) -> AudioError {
+    match e {
+        hound::Error::IoError(source) if source.kind() == std::io::ErrorKind::UnexpectedEof => {
+            AudioError::Corrupt {
+                path,
+                detail: "truncated WAV header".into(),
+            }
+        }
+        hound::Error::IoError(source) => AudioError::Io { path, source },
+        hound::Error::FormatError(msg) => AudioError::Corrupt {
+            path,
+            detail: format!("malformed WAV: {msg}"),
+        },
+        hound::Error::Unsupported => AudioError::Unsupported {
+            path,
+            detail: "WAV codec not supported by hound".into(),
+        },
+        other => AudioError::Corrupt {
+            path,
+            detail: other.to_string(),
+        },
+    }
+}
+
+fn deinterleave(interleaved: &[f32], n_ch: usize) -> Vec<Vec<f32>> {
+    let frames = interleaved.len() / n_ch;
+    (0..n_ch)
+        .map(|c| (0..frames).map(|i| interleaved[i * n_ch + c]).collect())
+        .collect()
+}
+
+fn load_symphonia(path: &Path, container: &str) -> Result<Audio> {
+    use symphonia::core::audio::SampleBuffer;
+    use symphonia::core::codecs::{DecoderOptions, CODEC_TYPE_NULL};
+    use symphonia::core::errors::Error as SymError;
+    use symphonia::core::formats::FormatOptions;
+    use symphonia::core::io::MediaSourceStream;
+    use symphonia::core::meta::MetadataOptions;
+    use symphonia::core::probe::Hint;
+
+    let p = || path.to_path_buf();
+    let file = File::open(path).map_err(|source| AudioError::Io { path: p(), source })?;
+    let mss = MediaSourceStream::new(Box::new(file), Default::default());
+    let probed = symphonia::default::get_probe()
+        .format(&Hint::new(), mss, &FormatOptions::default(), &MetadataOptions::default())
+        .map_err(|e| match e {
+            SymError::Unsupported(what) => AudioError::Unsupported {
+                path: p(),
+                detail: format!("{container}: {what}"),
+            },
+            other => AudioError::Corrupt {
+                path: p(),
+                detail: format!("{container}: {other}"),
+            },
+        })?;
+    let mut reader = probed.format;
+    let track = reader
+        .tracks()
+        .iter()
+        .find(|t| t.codec_params.codec != CODEC_TYPE_NULL)
+        .ok_or_else(|| AudioError::Unsupported {
+            path: p(),
+            detail: format!("{container} without a decodable audio track"),
+        })?
+        .clone();
+    let codec_name = symphonia::default::get_codecs()
+        .get_codec(track.codec_params.codec)
+        .map(|d| d.short_name.to_string())
+        .unwrap_or_else(|| "unknown".into());
+    let mut decoder = symphonia::default::get_codecs()
+        .make(&track.codec_params, &DecoderOptions::default())
+        .map_err(|e| AudioError::Unsupported {
+            path: p(),
+            detail: format!("{container} codec '{codec_name}': {e}"),
+        })?;
+    let mut rate = track.codec_params.sample_rate.unwrap_or(0);
+    let mut n_ch = track.codec_params.channels.map_or(0, |c| c.count());
+    let mut interleaved: Vec<f32> = Vec::new();
+    let mut bad_packets = 0usize;
+    loop {
+        let packet = match reader.next_packet() {
+            Ok(p) => p,
+            Err(SymError::IoError(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => break,
+            Err(SymError::ResetRequired) => break,
+            Err(e) => {
+                return Err(AudioError::Corrupt {
+                    path: p(),
+                    detail: format!("{container}: {e}"),
+                })
+            }
+        };
+        if packet.track_id() != track.id {
+            continue;
+        }
+        match decoder.decode(&packet) {
+            Ok(buf) => {
+                let spec = *buf.spec();
+                rate = spec.rate;
+                n_ch = spec.channels.count();
+                let mut sb = SampleBuffer::<f32>::new(buf.capacity() as u64, spec);
+                sb.copy_interleaved_ref(buf);
+                interleaved.extend_from_slice(sb.samples());
+            }
+            Err(SymError::DecodeError(_)) => bad_packets += 1,
+            Err(SymError::IoError(_)) => break,
+            Err(e) => {
+                return Err(AudioError::Corrupt {
+                    path: p(),
+                    detail: format!("{container}: {e}"),
+                })
+            }
+        }
+    }
+    if n_ch == 0 || rate == 0 {
+        return Err(AudioError::Corrupt {
+            path: p(),
+            detail: format!("{container}: no decodable audio ({bad_packets} bad packets)"),
+        });
+    }
+    Ok(Audio {
+        channels: deinterleave(&interleaved, n_ch),
+        sample_rate: rate,
+        format: format!("{container} {codec_name}"),
+    })
+}
+
+/// Sample encoding of a written WAV.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WavEncoding {
+    /// 16-bit PCM: plays everywhere (browsers, the notebook player). Samples are clipped to [-1, 1].
+    Pcm16,
+    /// 32-bit float: lossless for the f32 pipeline.
+    Float32,
+}
+
+/// Writes mono samples as a WAV file, atomically (a temporary file renamed into place), so a
+/// crash never leaves a half-written file behind.
+pub fn write_wav(
+    path: impl AsRef<Path>,
+    samples: &[f32],
+    sample_rate: u32,
+    encoding: WavEncoding,
+) -> Result<()> {
+    let path = path.as_ref();
+    let bytes = wav_bytes(samples, sample_rate, encoding)?;
+    let err = |e: std::io::Error| AudioError::Write {
+        path: path.to_path_buf(),
+        detail: e.to_string(),
+    };
+    let tmp = path.with_extension("wav.partial");
+    std::fs::write(&tmp, &bytes).map_err(err)?;
+    std::fs::rename(&tmp, path).map_err(err)
+}
+
+/// Encodes mono samples as the bytes of a WAV file (used by [`write_wav`] and the notebook
+/// audio player).
+pub fn wav_bytes(samples: &[f32], sample_rate: u32, encoding: WavEncoding) -> Result<Vec<u8>> {
+    check_finite(samples, "samples to write")?;
+    if sample_rate == 0 {
+        return Err(AudioError::InvalidArgument("sample rate 0".into()));
+    }
+    let spec = hound::WavSpec {
+        channels: 1,
+        sample_rate,
+        bits_per_sample: if encoding == WavEncoding::Pcm16 { 16 } else { 32 },
+        sample_format: if encoding == WavEncoding::Pcm16 {
+            hound::SampleFormat::Int
+        } else {
+            hound::SampleFormat::Float
+        },
+    };
+    let mut cursor = std::io::Cursor::new(Vec::with_capacity(samples.len() * 4 + 64));
+    let werr = |e: hound::Error| AudioError::InvalidArgument(format!("WAV encoding failed: {e}"));
+    {
+        let mut w = hound::WavWriter::new(&mut cursor, spec).map_err(werr)?;
+        for &s in samples {
+            match encoding {
+                WavEncoding::Pcm16 => {
+                    let v = (s.clamp(-1.0, 1.0) * 32767.0).round() as i16;
+                    w.write_sample(v).map_err(werr)?
+                }
+                WavEncoding::Float32 => w.write_sample(s).map_err(werr)?,
+            }
+        }
+        w.finalize().map_err(werr)?;
+    }
+    Ok(cursor.into_inner())
+}

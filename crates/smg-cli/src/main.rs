@@ -1,0 +1,131 @@
+//! `smg`: the command-line face of SpecMaskGIT-rs. Thin: it parses arguments and wires library
+//! crates together. Errors are one line on stderr and a non-zero exit, never a backtrace.
+
+use anyhow::{bail, Context, Result};
+use clap::{Parser, Subcommand};
+use ndarray::Array2;
+use smg_audio::{GriffinLimConfig, MelConfig, MelTransform, WavEncoding};
+use std::path::PathBuf;
+
+#[derive(Parser)]
+#[command(name = "smg", version, about = "SpecMaskGIT-rs: masked generative modelling of mel-spectrogram tokens")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Print format, sample rate, channels, duration and peak of an audio file.
+    Info { audio: PathBuf },
+    /// Write the (80, T) f32 natural-log mel of an audio file as .npy (SPEC.md §1).
+    Mel {
+        audio: PathBuf,
+        #[arg(short, long)]
+        output: PathBuf,
+        /// Peak-normalise to 0.95 first, as the models' training data is.
+        #[arg(long)]
+        normalize: bool,
+    },
+    /// Turn a (80, T) log-mel .npy into a 22050 Hz WAV with Griffin-Lim (no neural network).
+    GriffinLim {
+        mel: PathBuf,
+        #[arg(short, long)]
+        output: PathBuf,
+        /// Griffin-Lim iterations.
+        #[arg(long, default_value_t = 64)]
+        iterations: usize,
+        /// Seed of the random initial phase.
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+    },
+    /// Print which compute device the library would pick.
+    Device,
+}
+
+fn main() {
+    // A bug must still end in one line, not a backtrace.
+    std::panic::set_hook(Box::new(|info| {
+        eprintln!("error: internal error: {info}");
+    }));
+    let cli = Cli::parse();
+    match std::panic::catch_unwind(|| run(cli)) {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => {
+            eprintln!("error: {}", one_line(&e));
+            std::process::exit(1);
+        }
+        Err(_) => std::process::exit(101),
+    }
+}
+
+fn one_line(e: &anyhow::Error) -> String {
+    e.chain().map(|c| c.to_string()).collect::<Vec<_>>().join(": ")
+}
+
+fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Info { audio } => {
+            let a = smg_audio::load(&audio)?;
+            println!("file: {}", audio.display());
+            println!("{}", a.info());
+        }
+        Command::Mel {
+            audio,
+            output,
+            normalize,
+        } => {
+            let cfg = MelConfig::hifigan();
+            let mut x = smg_audio::load_mono(&audio, cfg.sample_rate)?;
+            if normalize {
+                x = smg_audio::peak_normalize(&x, 0.95);
+            }
+            let mel = MelTransform::new(cfg).log_mel(&x)?;
+            write_npy(&output, &mel)?;
+            eprintln!("wrote {} ({} x {} log-mel)", output.display(), mel.nrows(), mel.ncols());
+        }
+        Command::GriffinLim {
+            mel,
+            output,
+            iterations,
+            seed,
+        } => {
+            let m = read_npy(&mel)?;
+            let mt = MelTransform::hifigan();
+            if m.nrows() != mt.config.n_mels {
+                bail!(
+                    "{}: expected a ({}, T) log-mel, got shape ({}, {})",
+                    mel.display(),
+                    mt.config.n_mels,
+                    m.nrows(),
+                    m.ncols()
+                );
+            }
+            let cfg = GriffinLimConfig {
+                n_iter: iterations,
+                seed,
+                ..Default::default()
+            };
+            let y = smg_audio::mel_to_audio(&mt, &m, &cfg)?;
+            smg_audio::write_wav(&output, &y, mt.config.sample_rate, WavEncoding::Pcm16)?;
+            eprintln!("wrote {} ({:.2} s)", output.display(), y.len() as f64 / mt.config.sample_rate as f64);
+        }
+        Command::Device => println!("{}", smg_core::best_device()),
+    }
+    Ok(())
+}
+
+fn write_npy(path: &PathBuf, a: &Array2<f32>) -> Result<()> {
+    let tmp = path.with_extension("npy.partial");
+    ndarray_npy::write_npy(&tmp, a).with_context(|| format!("{}: cannot write", tmp.display()))?;
+    std::fs::rename(&tmp, path).with_context(|| format!("{}: cannot write", path.display()))?;
+    Ok(())
+}
+
+fn read_npy(path: &PathBuf) -> Result<Array2<f32>> {
+    if path.is_dir() {
+        bail!("{}: is a directory, not a .npy file", path.display());
+    }
+    ndarray_npy::read_npy::<_, Array2<f32>>(path)
+        .with_context(|| format!("{}: not a 2-D float32 .npy", path.display()))
+}

@@ -1,0 +1,73 @@
+//! Shared plumbing for every SpecMaskGIT-rs crate: picking the compute device.
+//!
+//! The rest of the workspace takes a `&Device` explicitly; this crate only answers
+//! "which device should a notebook or the command line use by default?".
+
+pub use candle_core::Device;
+
+/// The device [`best_device`] picked and why, printable for notebooks and logs.
+#[derive(Debug, Clone)]
+pub struct DeviceChoice {
+    pub device: Device,
+    /// One line that says what was picked, e.g. `"CUDA device 0"` or
+    /// `"CPU (built without the `cuda` feature)"`.
+    pub description: String,
+}
+
+impl std::fmt::Display for DeviceChoice {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.description)
+    }
+}
+
+/// Whether this build carries candle's CUDA backend (the workspace feature `cuda`).
+pub const fn built_with_cuda() -> bool {
+    cfg!(feature = "cuda")
+}
+
+/// Picks the best available device: CUDA device 0 when the crate was built with the
+/// `cuda` feature and a GPU answers, otherwise the CPU. The environment variable
+/// `SMG_DEVICE=cpu` forces the CPU even in a CUDA build.
+pub fn best_device() -> DeviceChoice {
+    let forced_cpu = std::env::var("SMG_DEVICE")
+        .map(|v| v.eq_ignore_ascii_case("cpu"))
+        .unwrap_or(false);
+    if forced_cpu {
+        return cpu_choice("SMG_DEVICE=cpu".to_string());
+    }
+    if !built_with_cuda() {
+        return cpu_choice("built without the `cuda` feature".to_string());
+    }
+    match Device::new_cuda(0) {
+        Ok(device) => DeviceChoice {
+            device,
+            description: "CUDA device 0".to_string(),
+        },
+        Err(e) => cpu_choice(format!("CUDA build, but no GPU answered: {e}")),
+    }
+}
+
+fn cpu_choice(reason: String) -> DeviceChoice {
+    let threads = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
+    DeviceChoice {
+        device: Device::Cpu,
+        description: format!("CPU, {threads} threads ({reason})"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn picks_cpu_without_cuda_and_says_why() {
+        let choice = best_device();
+        if !built_with_cuda() {
+            assert!(choice.device.is_cpu());
+            assert!(choice.description.starts_with("CPU"), "{}", choice.description);
+        }
+        assert!(!choice.to_string().is_empty());
+    }
+}

@@ -1,0 +1,35 @@
+//! # specmaskgit: the notebook prelude
+//!
+//! One crate for Evcxr notebooks: it re-exports the workspace's building blocks (audio front
+//! end, device selection, candle) and adds notebook display only: spectrogram, waveform,
+//! token-grid and line plots, and audio players, each shown inline by evcxr and savable to a
+//! file. It holds no model logic.
+//!
+//! ```ignore
+//! use specmaskgit::prelude::*;
+//! let device = notebook_init();
+//! ```
+
+pub mod display;
+pub mod notebook;
+pub mod plot;
+
+pub use candle_core as candle;
+pub use candle_nn;
+pub use ndarray;
+pub use smg_audio as audio;
+pub use smg_core as core;
+
+/// Everything a notebook cell usually needs.
+pub mod prelude {
+    pub use crate::display::{players_row, AudioPlayer, Figure, Html};
+    pub use crate::notebook::{data_dir, notebook_init, output_dir, quick_mode, quick_or, repo_dir};
+    pub use crate::plot::{line_plot, spectrogram, token_grid, waveform, LinePlot, Spectrogram, TokenGrid, Waveform};
+    pub use candle_core::{DType, Device, Tensor};
+    pub use ndarray::{Array1, Array2};
+    pub use smg_audio::{
+        self as audio, fit_to_frames, load, load_mono, mel_to_audio, peak_normalize, prepare_clip, resample,
+        write_wav, GriffinLimConfig, MelConfig, MelTransform, WavEncoding,
+    };
+    pub use smg_core::{best_device, DeviceChoice};
+}

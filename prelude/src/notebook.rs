@@ -1,0 +1,69 @@
+//! Notebook plumbing: make a failing cell fail the whole run, quick mode, repository paths.
+//!
+//! evcxr turns a panic or an `Err` into printed text, and headless runners (nbclient,
+//! nbconvert) do not see that as a failure. [`notebook_init`] installs a panic hook that prints
+//! the message and then aborts the kernel's child process, which the runner does see. Notebooks
+//! therefore `unwrap()`/`expect()` instead of using `?`.
+
+use std::path::PathBuf;
+use std::sync::Once;
+
+static INIT: Once = Once::new();
+
+/// Call in the first cell of every notebook: installs the fail-loudly panic hook, registers the
+/// plot font, and returns the best device (printing which one it picked).
+pub fn notebook_init() -> candle_core::Device {
+    INIT.call_once(|| {
+        std::panic::set_hook(Box::new(|info| {
+            eprintln!("SMG_CELL_FAILED: {info}");
+            eprintln!("(the notebook run stops here: specmaskgit::notebook_init makes every panic fatal)");
+            std::process::abort();
+        }));
+        crate::plot::ensure_font();
+    });
+    let choice = smg_core::best_device();
+    println!(
+        "specmaskgit {} | device: {} | quick mode: {}",
+        env!("CARGO_PKG_VERSION"),
+        choice,
+        quick_mode()
+    );
+    choice.device
+}
+
+/// True when `SMG_QUICK` is set to anything but `0`/empty: notebooks then use tiny counts so CI
+/// can execute them; people get the full run by leaving it unset.
+pub fn quick_mode() -> bool {
+    std::env::var("SMG_QUICK").map(|v| !v.is_empty() && v != "0").unwrap_or(false)
+}
+
+/// Picks `quick` in quick mode and `full` otherwise.
+pub fn quick_or<T>(quick: T, full: T) -> T {
+    if quick_mode() {
+        quick
+    } else {
+        full
+    }
+}
+
+/// Root of the repository this prelude was built from.
+pub fn repo_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("."))
+}
+
+/// The data folder: `SMG_DATA_DIR` if set, else `data/` of the repository.
+pub fn data_dir() -> PathBuf {
+    std::env::var_os("SMG_DATA_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo_dir().join("data"))
+}
+
+/// Where notebooks save figures and audio: `SMG_OUTPUT_DIR` or `notebooks/output/`.
+pub fn output_dir() -> PathBuf {
+    std::env::var_os("SMG_OUTPUT_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo_dir().join("notebooks").join("output"))
+}

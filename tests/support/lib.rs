@@ -1,0 +1,36 @@
+//! Helpers shared by the workspace-level integration tests in `tests/`: where the fixtures live
+//! and how to read them.
+
+use ndarray::Array2;
+use std::path::PathBuf;
+
+/// `tests/fixtures` of this checkout.
+pub fn fixtures_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests").join("fixtures")
+}
+
+/// A fixture file by its path relative to `tests/fixtures`.
+pub fn fixture(rel: &str) -> PathBuf {
+    fixtures_dir().join(rel)
+}
+
+/// Largest absolute difference between two equally shaped arrays, over the entries where
+/// `mask(reference)` holds; also returns how many entries were compared.
+pub fn max_abs_diff_where(a: &Array2<f32>, reference: &Array2<f32>, mask: impl Fn(f32) -> bool) -> (f32, usize) {
+    assert_eq!(a.dim(), reference.dim(), "shape mismatch");
+    let mut m = 0f32;
+    let mut n = 0;
+    for (x, r) in a.iter().zip(reference.iter()) {
+        if mask(*r) {
+            m = m.max((x - r).abs());
+            n += 1;
+        }
+    }
+    (m, n)
+}
+
+/// Mean absolute difference of two equally shaped arrays.
+pub fn mean_abs_diff(a: &Array2<f32>, b: &Array2<f32>) -> f32 {
+    assert_eq!(a.dim(), b.dim(), "shape mismatch");
+    a.iter().zip(b.iter()).map(|(x, y)| (x - y).abs()).sum::<f32>() / a.len() as f32
+}
