@@ -245,13 +245,11 @@ fn truncated(e: hound::Error, path: PathBuf, expected: usize) -> AudioError {
 
 fn map_hound(e: hound::Error, path: PathBuf) -> AudioError {
     match e {
-        hound::Error::IoError(source) if source.kind() == std::io::ErrorKind::UnexpectedEof => {
-            AudioError::Corrupt {
-                path,
-                detail: "truncated WAV header".into(),
-            }
-        }
-        hound::Error::IoError(source) => AudioError::Io { path, source },
+        // The file was already opened and sniffed, so a read failure here is a short header.
+        hound::Error::IoError(source) => AudioError::Corrupt {
+            path,
+            detail: format!("truncated WAV header ({source})"),
+        },
         hound::Error::FormatError(msg) => AudioError::Corrupt {
             path,
             detail: format!("malformed WAV: {msg}"),

@@ -1,0 +1,88 @@
+//! The `smg` binary end to end: info, mel (matched against the librosa fixture), griffin-lim,
+//! and one-line errors with a non-zero exit on bad input.
+
+use ndarray::Array2;
+use std::path::PathBuf;
+use std::process::Command;
+
+fn fixture(rel: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures").join(rel)
+}
+
+fn smg(args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_smg")).args(args).output().unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn info_reports_format_rate_channels_duration_peak() {
+    let (ok, out, err) = smg(&["info", fixture("audio/speech.wav").to_str().unwrap()]);
+    assert!(ok, "{err}");
+    for key in ["format: WAV PCM 16-bit", "sample rate: 22050 Hz", "channels: 1", "duration:", "peak:"] {
+        assert!(out.contains(key), "missing {key:?} in\n{out}");
+    }
+}
+
+#[test]
+fn mel_matches_the_librosa_reference() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("speech.npy");
+    let (ok, _, err) = smg(&["mel", fixture("audio/speech.wav").to_str().unwrap(), "-o", out.to_str().unwrap()]);
+    assert!(ok, "{err}");
+    let ours: Array2<f32> = ndarray_npy::read_npy(&out).unwrap();
+    let reference: Array2<f32> = ndarray_npy::read_npy(fixture("audio/speech.logmel.npy")).unwrap();
+    assert_eq!(ours.dim(), reference.dim());
+    let err = ours
+        .iter()
+        .zip(reference.iter())
+        .filter(|(_, r)| **r > -9.0)
+        .map(|(a, r)| (a - r).abs())
+        .fold(0f32, f32::max);
+    assert!(err < 5e-3, "max |diff| {err}");
+
+    let wav = dir.path().join("gl.wav");
+    let (ok, _, err) = smg(&["griffin-lim", out.to_str().unwrap(), "-o", wav.to_str().unwrap(), "--iterations", "16"]);
+    assert!(ok, "{err}");
+    let (ok, info, _) = smg(&["info", wav.to_str().unwrap()]);
+    assert!(ok && info.contains("sample rate: 22050 Hz"), "{info}");
+}
+
+#[test]
+fn errors_are_one_line_with_nonzero_exit() {
+    let dir = tempfile::tempdir().unwrap();
+    let empty = dir.path().join("empty.wav");
+    std::fs::write(&empty, b"").unwrap();
+    let bad_npy = dir.path().join("bad.npy");
+    std::fs::write(&bad_npy, b"not numpy").unwrap();
+    let out = dir.path().join("x.npy");
+    let wrong_shape = dir.path().join("wrong_shape.npy");
+    ndarray_npy::write_npy(&wrong_shape, &Array2::<f32>::zeros((64, 10))).unwrap();
+    let nan_mel = dir.path().join("nan.npy");
+    let mut m = Array2::<f32>::zeros((80, 10));
+    m[[1, 1]] = f32::NAN;
+    ndarray_npy::write_npy(&nan_mel, &m).unwrap();
+    let d = dir.path().to_str().unwrap().to_string();
+    let cases: Vec<Vec<String>> = vec![
+        vec!["info".into(), empty.display().to_string()],
+        vec!["info".into(), d.clone()],
+        vec!["mel".into(), fixture("audio/mel_basis.npy").display().to_string(), "-o".into(), out.display().to_string()],
+        vec!["griffin-lim".into(), bad_npy.display().to_string(), "-o".into(), format!("{d}/y.wav")],
+        vec!["griffin-lim".into(), wrong_shape.display().to_string(), "-o".into(), format!("{d}/y.wav")],
+        vec!["griffin-lim".into(), nan_mel.display().to_string(), "-o".into(), format!("{d}/y.wav")],
+    ];
+    for args in cases {
+        let a: Vec<&str> = args.iter().map(String::as_str).collect();
+        let (ok, _, err) = smg(&a);
+        assert!(!ok, "{a:?} should fail");
+        let lines: Vec<&str> = err.lines().collect();
+        assert_eq!(lines.len(), 1, "{a:?}: not one line:\n{err}");
+        assert!(lines[0].starts_with("error: "), "{a:?}: {err}");
+        assert!(!err.contains("panicked") && !err.contains("backtrace"), "{err}");
+    }
+    assert!(!out.exists(), "a failed command must not leave output behind");
+    assert!(!dir.path().join("y.wav").exists(), "a failed command must not leave output behind");
+}
