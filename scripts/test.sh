@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# The project's test command (README; .ci/run calls exactly this):
+#   1. set-up for headless runs (idempotent: venv, evcxr_jupyter, kernel, verified assets),
+#   2. cargo test --workspace,
+#   3. the notebook harness must fail every deliberately failing notebook in tests/notebooks,
+#   4. every notebook in notebooks/ executes headless in quick mode (SMG_QUICK=1) without a
+#      cell error and with the images and audio players its metadata promises.
+set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
+cd "$SMG_ROOT"
+t0=$SECONDS
+stage() { log "[$((SECONDS - t0)) s] $*"; }
+
+stage "set-up"
+scripts/setup.sh --ci
+
+stage "cargo test --workspace"
+cargo test --workspace --quiet 2>&1 | grep -v '^running 0 tests$' | grep -v '^test result: ok. 0 passed' | grep -v '^$'
+test "${PIPESTATUS[0]}" -eq 0 || die "cargo test failed"
+
+export SMG_QUICK=1
+stage "notebook harness self-test (these must fail)"
+"$SMG_VENV/bin/python" scripts/run_notebooks.py --expect-failure tests/notebooks/*.ipynb
+
+stage "notebooks (quick mode)"
+"$SMG_VENV/bin/python" scripts/run_notebooks.py notebooks/*.ipynb
+
+stage "all tests passed"
