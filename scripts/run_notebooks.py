@@ -2,9 +2,10 @@
 """Execute notebooks headless with the evcxr (Rust) kernel and fail loudly.
 
 A notebook fails when any cell raises (compile error, dead kernel, timeout), when any output
-is an error, when a cell printed a panic (evcxr reports panics and `Err`s as text, which
-nbclient alone does not treat as failure), or when the notebook did not produce the outputs its
-metadata promises: ``metadata.smg.expect = {"image/png": N, "audio": M}``.
+is an error, when a cell wrote to stderr (evcxr reports panics, and `Err`s propagated with `?`,
+as stderr text, which nbclient alone does not treat as failure; notebooks write everything
+else to stdout; a cell tagged ``smg-allow-stderr`` is exempt), or when the notebook did not
+produce the outputs its metadata promises: ``metadata.smg.expect = {"image/png": N, "audio": M}``.
 
     run_notebooks.py notebooks/00_quickstart.ipynb ...        # all must pass
     run_notebooks.py --expect-failure tests/notebooks/*.ipynb  # all must fail (harness self-test)
@@ -33,15 +34,25 @@ def problems_in_outputs(nb):
                 found.append(f"cell {i}: error output {out.get('ename')}: {out.get('evalue', '')[:300]}")
             elif out.output_type == "stream":
                 text = out.get("text", "")
-                for marker in PANIC_MARKERS:
-                    if marker in text:
-                        found.append(f"cell {i}: {text.strip()[:300]}")
-                        break
+                allowed = "smg-allow-stderr" in cell.get("metadata", {}).get("tags", [])
+                if (out.get("name") == "stderr" and text.strip() and not allowed) or any(
+                        m in text for m in PANIC_MARKERS):
+                    found.append(f"cell {i}: {out.get('name')}: {text.strip()[:300]}")
             elif out.output_type in ("execute_result", "display_data"):
                 text = out.get("data", {}).get("text/plain", "")
                 if isinstance(text, str) and text.startswith("Error"):
                     found.append(f"cell {i}: {text[:300]}")
     return found
+
+
+def summary(message):
+    """The most telling line of an nbclient exception message."""
+    lines = [l.strip() for l in message.splitlines() if l.strip() and not set(l.strip()) <= set("-")]
+    for key in ("SMG_CELL_FAILED", "panicked", "error[", "error:", "Error:", "error", "Error"):
+        for l in lines:
+            if key in l:
+                return l[:400]
+    return lines[-1][:400] if lines else ""
 
 
 def count_outputs(nb):
@@ -74,7 +85,7 @@ def run_one(path, timeout, out_dir):
     try:
         client.execute()
     except (CellExecutionError, CellTimeoutError, DeadKernelError) as e:
-        failures.append(f"{type(e).__name__}: {str(e).strip().splitlines()[-1][:400] if str(e).strip() else ''}")
+        failures.append(f"{type(e).__name__}: {summary(str(e))}")
     except Exception as e:  # kernel could not start, etc.
         failures.append(f"{type(e).__name__}: {e}")
     elapsed = time.time() - t0
