@@ -30,6 +30,29 @@ fetch_deb() {
   DEB_FILE="$file"
 }
 
+fetch_wheel() {
+  local name="$1" version="$2" sha="$3" file
+  for attempt in 1 2; do
+    file=$(ls "$downloads"/"${name//-/_}"-"$version"-*.whl 2>/dev/null | head -n1 || true)
+    if [[ -n "$file" ]] && sha_ok "$file" "$sha"; then WHEEL_FILE="$file"; return 0; fi
+    [[ -n "$file" ]] && { log "$name: checksum mismatch, fetching again"; rm -f "$file"; }
+    python3 -m pip download -q --disable-pip-version-check --no-deps --only-binary=:all: \
+      -d "$downloads" "$name==$version" >/dev/null 2>&1 \
+      || die "cannot download wheel $name==$version (no network to PyPI, or the version is gone)"
+  done
+  die "$name==$version: sha256 still wrong after a fresh download (expected $sha)"
+}
+
+unpack_into() {  # unpack_into DEST SHA COMMAND...: run COMMAND into DEST.partial, then publish
+  local dest="$1" sha="$2"; shift 2
+  rm -rf "$dest.partial" "$dest"
+  mkdir -p "$dest.partial"
+  "$@" "$dest.partial" || die "could not unpack into $dest"
+  touch "$dest.partial/.fetched-$sha"
+  mv "$dest.partial" "$dest"
+  did_work=1
+}
+
 while IFS=$'\t' read -r kind name version sha _what; do
   [[ -z "$kind" || "$kind" == \#* ]] && continue
   dest="$SMG_DATA_DIR/$kind/$name"
@@ -42,12 +65,14 @@ while IFS=$'\t' read -r kind name version sha _what; do
       [[ -f "$stamp" ]] && log "$name: kept download is corrupted"
       log "fetching $name $version"
       fetch_deb "$name" "$version" "$sha"
-      rm -rf "$dest.partial" "$dest"
-      mkdir -p "$dest.partial"
-      dpkg-deb -x "$DEB_FILE" "$dest.partial" || die "$name: dpkg-deb could not unpack $DEB_FILE"
-      touch "$dest.partial/.fetched-$sha"
-      mv "$dest.partial" "$dest"
-      did_work=1
+      unpack_into "$dest" "$sha" dpkg-deb -x "$DEB_FILE"
+      ;;
+    wheel)
+      whl=$(ls "$downloads"/"${name//-/_}"-"$version"-*.whl 2>/dev/null | head -n1 || true)
+      if [[ -f "$stamp" ]] && { [[ -z "$whl" ]] || sha_ok "$whl" "$sha"; }; then continue; fi
+      log "fetching wheel $name $version"
+      fetch_wheel "$name" "$version" "$sha"
+      unpack_into "$dest" "$sha" python3 -m zipfile -e "$WHEEL_FILE"
       ;;
     *) die "assets.lock: unknown kind '$kind' for $name" ;;
   esac

@@ -13,9 +13,9 @@ command -v cargo >/dev/null || die "cargo not found: install the Rust toolchain 
 command -v python3 >/dev/null || die "python3 not found: install Python 3.9+ first"
 mkdir -p "$SMG_CACHE"
 
-# --- Debian packages the scripts call (dpkg-deb for the asset fetch) ---------------------------
+# --- Debian tools: dpkg-deb (asset fetch); fluidsynth, abcmidi, mma (music rendering) ---------
 need_apt=()
-for pkg in dpkg ca-certificates; do
+for pkg in dpkg ca-certificates fluidsynth abcmidi mma; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need_apt+=("$pkg")
 done
 if ((${#need_apt[@]})); then

@@ -8,6 +8,8 @@
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 cd "$SMG_ROOT"
+# Tests keep fetched and built data in the cache, so fresh clones (CI) reuse it.
+export SMG_DATA_DIR="${SMG_DATA_DIR_FOR_TESTS:-$SMG_CACHE/data}"
 t0=$SECONDS
 stage() { log "[$((SECONDS - t0)) s] $*"; }
 
