@@ -23,8 +23,6 @@ if [[ $ui == auto ]]; then
 fi
 
 scripts/setup.sh
-log "building the smg command line"
-cargo build --release --quiet -p smg-cli
 log "smg is at $CARGO_TARGET_DIR/release/smg"
 
 case $ui in

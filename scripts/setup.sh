@@ -61,6 +61,10 @@ if spec.get("env") != env:
     json.dump(spec, open(path, "w"), indent=2)
 PY
 
-# --- data assets ----------------------------------------------------------------------------
+# --- data assets, converted weights, the small sound-event corpus -----------------------------
 "$SMG_ROOT/scripts/fetch_assets.sh"
+"$SMG_ROOT/scripts/convert_weights.sh"
+log "building the smg command line"
+cargo build --release --quiet -p smg-cli || die "cargo build -p smg-cli failed"
+"$CARGO_TARGET_DIR/release/smg" data build --config small
 log "setup complete"

@@ -16,6 +16,9 @@ stage() { log "[$((SECONDS - t0)) s] $*"; }
 stage "set-up"
 scripts/setup.sh --ci
 
+stage "python tests (checkpoint converter)"
+python3 -m unittest discover -s tests/python
+
 stage "cargo test --workspace"
 cargo test --workspace --quiet 2>&1 | grep -v '^running 0 tests$' | grep -v '^test result: ok. 0 passed' | grep -v '^$'
 test "${PIPESTATUS[0]}" -eq 0 || die "cargo test failed"

@@ -15,7 +15,7 @@ pub enum AudioError {
     IsDirectory { path: PathBuf },
     #[error("{path}: file is empty (0 bytes)")]
     EmptyFile { path: PathBuf },
-    #[error("{path}: unsupported audio format ({detail}); supported: WAV, FLAC, OGG Vorbis, MP3")]
+    #[error("{path}: unsupported audio format ({detail}); supported: WAV, AIFF, FLAC, OGG Vorbis, MP3")]
     Unsupported { path: PathBuf, detail: String },
     #[error("{path}: corrupt or truncated audio: {detail}")]
     Corrupt { path: PathBuf, detail: String },

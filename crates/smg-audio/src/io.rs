@@ -99,6 +99,7 @@ enum Container {
     Flac,
     Ogg,
     Mp3,
+    Aiff,
 }
 
 fn sniff(path: &Path) -> Result<Container> {
@@ -123,12 +124,24 @@ fn sniff(path: &Path) -> Result<Container> {
     let h = &head[..n];
     if h.starts_with(b"RIFF") || h.starts_with(b"RIFX") || h.starts_with(b"RF64") {
         if n >= 12 && &h[8..12] == b"WAVE" {
+            if let Some(tag) = wav_format_tag(path) {
+                // PCM, IEEE float, extensible (hound); ADPCM, A-law, µ-law (symphonia).
+                if ![1u16, 3, 0xFFFE, 2, 0x11, 6, 7].contains(&tag) {
+                    return Err(AudioError::Unsupported {
+                        path: path.to_path_buf(),
+                        detail: format!("WAV with codec format tag 0x{tag:04x}{}", if tag == 0x674f || tag == 0x6750 { " (Ogg Vorbis inside WAV)" } else { "" }),
+                    });
+                }
+            }
             return Ok(Container::Wav);
         }
         return Err(AudioError::Corrupt {
             path: path.to_path_buf(),
             detail: "RIFF file without a WAVE header (truncated?)".into(),
         });
+    }
+    if h.starts_with(b"FORM") && n >= 12 && (&h[8..12] == b"AIFF" || &h[8..12] == b"AIFC") {
+        return Ok(Container::Aiff);
     }
     if h.starts_with(b"fLaC") {
         return Ok(Container::Flac);
@@ -144,6 +157,21 @@ fn sniff(path: &Path) -> Result<Container> {
         path: path.to_path_buf(),
         detail: format!("unrecognised leading bytes {}", hex.join(" ")),
     })
+}
+
+/// The `wFormatTag` of a RIFF/WAVE file's `fmt ` chunk, if it can be found.
+fn wav_format_tag(path: &Path) -> Option<u16> {
+    let bytes = std::fs::read(path).ok()?;
+    let mut pos = 12;
+    while pos + 8 <= bytes.len() {
+        let id = &bytes[pos..pos + 4];
+        let len = u32::from_le_bytes(bytes[pos + 4..pos + 8].try_into().ok()?) as usize;
+        if id == b"fmt " {
+            return bytes.get(pos + 8..pos + 10).map(|b| u16::from_le_bytes([b[0], b[1]]));
+        }
+        pos += 8 + len + (len & 1);
+    }
+    None
 }
 
 fn read_up_to(f: &mut File, buf: &mut [u8]) -> std::io::Result<usize> {
@@ -166,10 +194,14 @@ pub fn load(path: impl AsRef<Path>) -> Result<Audio> {
     let audio = match sniff(path)? {
         Container::Wav => match load_wav_hound(path) {
             Ok(a) => a,
-            // hound does not do every WAV codec (e.g. 64-bit float); symphonia may.
-            Err(AudioError::Unsupported { .. }) => load_symphonia(path, "WAV")?,
+            // hound is strict (odd block alignments, 64-bit float, extensible variants);
+            // symphonia may still read the file. If neither can, report hound's reason.
+            Err(e @ (AudioError::Unsupported { .. } | AudioError::Corrupt { .. })) => {
+                load_symphonia(path, "WAV").map_err(|_| e)?
+            }
             Err(e) => return Err(e),
         },
+        Container::Aiff => load_symphonia(path, "AIFF")?,
         Container::Flac => load_symphonia(path, "FLAC")?,
         Container::Ogg => load_symphonia(path, "OGG")?,
         Container::Mp3 => load_symphonia(path, "MP3")?,

@@ -41,6 +41,42 @@ enum Command {
     },
     /// Print which compute device the library would pick.
     Device,
+    /// The embedded default data: fetch the pinned assets, build the corpus, show its numbers.
+    Data {
+        #[command(subcommand)]
+        command: DataCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum DataCommand {
+    /// Fetch and verify the pinned assets (scripts/fetch_assets.sh + scripts/convert_weights.sh).
+    Fetch,
+    /// Build the sound-event corpus for a clip configuration (idempotent).
+    Build {
+        /// `small` (256 frames, 2.97 s) or `paper` (848 frames, 9.85 s); `all` builds both.
+        #[arg(long, default_value = "small")]
+        config: String,
+    },
+    /// Counts per category and split, durations, sources and licences.
+    Stats {
+        #[arg(long, default_value = "small")]
+        config: String,
+        /// Also write the data card (Markdown) to this file.
+        #[arg(long)]
+        card: Option<PathBuf>,
+    },
+}
+
+/// `SMG_DATA_DIR`, else `data/` of the checkout this binary was built from.
+fn data_dir() -> PathBuf {
+    std::env::var_os("SMG_DATA_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo_dir().join("data"))
+}
+
+fn repo_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
 fn main() {
@@ -111,6 +147,56 @@ fn run(cli: Cli) -> Result<()> {
             eprintln!("wrote {} ({:.2} s)", output.display(), y.len() as f64 / mt.config.sample_rate as f64);
         }
         Command::Device => println!("{}", smg_core::best_device()),
+        Command::Data { command } => data(command)?,
+    }
+    Ok(())
+}
+
+fn data(cmd: DataCommand) -> Result<()> {
+    use smg_data::ClipConfig;
+    let dir = data_dir();
+    match cmd {
+        DataCommand::Fetch => {
+            for script in ["fetch_assets.sh", "convert_weights.sh"] {
+                let path = repo_dir().join("scripts").join(script);
+                let status = std::process::Command::new("bash")
+                    .arg(&path)
+                    .env("SMG_DATA_DIR", &dir)
+                    .status()
+                    .with_context(|| format!("cannot run {}", path.display()))?;
+                if !status.success() {
+                    bail!("{} failed", path.display());
+                }
+            }
+        }
+        DataCommand::Build { config } => {
+            let configs = if config == "all" { vec![ClipConfig::small(), ClipConfig::paper()] } else { vec![ClipConfig::by_name(&config)?] };
+            for cfg in configs {
+                let r = smg_data::build_sound_corpus(&dir, &cfg, true)?;
+                if r.up_to_date {
+                    eprintln!("sound-{}: up to date ({} clips from {} sources), nothing to do", cfg.name, r.clips, r.sources);
+                } else {
+                    eprintln!("sound-{}: {} clips from {} sources -> {}", cfg.name, r.clips, r.sources, r.out_dir.display());
+                    for (f, why) in &r.failed {
+                        eprintln!("  skipped {f}: {why}");
+                    }
+                }
+                if !r.unlabelled.is_empty() {
+                    eprintln!("  {} files matched no labelling rule and are not used", r.unlabelled.len());
+                }
+            }
+        }
+        DataCommand::Stats { config, card } => {
+            let cfg = ClipConfig::by_name(&config)?;
+            let ds = smg_data::Dataset::open_sound(&dir, &cfg)?;
+            let st = smg_data::stats::stats(&ds.records);
+            println!("{}\n\n{}\n{}", st.summary(&format!("sound-{}", cfg.name)), st.category_table(), st.package_table());
+            if let Some(path) = card {
+                std::fs::write(&path, smg_data::stats::data_card(&[(format!("sound-{}", cfg.name), st)]))
+                    .with_context(|| format!("{}: cannot write", path.display()))?;
+                eprintln!("wrote {}", path.display());
+            }
+        }
     }
     Ok(())
 }
