@@ -54,11 +54,39 @@ impl Figure {
     }
 }
 
-/// Raw HTML shown inline (e.g. several players in a row).
-#[derive(Debug, Clone)]
+/// Raw HTML shown inline; also a page builder for showing many figures and players from one
+/// cell (evcxr keeps only the last output of each kind per cell, so a loop that displays items
+/// one by one would lose all but the last: push them into one `Html` and end the cell with it).
+#[derive(Debug, Clone, Default)]
 pub struct Html(pub String);
 
 impl Html {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Appends a line of (escaped) text.
+    pub fn text(&mut self, t: impl AsRef<str>) -> &mut Self {
+        self.0 += &format!("<div style=\"font-family:monospace;font-size:90%\">{}</div>", html_escape(t.as_ref()));
+        self
+    }
+
+    /// Appends a heading.
+    pub fn heading(&mut self, t: impl AsRef<str>) -> &mut Self {
+        self.0 += &format!("<h4>{}</h4>", html_escape(t.as_ref()));
+        self
+    }
+
+    pub fn figure(&mut self, f: &Figure) -> &mut Self {
+        self.0 += &format!("<div>{}</div>", f.to_html());
+        self
+    }
+
+    pub fn player(&mut self, p: &AudioPlayer) -> &mut Self {
+        self.0 += &p.to_html();
+        self
+    }
+
     pub fn evcxr_display(&self) {
         emit("text/html", &self.0);
     }
@@ -121,6 +149,7 @@ impl AudioPlayer {
 
 /// Several players side by side, e.g. original vs resynthesis.
 pub fn players_row(players: &[AudioPlayer]) -> Html {
+    // (one table, one output)
     let cells: String = players
         .iter()
         .map(|p| format!("<td style=\"padding-right:1em\">{}</td>", p.to_html()))

@@ -17,14 +17,20 @@ pub mod plot;
 pub use candle_core as candle;
 pub use candle_nn;
 pub use ndarray;
+pub use rand;
 pub use smg_audio as audio;
+pub use smg_data as data;
 pub use smg_core as core;
 
 /// Everything a notebook cell usually needs.
 pub mod prelude {
     pub use crate::display::{players_row, AudioPlayer, Figure, Html};
     pub use crate::notebook::{data_dir, notebook_init, output_dir, quick_mode, quick_or, repo_dir};
-    pub use crate::plot::{line_plot, spectrogram, token_grid, waveform, LinePlot, Spectrogram, TokenGrid, Waveform};
+    pub use crate::plot::{
+        bar_chart, heatmap, histogram, line_plot, spectrogram, token_grid, waveform, BarChart, Heatmap, LinePlot, Spectrogram,
+        TokenGrid, Waveform,
+    };
+    pub use smg_data::{self as data, ClipConfig, ClipRecord, Dataset, SetKind, Split};
     pub use candle_core::{DType, Device, Tensor};
     pub use ndarray::{Array1, Array2};
     pub use smg_audio::{

@@ -196,6 +196,7 @@ fn draw_colorbar(area: &Area, lo: f32, hi: f32, unit: &str) -> Result<(), PlotEr
         .disable_mesh()
         .disable_x_axis()
         .y_labels(5)
+        .y_label_style(("sans-serif", 12))
         .draw()
         .map_err(perr)?;
     let steps = 64;
@@ -509,5 +510,168 @@ impl LinePlot {
 
     pub fn evcxr_display(&self) {
         self.render().expect("line plot").evcxr_display();
+    }
+}
+
+/// Horizontal bar chart of labelled values (category counts, histograms).
+#[derive(Debug, Clone)]
+pub struct BarChart {
+    bars: Vec<(String, f64)>,
+    title: String,
+    x_label: String,
+    size: Option<(u32, u32)>,
+}
+
+/// Starts a bar chart of `(label, value)` pairs, drawn top to bottom in the given order.
+pub fn bar_chart(title: impl Into<String>, bars: &[(String, f64)]) -> BarChart {
+    BarChart { bars: bars.to_vec(), title: title.into(), x_label: "count".into(), size: None }
+}
+
+/// Histogram of `values` with `bins` equal-width bins, as a bar chart.
+pub fn histogram(title: impl Into<String>, values: &[f64], bins: usize) -> BarChart {
+    let (lo, hi) = finite_range(values.iter().map(|v| *v as f32));
+    let (lo, hi) = (lo as f64, hi as f64);
+    let bins = bins.max(1);
+    let width = (hi - lo) / bins as f64;
+    let mut counts = vec![0f64; bins];
+    for v in values.iter().filter(|v| v.is_finite()) {
+        let b = (((v - lo) / width) as usize).min(bins - 1);
+        counts[b] += 1.0;
+    }
+    let bars = counts
+        .iter()
+        .enumerate()
+        .map(|(i, c)| (format!("{:.2}–{:.2}", lo + i as f64 * width, lo + (i + 1) as f64 * width), *c))
+        .collect::<Vec<_>>();
+    bar_chart(title, &bars)
+}
+
+impl BarChart {
+    pub fn x_label(mut self, l: impl Into<String>) -> Self {
+        self.x_label = l.into();
+        self
+    }
+    pub fn size(mut self, w: u32, h: u32) -> Self {
+        self.size = Some((w, h));
+        self
+    }
+
+    pub fn render(&self) -> Result<Figure, PlotError> {
+        let n = self.bars.len();
+        if n == 0 {
+            return Err(perr("no bars"));
+        }
+        let max = self.bars.iter().map(|b| b.1).fold(0f64, f64::max).max(1e-9) * 1.08;
+        let label_px = self.bars.iter().map(|b| b.0.chars().count()).max().unwrap_or(4) as u32 * 7 + 16;
+        let (w, h) = self.size.unwrap_or((760, 70 + 20 * n as u32));
+        render(w, h, |root| {
+            let mut chart = ChartBuilder::on(root)
+                .caption(&self.title, ("sans-serif", 18))
+                .margin(10)
+                .x_label_area_size(36)
+                .y_label_area_size(label_px)
+                .build_cartesian_2d(0f64..max, 0f64..n as f64)
+                .map_err(perr)?;
+            let labels: Vec<String> = self.bars.iter().map(|b| b.0.clone()).collect();
+            chart
+                .configure_mesh()
+                .disable_y_mesh()
+                .x_desc(&self.x_label)
+                .y_labels(n * 2 + 1)
+                .y_label_formatter(&|v| {
+                    let f = *v - v.floor();
+                    let i = n as i64 - 1 - v.floor() as i64;
+                    if (f - 0.5).abs() < 0.26 && i >= 0 && (i as usize) < n { labels[i as usize].clone() } else { String::new() }
+                })
+                .draw()
+                .map_err(perr)?;
+            chart
+                .draw_series(self.bars.iter().enumerate().map(|(i, (_, v))| {
+                    let y = (n - 1 - i) as f64;
+                    Rectangle::new([(0.0, y + 0.15), (*v, y + 0.85)], PALETTE[0].filled())
+                }))
+                .map_err(perr)?;
+            chart
+                .draw_series(self.bars.iter().enumerate().map(|(i, (_, v))| {
+                    let y = (n - 1 - i) as f64;
+                    Text::new(format!("{v}"), (*v + max * 0.005, y + 0.75), ("sans-serif", 11).into_font())
+                }))
+                .map_err(perr)?;
+            Ok(())
+        })
+    }
+
+    pub fn evcxr_display(&self) {
+        self.render().expect("bar chart").evcxr_display();
+    }
+}
+
+/// Heatmap of a labelled square or rectangular matrix (e.g. tag co-occurrence).
+#[derive(Debug, Clone)]
+pub struct Heatmap {
+    values: Array2<f32>,
+    rows: Vec<String>,
+    cols: Vec<String>,
+    title: String,
+    size: Option<(u32, u32)>,
+}
+
+/// Starts a heatmap: `values[[r, c]]` with row and column labels.
+pub fn heatmap(title: impl Into<String>, values: &Array2<f32>, rows: &[String], cols: &[String]) -> Heatmap {
+    Heatmap { values: values.clone(), rows: rows.to_vec(), cols: cols.to_vec(), title: title.into(), size: None }
+}
+
+impl Heatmap {
+    pub fn size(mut self, w: u32, h: u32) -> Self {
+        self.size = Some((w, h));
+        self
+    }
+
+    pub fn render(&self) -> Result<Figure, PlotError> {
+        let (nr, nc) = self.values.dim();
+        if nr == 0 || nc == 0 || self.rows.len() != nr || self.cols.len() != nc {
+            return Err(perr(format!("heatmap {}x{} with {} row and {} column labels", nr, nc, self.rows.len(), self.cols.len())));
+        }
+        let (lo, hi) = finite_range(self.values.iter().copied());
+        let label_px = self.rows.iter().map(|r| r.chars().count()).max().unwrap_or(4) as u32 * 7 + 16;
+        let col_px = 40;
+        let (w, h) = self.size.unwrap_or((label_px + 26 * nc as u32 + 120, col_px + 26 * nr as u32 + 60));
+        render(w, h, |root| {
+            let (main, bar) = root.split_horizontally(w.saturating_sub(90));
+            let mut chart = ChartBuilder::on(&main)
+                .caption(&self.title, ("sans-serif", 18))
+                .margin(8)
+                .x_label_area_size(col_px)
+                .y_label_area_size(label_px)
+                .build_cartesian_2d(0f64..nc as f64, 0f64..nr as f64)
+                .map_err(perr)?;
+            let (rows, cols) = (&self.rows, &self.cols);
+            let pick = |v: f64, n: usize, labels: &Vec<String>, flip: bool| {
+                let f = v - v.floor();
+                let i = v.floor() as i64;
+                let i = if flip { n as i64 - 1 - i } else { i };
+                if (f - 0.5).abs() < 0.26 && i >= 0 && (i as usize) < n { labels[i as usize].clone() } else { String::new() }
+            };
+            chart
+                .configure_mesh()
+                .disable_mesh()
+                .x_labels(nc * 2 + 1)
+                .y_labels(nr * 2 + 1)
+                .x_label_formatter(&|v| pick(*v, nc, cols, false))
+                .y_label_formatter(&|v| pick(*v, nr, rows, true))
+                .draw()
+                .map_err(perr)?;
+            let cells = (0..nr).flat_map(|r| (0..nc).map(move |c| (r, c))).map(|(r, c)| {
+                let y = (nr - 1 - r) as f64;
+                let v = (self.values[[r, c]] - lo) / (hi - lo);
+                Rectangle::new([(c as f64, y), (c as f64 + 1.0, y + 1.0)], magma(v).filled())
+            });
+            chart.draw_series(cells).map_err(perr)?;
+            draw_colorbar(&bar, lo, hi, "")
+        })
+    }
+
+    pub fn evcxr_display(&self) {
+        self.render().expect("heatmap").evcxr_display();
     }
 }

@@ -57,11 +57,17 @@ enum DataCommand {
         /// `small` (256 frames, 2.97 s) or `paper` (848 frames, 9.85 s); `all` builds both.
         #[arg(long, default_value = "small")]
         config: String,
+        /// `sound` (sound events), `music` (renders the tagged music set first) or `all`.
+        #[arg(long, default_value = "all")]
+        set: String,
     },
     /// Counts per category and split, durations, sources and licences.
     Stats {
         #[arg(long, default_value = "small")]
         config: String,
+        /// `sound`, `music` or `all`.
+        #[arg(long, default_value = "all")]
+        set: String,
         /// Also write the data card (Markdown) to this file.
         #[arg(long)]
         card: Option<PathBuf>,
@@ -76,7 +82,8 @@ fn data_dir() -> PathBuf {
 }
 
 fn repo_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
+    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
+    std::fs::canonicalize(&p).unwrap_or(p)
 }
 
 fn main() {
@@ -153,7 +160,7 @@ fn run(cli: Cli) -> Result<()> {
 }
 
 fn data(cmd: DataCommand) -> Result<()> {
-    use smg_data::ClipConfig;
+    use smg_data::{ClipConfig, SetKind};
     let dir = data_dir();
     match cmd {
         DataCommand::Fetch => {
@@ -169,34 +176,75 @@ fn data(cmd: DataCommand) -> Result<()> {
                 }
             }
         }
-        DataCommand::Build { config } => {
+        DataCommand::Build { config, set } => {
             let configs = if config == "all" { vec![ClipConfig::small(), ClipConfig::paper()] } else { vec![ClipConfig::by_name(&config)?] };
+            let kinds = set_kinds(&set)?;
+            if kinds.contains(&SetKind::Music) {
+                render_music(&dir)?;
+            }
             for cfg in configs {
-                let r = smg_data::build_sound_corpus(&dir, &cfg, true)?;
-                if r.up_to_date {
-                    eprintln!("sound-{}: up to date ({} clips from {} sources), nothing to do", cfg.name, r.clips, r.sources);
-                } else {
-                    eprintln!("sound-{}: {} clips from {} sources -> {}", cfg.name, r.clips, r.sources, r.out_dir.display());
-                    for (f, why) in &r.failed {
-                        eprintln!("  skipped {f}: {why}");
+                for &kind in &kinds {
+                    let name = format!("{}-{}", kind.name(), cfg.name);
+                    let r = smg_data::build_set(&dir, kind, &cfg, true)?;
+                    if r.up_to_date {
+                        eprintln!("{name}: up to date ({} clips from {} sources), nothing to do", r.clips, r.sources);
+                        continue;
                     }
-                }
-                if !r.unlabelled.is_empty() {
-                    eprintln!("  {} files matched no labelling rule and are not used", r.unlabelled.len());
+                    eprintln!("{name}: {} clips from {} sources -> {}", r.clips, r.sources, r.out_dir.display());
+                    if !r.failed.is_empty() || !r.unlabelled.is_empty() {
+                        eprintln!(
+                            "  not used: {} files matched no labelling rule, {} could not be decoded (listed in {})",
+                            r.unlabelled.len(),
+                            r.failed.len(),
+                            r.out_dir.join("unused.txt").display()
+                        );
+                    }
                 }
             }
         }
-        DataCommand::Stats { config, card } => {
+        DataCommand::Stats { config, set, card } => {
             let cfg = ClipConfig::by_name(&config)?;
-            let ds = smg_data::Dataset::open_sound(&dir, &cfg)?;
-            let st = smg_data::stats::stats(&ds.records);
-            println!("{}\n\n{}\n{}", st.summary(&format!("sound-{}", cfg.name)), st.category_table(), st.package_table());
+            let mut sets = Vec::new();
+            for kind in set_kinds(&set)? {
+                let name = format!("{}-{}", kind.name(), cfg.name);
+                let ds = smg_data::Dataset::open(&dir, kind, &cfg)?;
+                let st = smg_data::stats::stats(&ds.records);
+                println!("{}\n\n{}\n{}", st.summary(&name), st.category_table(), st.package_table());
+                sets.push((name, st));
+            }
             if let Some(path) = card {
-                std::fs::write(&path, smg_data::stats::data_card(&[(format!("sound-{}", cfg.name), st)]))
+                std::fs::write(&path, smg_data::stats::data_card(&sets))
                     .with_context(|| format!("{}: cannot write", path.display()))?;
                 eprintln!("wrote {}", path.display());
             }
         }
+    }
+    Ok(())
+}
+
+fn set_kinds(set: &str) -> Result<Vec<smg_data::SetKind>> {
+    use smg_data::SetKind;
+    Ok(match set {
+        "sound" => vec![SetKind::Sound],
+        "music" => vec![SetKind::Music],
+        "all" => vec![SetKind::Sound, SetKind::Music],
+        other => bail!("unknown set '{other}' (sound, music, all)"),
+    })
+}
+
+/// Renders the tagged music set's sources (idempotent: existing renders are kept).
+fn render_music(dir: &std::path::Path) -> Result<()> {
+    let script = repo_dir().join("scripts/render_music.py");
+    let status = std::process::Command::new("python3")
+        .arg(&script)
+        .arg("--data-dir")
+        .arg(dir)
+        .arg("--out")
+        .arg(dir.join("music/render"))
+        .status()
+        .with_context(|| format!("cannot run {}", script.display()))?;
+    if !status.success() {
+        bail!("{} failed", script.display());
     }
     Ok(())
 }

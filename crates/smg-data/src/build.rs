@@ -4,7 +4,7 @@
 //! Each clip is written as a 16-bit WAV with one manifest line.
 
 use crate::error::{DataError, Result};
-use crate::labels::{captions, discover, SourceItem};
+use crate::labels::{discover, discover_music, SourceItem};
 use crate::manifest::{write_manifest, ClipRecord};
 use crate::split::{assign_splits, stable_hash};
 use rayon::prelude::*;
@@ -128,13 +128,34 @@ struct BuildStamp {
     sources_hash: u64,
 }
 
+/// Which data set: the sound-event corpus or the tagged music set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SetKind {
+    Sound,
+    Music,
+}
+
+impl SetKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            SetKind::Sound => "sound",
+            SetKind::Music => "music",
+        }
+    }
+}
+
+/// Folder of a built data set, e.g. `corpus/sound-small`.
+pub fn set_dir(data_dir: &Path, kind: SetKind, cfg: &ClipConfig) -> PathBuf {
+    data_dir.join("corpus").join(format!("{}-{}", kind.name(), cfg.name))
+}
+
 /// Folder of a built sound-event corpus.
 pub fn sound_corpus_dir(data_dir: &Path, cfg: &ClipConfig) -> PathBuf {
-    data_dir.join("corpus").join(format!("sound-{}", cfg.name))
+    set_dir(data_dir, SetKind::Sound, cfg)
 }
 
 fn piece_id(item: &SourceItem, piece: usize) -> String {
-    let rel = item.rel.trim_start_matches("deb/");
+    let rel = item.rel.trim_start_matches("deb/").trim_start_matches("music/render/");
     let short: String = rel.rsplit_once('.').map_or(rel, |(a, _)| a).to_string();
     format!("{short}#{piece}")
 }
@@ -148,11 +169,20 @@ fn file_name(id: &str) -> String {
 
 /// Builds (or finds up to date) the sound-event corpus for `cfg` under `data_dir/corpus/`.
 pub fn build_sound_corpus(data_dir: &Path, cfg: &ClipConfig, progress: bool) -> Result<BuildReport> {
-    let (items, unlabelled) = discover(data_dir)?;
-    let out_dir = sound_corpus_dir(data_dir, cfg);
+    build_set(data_dir, SetKind::Sound, cfg, progress)
+}
+
+/// Builds (or finds up to date) a data set for `cfg` under `data_dir/corpus/<kind>-<config>/`.
+/// The music set needs `scripts/render_music.py` to have rendered its sources first.
+pub fn build_set(data_dir: &Path, kind: SetKind, cfg: &ClipConfig, progress: bool) -> Result<BuildReport> {
+    let (items, unlabelled) = match kind {
+        SetKind::Sound => discover(data_dir)?,
+        SetKind::Music => (discover_music(data_dir)?, Vec::new()),
+    };
+    let out_dir = set_dir(data_dir, kind, cfg);
     let mut key = String::new();
     for it in &items {
-        key.push_str(&format!("{}|{}|{}|{}\n", it.rel, it.category, it.label, it.tags.join(",")));
+        key.push_str(&format!("{}|{}|{}|{}|{}\n", it.rel, it.group, it.category, it.label, it.tags.join(",")));
     }
     let stamp = BuildStamp {
         version: BUILD_VERSION,
@@ -178,7 +208,7 @@ pub fn build_sound_corpus(data_dir: &Path, cfg: &ClipConfig, progress: bool) -> 
     }
     let clips_dir = out_dir.join("clips");
     std::fs::create_dir_all(&clips_dir).map_err(|e| DataError::io(&clips_dir, e))?;
-    let splits = assign_splits(items.iter().map(|i| (i.rel.as_str(), i.category.as_str())));
+    let splits = assign_splits(items.iter().map(|i| (i.group.as_str(), i.category.as_str())));
     let mel = MelConfig { sample_rate: cfg.sample_rate, hop_length: cfg.hop, ..MelConfig::hifigan() };
     let bar = if progress {
         indicatif::ProgressBar::new(items.len() as u64).with_style(
@@ -189,11 +219,11 @@ pub fn build_sound_corpus(data_dir: &Path, cfg: &ClipConfig, progress: bool) -> 
     } else {
         indicatif::ProgressBar::hidden()
     };
-    bar.set_message(format!("sound-{}", cfg.name));
+    bar.set_message(format!("{}-{}", kind.name(), cfg.name));
     let results: Vec<std::result::Result<Vec<ClipRecord>, (String, String)>> = items
         .par_iter()
         .map(|it| {
-            let r = process_one(data_dir, &clips_dir, it, cfg, &mel, splits[&it.rel]).map_err(|e| (it.rel.clone(), e.to_string()));
+            let r = process_one(data_dir, &clips_dir, it, kind, cfg, &mel, splits[&it.group]).map_err(|e| (it.rel.clone(), e.to_string()));
             bar.inc(1);
             r
         })
@@ -231,6 +261,7 @@ fn process_one(
     data_dir: &Path,
     clips_dir: &Path,
     it: &SourceItem,
+    kind: SetKind,
     cfg: &ClipConfig,
     mel: &MelConfig,
     split: crate::manifest::Split,
@@ -256,15 +287,15 @@ fn process_one(
         out.push(ClipRecord {
             path: path.strip_prefix(data_dir).unwrap_or(&path).to_string_lossy().into_owned(),
             id,
-            set: "sound".into(),
-            source: it.rel.clone(),
+            set: kind.name().into(),
+            source: it.group.clone(),
             piece: i as u32,
             package: it.package.clone(),
             licence: it.licence.clone(),
             category: it.category.clone(),
             label: it.label.clone(),
             tags: it.tags.clone(),
-            captions: captions(&it.category, &it.label),
+            captions: it.captions.clone(),
             split,
             sample_rate: mel.sample_rate,
             samples: clip.len(),

@@ -37,13 +37,17 @@ pub const CATEGORIES: &[(&str, &str)] = &[
 #[derive(Debug, Clone, PartialEq)]
 pub struct SourceItem {
     pub path: PathBuf,
-    /// Path relative to the data folder (the split key).
+    /// Path relative to the data folder.
     pub rel: String,
+    /// The split key: the recording itself for sound events, the tune or groove pattern for
+    /// rendered music (several renders of one groove stay in one split).
+    pub group: String,
     pub package: String,
     pub licence: String,
     pub category: String,
     pub label: String,
     pub tags: Vec<String>,
+    pub captions: Vec<String>,
 }
 
 /// Keyword rules: if any keyword occurs in the (lower-case, `_`/`-`/space-separated) words of a
@@ -214,12 +218,15 @@ fn item(data_dir: &Path, path: PathBuf, package: &str, licence: &str, name_words
             tags.push(w);
         }
     }
+    let rel = rel_to(data_dir, &path);
     Some(SourceItem {
-        rel: rel_to(data_dir, &path),
+        group: rel.clone(),
+        rel,
         path,
         package: package.into(),
         licence: licence.into(),
         category: category.into(),
+        captions: captions(category, &label),
         label,
         tags,
     })
@@ -313,6 +320,55 @@ pub fn discover(data_dir: &Path) -> Result<(Vec<SourceItem>, Vec<String>)> {
         }
     }
     Ok((items, unlabelled))
+}
+
+/// The rendered music set (`scripts/render_music.py` wrote `music/render/sources.jsonl`):
+/// category = genre or rhythm; tags = genre, instruments, meter, tempo bucket, mode.
+pub fn discover_music(data_dir: &Path) -> Result<Vec<SourceItem>> {
+    let list = data_dir.join("music/render/sources.jsonl");
+    let text = std::fs::read_to_string(&list).map_err(|_| DataError::Missing {
+        what: "the rendered music (scripts/render_music.py)".into(),
+        path: list.clone(),
+    })?;
+    let mut out = Vec::new();
+    for (i, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
+        let bad = |d: String| DataError::Manifest { path: list.clone(), line: i + 1, detail: d };
+        let v: serde_json::Value = serde_json::from_str(line).map_err(|e| bad(e.to_string()))?;
+        let get = |k: &str| v[k].as_str().map(str::to_string).ok_or_else(|| bad(format!("missing \"{k}\"")));
+        let (file, genre, meter, mode) = (get("file")?, get("genre")?, get("meter")?, get("mode")?);
+        let instruments: Vec<String> = v["instruments"].as_array().into_iter().flatten().filter_map(|x| x.as_str().map(str::to_string)).collect();
+        let tags: Vec<String> = v["tags"].as_array().into_iter().flatten().filter_map(|x| x.as_str().map(str::to_string)).collect();
+        let tempo = v["tempo"].as_u64().unwrap_or(0);
+        let bucket = tags.iter().find(|t| t.ends_with(" tempo")).cloned().unwrap_or_default();
+        let inst = if instruments.is_empty() { "instruments".to_string() } else { join_words(&instruments) };
+        let label = format!("{genre} on {inst}");
+        let captions = vec![
+            label.clone(),
+            format!("{} {genre} played on {inst}", with_article(&bucket).replace(" tempo", "-tempo")),
+            format!("{genre} music in {meter} at {tempo} beats per minute"),
+            format!("{} {genre} tune with {inst}", with_article(&mode)),
+        ];
+        out.push(SourceItem {
+            path: data_dir.join(&file),
+            rel: file,
+            group: get("source")?,
+            package: if v["kind"] == "mma groove" { "mma (rendered)".into() } else { "music21 (rendered)".into() },
+            licence: get("licence")?,
+            category: genre,
+            label,
+            tags,
+            captions,
+        });
+    }
+    Ok(out)
+}
+
+fn join_words(xs: &[String]) -> String {
+    match xs.len() {
+        0 => String::new(),
+        1 => xs[0].clone(),
+        n => format!("{} and {}", xs[..n - 1].join(", "), xs[n - 1]),
+    }
 }
 
 /// `noise file name -> group` ("animals", "instrument", "toys", "misc", …) from qabcs's abc1.json.

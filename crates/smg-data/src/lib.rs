@@ -10,7 +10,7 @@ pub mod manifest;
 pub mod split;
 pub mod stats;
 
-pub use build::{build_sound_corpus, sound_corpus_dir, BuildReport, ClipConfig};
+pub use build::{build_set, build_sound_corpus, set_dir, sound_corpus_dir, BuildReport, ClipConfig, SetKind};
 pub use error::{DataError, Result};
 pub use loader::{batches, shuffled, Dataset, MelCache};
 pub use manifest::{read_manifest, write_manifest, ClipRecord, Split};

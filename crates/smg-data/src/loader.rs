@@ -1,7 +1,7 @@
 //! Reading a built data set: the manifest, the clips, a mel cache in safetensors shards keyed by
 //! the configuration that made it, and seeded shuffled batches.
 
-use crate::build::{sound_corpus_dir, ClipConfig, BUILD_VERSION};
+use crate::build::{set_dir, ClipConfig, SetKind, BUILD_VERSION};
 use crate::error::{DataError, Result};
 use crate::manifest::{read_manifest, ClipRecord, Split};
 use crate::split::stable_hash;
@@ -27,11 +27,16 @@ const SHARD: usize = 256;
 impl Dataset {
     /// Opens the sound-event corpus built for `cfg` (see `smg data build`).
     pub fn open_sound(data_dir: &Path, cfg: &ClipConfig) -> Result<Self> {
-        let dir = sound_corpus_dir(data_dir, cfg);
+        Self::open(data_dir, SetKind::Sound, cfg)
+    }
+
+    /// Opens a built data set (see `smg data build`).
+    pub fn open(data_dir: &Path, kind: SetKind, cfg: &ClipConfig) -> Result<Self> {
+        let dir = set_dir(data_dir, kind, cfg);
         let manifest = dir.join("manifest.jsonl");
         if !manifest.is_file() {
             return Err(DataError::Missing {
-                what: format!("the '{}' sound corpus (run `smg data build --config {}`)", cfg.name, cfg.name),
+                what: format!("the '{}-{}' data set (run `smg data build --config {}`)", kind.name(), cfg.name, cfg.name),
                 path: manifest,
             });
         }
