@@ -123,6 +123,7 @@ def render_abc(args, rng, out, sf2):
                 except RuntimeError as e:
                     print(f"skip {rid}: {e}", file=sys.stderr)
                     continue
+            rec["_new"] = True
         per_genre[genre] = per_genre.get(genre, 0) + 1
         records.append(rec)
     return records
@@ -188,6 +189,7 @@ def render_mma(args, rng, out, sf2):
                     except RuntimeError as e:
                         print(f"skip {rid}: {e}", file=sys.stderr)
                         continue
+                rec["_new"] = True
             records.append(rec)
     return records
 
@@ -211,12 +213,14 @@ def main():
     records = render_abc(args, rng, args.out, sf2) + render_mma(args, random.Random(args.seed + 1), args.out, sf2)
     for r in records:
         r["tags"] = sorted({r["genre"], *r["instruments"], r["meter"], tempo_bucket(r["tempo"]), r["mode"]})
+    new_flags = [r.pop("_new", False) for r in records]
     tmp = os.path.join(args.out, "sources.jsonl.partial")
     with open(tmp, "w") as f:
         for r in records:
             f.write(json.dumps(r, sort_keys=True) + "\n")
     os.replace(tmp, os.path.join(args.out, "sources.jsonl"))
-    print(f"{len(records)} renders in {args.out}")
+    new = sum(new_flags)
+    print(f"music renders: {len(records)} in {args.out} ({new} new{'' if new else ', nothing to render'})")
 
 
 if __name__ == "__main__":

@@ -399,7 +399,7 @@ fn hydrogen_kit(kit: &Path) -> Vec<(PathBuf, String, String)> {
     };
     let licence = child_text(root, "license");
     let author = child_text(root, "author");
-    let licence = format!("{} (kit by {})", if licence.is_empty() { "see kit" } else { &licence }, author);
+    let licence = format!("{} (kit by {})", if licence.is_empty() { "licence in the package's copyright file" } else { &licence }, author);
     let mut out = Vec::new();
     for inst in root.descendants().filter(|n| n.has_tag_name("instrument")) {
         let name = child_text(inst, "name");

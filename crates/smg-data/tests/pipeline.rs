@@ -102,3 +102,44 @@ fn bad_manifest_lines_are_named() {
     let e = Dataset::open_sound(tmp.path(), &ClipConfig::small()).unwrap_err().to_string();
     assert!(e.contains("smg data build"), "{e}");
 }
+
+#[test]
+fn music_set_is_split_by_tune_or_groove_and_keeps_tags() {
+    use smg_data::{build_set, SetKind};
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let render = dir.join("music/render");
+    let mut lines = String::new();
+    // 4 grooves rendered twice each, and 4 tunes: 12 renders of 8 s (3 clips each).
+    for g in 0..4 {
+        for take in 0..2 {
+            let file = format!("music/render/mma-g{g}-{take}.wav");
+            write(&dir.join(&file), &tone(8.0, 220.0 + 30.0 * g as f32, 22050), 22050);
+            lines += &format!(
+                "{{\"file\": \"{file}\", \"source\": \"mma:g{g}\", \"kind\": \"mma groove\", \"genre\": \"waltz\", \"instruments\": [\"piano\", \"bass\"], \"meter\": \"3/4\", \"tempo\": 120, \"mode\": \"major\", \"licence\": \"GPL-2+\", \"tags\": [\"3/4\", \"bass\", \"major\", \"medium tempo\", \"piano\", \"waltz\"]}}\n"
+            );
+        }
+    }
+    for t in 0..4 {
+        let file = format!("music/render/abc-t{t}.wav");
+        write(&dir.join(&file), &tone(8.0, 440.0, 22050), 22050);
+        lines += &format!(
+            "{{\"file\": \"{file}\", \"source\": \"tunes.abc#X{t}\", \"kind\": \"abc tune\", \"genre\": \"jig\", \"instruments\": [\"violin\"], \"meter\": \"6/8\", \"tempo\": 80, \"mode\": \"dorian\", \"licence\": \"PD\", \"tags\": [\"6/8\", \"dorian\", \"jig\", \"slow tempo\", \"violin\"]}}\n"
+        );
+    }
+    std::fs::create_dir_all(&render).unwrap();
+    std::fs::write(render.join("sources.jsonl"), lines).unwrap();
+    let cfg = ClipConfig::small();
+    let r = build_set(dir, SetKind::Music, &cfg, false).unwrap();
+    assert_eq!((r.sources, r.clips), (12, 12 * 3));
+    let ds = Dataset::open(dir, SetKind::Music, &cfg).unwrap();
+    let mut split_of: HashMap<&str, Split> = HashMap::new();
+    for rec in &ds.records {
+        assert_eq!(rec.set, "music");
+        assert!(rec.tags.len() >= 5, "{:?}", rec.tags);
+        assert!(rec.captions.iter().any(|c| c.contains(&rec.category)), "{:?}", rec.captions);
+        let prev = split_of.insert(&rec.source, rec.split);
+        assert!(prev.is_none() || prev == Some(rec.split), "{} in two splits", rec.source);
+    }
+    assert_eq!(split_of.len(), 8, "4 grooves + 4 tunes are the split groups");
+}
