@@ -3,7 +3,10 @@
 //! The rest of the workspace takes a `&Device` explicitly; this crate only answers
 //! "which device should a notebook or the command line use by default?".
 
+pub mod seeded;
+
 pub use candle_core::Device;
+pub use seeded::SeededVarMap;
 
 /// The device [`best_device`] picked and why, printable for notebooks and logs.
 #[derive(Debug, Clone)]

@@ -1,0 +1,71 @@
+//! Adam with its state exposed as named tensors, so a checkpoint can hold it and a resumed run
+//! continues exactly (candle's own optimisers keep their moments private).
+
+use candle_core::{backprop::GradStore, Result, Tensor, Var};
+use std::collections::HashMap;
+
+#[derive(Debug)]
+pub struct Adam {
+    pub lr: f64,
+    pub beta1: f64,
+    pub beta2: f64,
+    pub eps: f64,
+    pub step: usize,
+    vars: Vec<(String, Var, Tensor, Tensor)>,
+}
+
+impl Adam {
+    /// Optimises `vars` (name, Var) with Adam(β1, β2), no weight decay (SPEC.md §2.3).
+    pub fn new(vars: Vec<(String, Var)>, lr: f64, beta1: f64, beta2: f64) -> Result<Self> {
+        let vars = vars
+            .into_iter()
+            .map(|(n, v)| {
+                let z = v.as_tensor().zeros_like()?;
+                Ok((n, v, z.clone(), z))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Self { lr, beta1, beta2, eps: 1e-8, step: 0, vars })
+    }
+
+    /// One update from `grads`; variables without a gradient are left alone.
+    pub fn step(&mut self, grads: &GradStore) -> Result<()> {
+        self.step += 1;
+        let (b1, b2) = (self.beta1, self.beta2);
+        let c1 = 1.0 - b1.powi(self.step as i32);
+        let c2 = 1.0 - b2.powi(self.step as i32);
+        for (_, var, m, v) in self.vars.iter_mut() {
+            let Some(g) = grads.get(var.as_tensor()) else { continue };
+            *m = ((&*m * b1)? + (g * (1.0 - b1))?)?;
+            *v = ((&*v * b2)? + (g.sqr()? * (1.0 - b2))?)?;
+            let update = ((&*m / c1)? / ((&*v / c2)?.sqrt()? + self.eps)?)?;
+            var.set(&(var.as_tensor() - (update * self.lr)?)?)?;
+        }
+        Ok(())
+    }
+
+    /// Moments as named tensors (`<prefix>.m.<var>`, `<prefix>.v.<var>`) for a checkpoint.
+    pub fn state(&self, prefix: &str) -> HashMap<String, Tensor> {
+        let mut out = HashMap::new();
+        for (n, _, m, v) in &self.vars {
+            out.insert(format!("{prefix}.m.{n}"), m.clone());
+            out.insert(format!("{prefix}.v.{n}"), v.clone());
+        }
+        out
+    }
+
+    /// Restores moments written by [`Adam::state`]; names a missing or mis-shaped tensor.
+    pub fn load_state(&mut self, prefix: &str, map: &HashMap<String, Tensor>, step: usize) -> Result<()> {
+        for (n, _, m, v) in self.vars.iter_mut() {
+            for (kind, slot) in [("m", &mut *m), ("v", &mut *v)] {
+                let key = format!("{prefix}.{kind}.{n}");
+                let t = map.get(&key).ok_or_else(|| candle_core::Error::Msg(format!("checkpoint lacks optimiser tensor {key}")))?;
+                if t.dims() != slot.dims() {
+                    candle_core::bail!("optimiser tensor {key} has shape {:?}, expected {:?}", t.dims(), slot.dims());
+                }
+                *slot = t.clone();
+            }
+        }
+        self.step = step;
+        Ok(())
+    }
+}

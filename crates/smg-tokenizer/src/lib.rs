@@ -1,0 +1,14 @@
+//! The spectrogram tokenizer of SpecMaskGIT-rs: SpecVQGAN (SPEC.md §2) in candle.
+//!
+//! `encode(mel) -> tokens (B, H, W)` and `decode(tokens) -> mel`, batched; token index order
+//! row = mel band from the bottom, column = time (SPEC.md §2.2).
+
+pub mod adam;
+pub mod discriminator;
+pub mod quantizer;
+pub mod specvqgan;
+pub mod train;
+
+pub use quantizer::{usage, Quantized, Usage, VectorQuantizer};
+pub use specvqgan::{Config, SpecVqGan};
+pub use train::{Metrics, TrainConfig, Trainer};

@@ -1,0 +1,330 @@
+//! Training SpecVQGAN (SPEC.md §2.3): L1 reconstruction + codebook loss, hinge GAN loss from a
+//! configurable step with the fixed 0.8 weight, two Adam optimisers (β = 0.5, 0.9); seeded,
+//! with a progress bar, a metrics log, periodic validation, atomic checkpoints and exact resume.
+//! EMA codebook updates with dead-code restarts when the model's config asks for them.
+
+use crate::adam::Adam;
+use crate::discriminator::Discriminator;
+use crate::quantizer::usage;
+use crate::specvqgan::{Config, SpecVqGan};
+use candle_core::{DType, Device, ModuleT, Result, Tensor, Var};
+use candle_nn::VarMap;
+use smg_core::SeededVarMap;
+use rand::SeedableRng;
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+/// Optimisation settings; `Default` follows SPEC.md §2.3 scaled to small batches.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrainConfig {
+    pub steps: usize,
+    pub batch_size: usize,
+    pub lr: f64,
+    pub beta1: f64,
+    pub beta2: f64,
+    /// First step with the adversarial loss (SpecVQGAN: 30001).
+    pub disc_start: usize,
+    pub disc_weight: f64,
+    pub disc_ndf: usize,
+    pub seed: u64,
+    pub log_every: usize,
+    pub val_every: usize,
+    pub ckpt_every: usize,
+    /// EMA mode: codes whose EMA count falls below this are restarted.
+    pub restart_below: f64,
+}
+
+impl Default for TrainConfig {
+    fn default() -> Self {
+        Self {
+            steps: 2000,
+            batch_size: 32,
+            lr: 1e-3,
+            beta1: 0.5,
+            beta2: 0.9,
+            disc_start: 30001,
+            disc_weight: 0.8,
+            disc_ndf: 16,
+            seed: 0,
+            log_every: 10,
+            val_every: 200,
+            ckpt_every: 200,
+            restart_below: 0.03,
+        }
+    }
+}
+
+/// One line of the metrics log.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Metrics {
+    pub step: usize,
+    pub rec_l1: f32,
+    pub codebook: f32,
+    pub g_adv: f32,
+    pub d_loss: f32,
+    pub codes_used: usize,
+    pub perplexity: f64,
+    pub restarts: usize,
+    pub val_l1: Option<f32>,
+    pub val_codes_used: Option<usize>,
+}
+
+/// Everything needed to continue a run.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct State {
+    step: usize,
+    /// Adam step counts (the discriminator's starts at `disc_start`).
+    opt_g_step: usize,
+    opt_d_step: usize,
+    model: Config,
+    train: TrainConfig,
+}
+
+pub struct Trainer {
+    pub model: SpecVqGan,
+    pub disc: Discriminator,
+    pub cfg: TrainConfig,
+    pub step: usize,
+    pub out_dir: PathBuf,
+    vm_g: VarMap,
+    vm_d: VarMap,
+    opt_g: Adam,
+    opt_d: Adam,
+    device: Device,
+}
+
+fn named_vars(vm: &VarMap, skip: impl Fn(&str) -> bool) -> Vec<(String, Var)> {
+    let data = vm.data().lock().expect("varmap lock");
+    let mut v: Vec<(String, Var)> = data.iter().filter(|(n, _)| !skip(n)).map(|(n, v)| (n.clone(), v.clone())).collect();
+    v.sort_by(|a, b| a.0.cmp(&b.0));
+    v
+}
+
+impl Trainer {
+    /// A fresh run, or the continuation of the one checkpointed in `out_dir` when `resume`.
+    pub fn new(model_cfg: &Config, cfg: TrainConfig, out_dir: &Path, resume: bool, device: &Device) -> Result<Self> {
+        // Seeded initialisation (candle's CPU RNG cannot be seeded).
+        let sg = SeededVarMap::new(cfg.seed);
+        let sd = SeededVarMap::new(cfg.seed.wrapping_add(1));
+        let model = SpecVqGan::new(model_cfg, sg.var_builder(DType::F32, device))?;
+        let disc = Discriminator::new(cfg.disc_ndf, 3, sd.var_builder(DType::F32, device).pp("loss.discriminator"))?;
+        let (vm_g, vm_d) = (sg.varmap, sd.varmap);
+        let ema = model_cfg.ema;
+        let g_vars = named_vars(&vm_g, |n| ema && n.starts_with("quantize."));
+        let d_vars = named_vars(&vm_d, |n| n.contains("running_"));
+        let mut t = Self {
+            opt_g: Adam::new(g_vars, cfg.lr, cfg.beta1, cfg.beta2)?,
+            opt_d: Adam::new(d_vars, cfg.lr, cfg.beta1, cfg.beta2)?,
+            model,
+            disc,
+            cfg,
+            step: 0,
+            out_dir: out_dir.to_path_buf(),
+            vm_g,
+            vm_d,
+            device: device.clone(),
+        };
+        if resume && t.checkpoint_path().is_file() {
+            t.load_checkpoint()?;
+        }
+        Ok(t)
+    }
+
+    pub fn checkpoint_path(&self) -> PathBuf {
+        self.out_dir.join("checkpoint.safetensors")
+    }
+
+    /// Writes weights, discriminator, optimiser moments and the step, atomically.
+    pub fn save_checkpoint(&self) -> Result<()> {
+        std::fs::create_dir_all(&self.out_dir)?;
+        let mut map: HashMap<String, Tensor> = HashMap::new();
+        for (n, v) in named_vars(&self.vm_g, |_| false) {
+            map.insert(n, v.as_tensor().clone());
+        }
+        for (n, v) in named_vars(&self.vm_d, |_| false) {
+            map.insert(n, v.as_tensor().clone());
+        }
+        map.extend(self.opt_g.state("optim.g"));
+        map.extend(self.opt_d.state("optim.d"));
+        let path = self.checkpoint_path();
+        let tmp = path.with_extension("partial");
+        candle_core::safetensors::save(&map, &tmp)?;
+        let state = State {
+            step: self.step,
+            opt_g_step: self.opt_g.step,
+            opt_d_step: self.opt_d.step,
+            model: self.model.config.clone(),
+            train: self.cfg.clone(),
+        };
+        let st_tmp = self.out_dir.join("state.json.partial");
+        std::fs::write(&st_tmp, serde_json::to_string_pretty(&state).map_err(|e| candle_core::Error::Msg(e.to_string()))?)?;
+        std::fs::rename(&tmp, &path)?;
+        std::fs::rename(&st_tmp, self.out_dir.join("state.json"))?;
+        Ok(())
+    }
+
+    fn load_checkpoint(&mut self) -> Result<()> {
+        let map = candle_core::safetensors::load(self.checkpoint_path(), &self.device)?;
+        let text = std::fs::read_to_string(self.out_dir.join("state.json"))?;
+        let state: State = serde_json::from_str(&text).map_err(|e| candle_core::Error::Msg(e.to_string()))?;
+        if state.model != self.model.config {
+            candle_core::bail!("checkpoint in {} was made with another model configuration", self.out_dir.display());
+        }
+        for vm in [&self.vm_g, &self.vm_d] {
+            for (n, v) in named_vars(vm, |_| false) {
+                let t = map.get(&n).ok_or_else(|| candle_core::Error::Msg(format!("checkpoint lacks tensor {n}")))?;
+                if t.dims() != v.dims() {
+                    candle_core::bail!("checkpoint tensor {n} has shape {:?}, expected {:?}", t.dims(), v.dims());
+                }
+                v.set(t)?;
+            }
+        }
+        self.opt_g.load_state("optim.g", &map, state.opt_g_step)?;
+        self.opt_d.load_state("optim.d", &map, state.opt_d_step)?;
+        self.step = state.step;
+        Ok(())
+    }
+
+    fn codebook_vars(&self) -> Option<(Var, Var, Var)> {
+        let data = self.vm_g.data().lock().expect("varmap lock");
+        Some((
+            data.get("quantize.embedding.weight")?.clone(),
+            data.get("quantize.ema_cluster_size")?.clone(),
+            data.get("quantize.ema_embed_sum")?.clone(),
+        ))
+    }
+
+    /// One optimisation step on a batch of normalised mels (B, 1, n_mels, T).
+    pub fn train_step(&mut self, x: &Tensor) -> Result<Metrics> {
+        let step = self.step;
+        let adv = step >= self.cfg.disc_start;
+        let f = self.model.forward_train(x)?;
+        let rec = (&f.reconstruction - x)?.abs()?.mean_all()?;
+        let mut g_loss = (&rec + &f.quantized.loss)?;
+        let mut g_adv = 0f32;
+        if adv {
+            let logits = self.disc.forward_t(&f.reconstruction, true)?;
+            let g = logits.mean_all()?.neg()?;
+            g_adv = g.to_scalar::<f32>()?;
+            g_loss = (g_loss + (g * self.cfg.disc_weight)?)?;
+        }
+        let grads = g_loss.backward()?;
+        self.opt_g.step(&grads)?;
+        let mut restarts = 0;
+        if self.model.config.ema {
+            if let Some((w, cs, es)) = self.codebook_vars() {
+                let mut rng = rand::rngs::StdRng::seed_from_u64(self.cfg.seed ^ (step as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
+                restarts = self.model.quantize.ema_update((&w, &cs, &es), &f.quantized, self.cfg.restart_below, &mut rng)?;
+            }
+        }
+        let mut d_loss = 0f32;
+        if adv {
+            let real = self.disc.forward_t(x, true)?;
+            let fake = self.disc.forward_t(&f.reconstruction.detach(), true)?;
+            let d = ((real.affine(-1.0, 1.0)?.relu()?.mean_all()? + fake.affine(1.0, 1.0)?.relu()?.mean_all()?)? * 0.5)?;
+            d_loss = d.to_scalar::<f32>()?;
+            let grads = d.backward()?;
+            self.opt_d.step(&grads)?;
+        }
+        let idx: Vec<u32> = f.quantized.idx_flat.to_vec1()?;
+        let (_, u) = usage(&idx, self.model.config.n_embed);
+        self.step += 1;
+        Ok(Metrics {
+            step,
+            rec_l1: rec.to_scalar()?,
+            codebook: f.quantized.loss.to_scalar()?,
+            g_adv,
+            d_loss,
+            codes_used: u.used,
+            perplexity: u.perplexity,
+            restarts,
+            val_l1: None,
+            val_codes_used: None,
+        })
+    }
+
+    /// Mean L1 of reconstructions of `mels` (each (n_mels, T), normalised) and the number of
+    /// distinct codes they use.
+    pub fn validate(&self, mels: &[Tensor]) -> Result<(f32, usize)> {
+        let mut total = 0f64;
+        let mut codes = Vec::new();
+        for chunk in mels.chunks(self.cfg.batch_size.max(1)) {
+            let x = Tensor::stack(chunk, 0)?.unsqueeze(1)?.to_device(&self.device)?;
+            let tokens = self.model.encode(&x.squeeze(1)?)?;
+            let y = self.model.decode(&tokens)?.unsqueeze(1)?;
+            total += (y - &x)?.abs()?.mean_all()?.to_scalar::<f32>()? as f64 * chunk.len() as f64;
+            codes.extend(tokens.flatten_all()?.to_vec1::<u32>()?);
+        }
+        let (_, u) = usage(&codes, self.model.config.n_embed);
+        Ok(((total / mels.len().max(1) as f64) as f32, u.used))
+    }
+
+    /// Trains until `cfg.steps` on `train` (normalised mels, each (n_mels, T) with T a multiple
+    /// of 16), validating on `valid`; appends metrics to `out_dir/metrics.jsonl` and checkpoints
+    /// atomically. A resumed trainer continues at its step with the same batches.
+    pub fn fit(&mut self, train: &[Tensor], valid: &[Tensor], progress: bool) -> Result<Vec<Metrics>> {
+        if train.is_empty() {
+            candle_core::bail!("no training clips");
+        }
+        std::fs::create_dir_all(&self.out_dir)?;
+        let log_path = self.out_dir.join("metrics.jsonl");
+        truncate_log(&log_path, self.step)?;
+        let mut log = std::fs::OpenOptions::new().create(true).append(true).open(&log_path)?;
+        let bar = if progress { indicatif::ProgressBar::new(self.cfg.steps as u64) } else { indicatif::ProgressBar::hidden() };
+        bar.set_style(
+            indicatif::ProgressStyle::with_template("tokenizer [{bar:30}] {pos}/{len} steps ({eta}) {msg}")
+                .expect("static template")
+                .progress_chars("=> "),
+        );
+        bar.set_position(self.step as u64);
+        let idx: Vec<usize> = (0..train.len()).collect();
+        let per_epoch = train.len().div_ceil(self.cfg.batch_size);
+        let mut out = Vec::new();
+        while self.step < self.cfg.steps {
+            let epoch = self.step / per_epoch;
+            let batches = smg_data::batches(&idx, self.cfg.batch_size, self.cfg.seed, epoch as u64);
+            let b = &batches[self.step % per_epoch];
+            let x = Tensor::stack(&b.iter().map(|&i| train[i].clone()).collect::<Vec<_>>(), 0)?
+                .unsqueeze(1)?
+                .to_device(&self.device)?;
+            let mut m = self.train_step(&x)?;
+            let done = self.step;
+            if (self.cfg.val_every > 0 && done % self.cfg.val_every == 0) || done == self.cfg.steps {
+                if !valid.is_empty() {
+                    let (l1, used) = self.validate(valid)?;
+                    m.val_l1 = Some(l1);
+                    m.val_codes_used = Some(used);
+                }
+            }
+            if m.val_l1.is_some() || done % self.cfg.log_every.max(1) == 0 {
+                writeln!(log, "{}", serde_json::to_string(&m).map_err(|e| candle_core::Error::Msg(e.to_string()))?)?;
+                bar.set_message(format!("L1 {:.4} codes {} ppl {:.0}", m.rec_l1, m.codes_used, m.perplexity));
+            }
+            if (self.cfg.ckpt_every > 0 && done % self.cfg.ckpt_every == 0) || done == self.cfg.steps {
+                log.flush()?;
+                self.save_checkpoint()?;
+            }
+            bar.inc(1);
+            out.push(m);
+        }
+        bar.finish_and_clear();
+        Ok(out)
+    }
+}
+
+/// Drops log lines at or after `step` (a resumed run rewrites them).
+fn truncate_log(path: &Path, step: usize) -> Result<()> {
+    let Ok(text) = std::fs::read_to_string(path) else { return Ok(()) };
+    let kept: Vec<&str> = text
+        .lines()
+        .filter(|l| serde_json::from_str::<Metrics>(l).map(|m| m.step < step).unwrap_or(false))
+        .collect();
+    let mut s = kept.join("\n");
+    if !s.is_empty() {
+        s.push('\n');
+    }
+    std::fs::write(path, s)?;
+    Ok(())
+}
