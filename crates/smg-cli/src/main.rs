@@ -41,10 +41,59 @@ enum Command {
     },
     /// Print which compute device the library would pick.
     Device,
+    /// Train a model.
+    Train {
+        #[command(subcommand)]
+        command: TrainCommand,
+    },
+    /// Audio file -> (rows, cols) token grid .npy with a trained tokenizer (SPEC.md §2).
+    Tokenize {
+        audio: PathBuf,
+        #[arg(short, long)]
+        output: PathBuf,
+        /// Tokenizer checkpoint folder (default: data/checkpoints/tokenizer-small).
+        #[arg(long)]
+        checkpoint: Option<PathBuf>,
+    },
+    /// Token grid .npy -> WAV (tokenizer decoder, then Griffin-Lim).
+    Detokenize {
+        tokens: PathBuf,
+        #[arg(short, long)]
+        output: PathBuf,
+        #[arg(long)]
+        checkpoint: Option<PathBuf>,
+    },
     /// The embedded default data: fetch the pinned assets, build the corpus, show its numbers.
     Data {
         #[command(subcommand)]
         command: DataCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum TrainCommand {
+    /// Train the SpecVQGAN tokenizer on the sound-event corpus (seeded, resumable).
+    Tokenizer {
+        /// `small` (trains on 2 CPU cores) or `paper`.
+        #[arg(long, default_value = "small")]
+        config: String,
+        #[arg(long, default_value_t = 2000)]
+        steps: usize,
+        #[arg(long, default_value_t = 32)]
+        batch: usize,
+        #[arg(long, default_value_t = 1e-3)]
+        lr: f64,
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        /// First step with the adversarial loss.
+        #[arg(long, default_value_t = 30001)]
+        disc_start: usize,
+        /// Output folder (checkpoint, metrics.jsonl); default data/checkpoints/tokenizer-<config>.
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Continue the run checkpointed in the output folder.
+        #[arg(long)]
+        resume: bool,
     },
 }
 
@@ -155,6 +204,35 @@ fn run(cli: Cli) -> Result<()> {
         }
         Command::Device => println!("{}", smg_core::best_device()),
         Command::Data { command } => data(command)?,
+        Command::Train { command: TrainCommand::Tokenizer { config, steps, batch, lr, seed, disc_start, out, resume } } => {
+            train_tokenizer(&config, steps, batch, lr, seed, disc_start, out, resume)?
+        }
+        Command::Tokenize { audio, output, checkpoint } => {
+            let tok = load_tokenizer(checkpoint)?;
+            let cfg = MelConfig::hifigan();
+            let x = smg_audio::peak_normalize(&smg_audio::load_mono(&audio, cfg.sample_rate)?, 0.95);
+            let mel = smg_audio::norm::to_tokenizer_range(&MelTransform::new(cfg).log_mel(&x)?);
+            let t = smg_audio::array_to_tensor(&mel, &candle_core::Device::Cpu)?.unsqueeze(0)?;
+            let tokens = tok.encode(&t)?.squeeze(0)?;
+            let (r, c) = tokens.dims2()?;
+            let v: Vec<u32> = tokens.flatten_all()?.to_vec1()?;
+            let a = Array2::from_shape_vec((r, c), v)?;
+            let tmp = output.with_extension("npy.partial");
+            ndarray_npy::write_npy(&tmp, &a)?;
+            std::fs::rename(&tmp, &output)?;
+            eprintln!("wrote {} ({r} x {c} tokens)", output.display());
+        }
+        Command::Detokenize { tokens, output, checkpoint } => {
+            let tok = load_tokenizer(checkpoint)?;
+            let a: Array2<u32> = ndarray_npy::read_npy(&tokens).with_context(|| format!("{}: not a 2-D uint32 .npy", tokens.display()))?;
+            let (r, c) = a.dim();
+            let t = candle_core::Tensor::from_vec(a.iter().copied().collect::<Vec<u32>>(), (1, r, c), &candle_core::Device::Cpu)?;
+            let unit = smg_audio::tensor_to_array(&tok.decode(&t)?.squeeze(0)?.clamp(-1f32, 1f32)?)?;
+            let mt = MelTransform::hifigan();
+            let y = smg_audio::mel_to_audio(&mt, &smg_audio::norm::to_vocoder_range(&unit), &GriffinLimConfig::default())?;
+            smg_audio::write_wav(&output, &y, mt.config.sample_rate, WavEncoding::Pcm16)?;
+            eprintln!("wrote {}", output.display());
+        }
     }
     Ok(())
 }
@@ -219,6 +297,61 @@ fn data(cmd: DataCommand) -> Result<()> {
             }
         }
     }
+    Ok(())
+}
+
+fn tokenizer_dir(config: &str) -> PathBuf {
+    data_dir().join("checkpoints").join(format!("tokenizer-{config}"))
+}
+
+/// Loads a trained tokenizer from `dir/checkpoint.safetensors` + `dir/state.json`.
+fn load_tokenizer(dir: Option<PathBuf>) -> Result<smg_tokenizer::SpecVqGan> {
+    let dir = dir.unwrap_or_else(|| tokenizer_dir("small"));
+    let state: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(dir.join("state.json")).with_context(|| format!("{}: no trained tokenizer here (state.json)", dir.display()))?,
+    )?;
+    let cfg: smg_tokenizer::Config = serde_json::from_value(state["model"].clone())?;
+    let vb = unsafe {
+        candle_nn::VarBuilder::from_mmaped_safetensors(&[dir.join("checkpoint.safetensors")], candle_core::DType::F32, &candle_core::Device::Cpu)?
+    };
+    Ok(smg_tokenizer::SpecVqGan::new(&cfg, vb)?)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn train_tokenizer(config: &str, steps: usize, batch: usize, lr: f64, seed: u64, disc_start: usize, out: Option<PathBuf>, resume: bool) -> Result<()> {
+    use smg_data::{ClipConfig, Dataset, Split};
+    let model_cfg = match config {
+        "small" => smg_tokenizer::Config::small(),
+        "paper" => smg_tokenizer::Config::paper(),
+        other => bail!("unknown tokenizer configuration '{other}' (small, paper)"),
+    };
+    let clip = ClipConfig::by_name(config)?;
+    let ds = Dataset::open_sound(&data_dir(), &clip)?;
+    let mt = MelTransform::hifigan();
+    eprintln!("computing (or loading cached) mels of {} clips", ds.records.len());
+    let cache = ds.mels(&mt, true)?;
+    let norm = |i: usize| smg_audio::norm::log_mel_to_unit_tensor(&cache.mels[i]);
+    let train = ds.split_indices(Split::Train).into_iter().map(norm).collect::<candle_core::Result<Vec<_>>>()?;
+    let valid = ds.split_indices(Split::Valid).into_iter().map(norm).collect::<candle_core::Result<Vec<_>>>()?;
+    let device = smg_core::best_device();
+    eprintln!("training on {} ({} train / {} valid clips)", device, train.len(), valid.len());
+    let cfg = smg_tokenizer::TrainConfig { steps, batch_size: batch, lr, seed, disc_start, ..Default::default() };
+    let out = out.unwrap_or_else(|| tokenizer_dir(config));
+    let mut t = smg_tokenizer::Trainer::new(&model_cfg, cfg, &out, resume, &device.device)?;
+    if t.step > 0 {
+        eprintln!("resuming at step {}", t.step);
+    }
+    let m = t.fit(&train, &valid, true)?;
+    if let Some(last) = m.iter().rev().find(|m| m.val_l1.is_some()) {
+        eprintln!(
+            "step {}: held-out normalised-mel L1 {:.4}, {} of {} codes used on the held-out split",
+            last.step + 1,
+            last.val_l1.unwrap_or(0.0),
+            last.val_codes_used.unwrap_or(0),
+            model_cfg.n_embed
+        );
+    }
+    eprintln!("checkpoint: {}", out.display());
     Ok(())
 }
 
