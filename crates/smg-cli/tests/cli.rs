@@ -86,3 +86,30 @@ fn errors_are_one_line_with_nonzero_exit() {
     assert!(!out.exists(), "a failed command must not leave output behind");
     assert!(!dir.path().join("y.wav").exists(), "a failed command must not leave output behind");
 }
+
+#[test]
+fn tokenize_and_detokenize_with_a_checkpoint() {
+    use smg_tokenizer::{Config, TrainConfig, Trainer};
+    let dir = tempfile::tempdir().unwrap();
+    let ckpt = dir.path().join("tok");
+    // A tiny tokenizer over the real 80-band mel, trained for one step: enough to test the CLI.
+    let cfg = Config { ch: 8, ch_mult: vec![1, 1, 1, 1, 1], num_res_blocks: 1, attn_resolutions: vec![16], resolution: 256, z_channels: 8, embed_dim: 8, n_embed: 16, num_groups: 4, ..Config::small() };
+    let tc = TrainConfig { steps: 1, batch_size: 2, val_every: 0, ..Default::default() };
+    let mut t = Trainer::new(&cfg, tc, &ckpt, false, &candle_core::Device::Cpu).unwrap();
+    let x = candle_core::Tensor::zeros((80, 256), candle_core::DType::F32, &candle_core::Device::Cpu).unwrap();
+    t.fit(&[x.clone(), x], &[], false).unwrap();
+    let tokens = dir.path().join("t.npy");
+    let c = ckpt.to_str().unwrap();
+    let (ok, _, err) = smg(&["tokenize", fixture("audio/speech.wav").to_str().unwrap(), "-o", tokens.to_str().unwrap(), "--checkpoint", c]);
+    assert!(ok, "{err}");
+    let grid: Array2<u32> = ndarray_npy::read_npy(&tokens).unwrap();
+    assert_eq!(grid.dim(), (5, 25), "395 frames pad to 400 = 25 columns of 16");
+    assert!(grid.iter().all(|&v| v < 16));
+    let wav = dir.path().join("back.wav");
+    let (ok, _, err) = smg(&["detokenize", tokens.to_str().unwrap(), "-o", wav.to_str().unwrap(), "--checkpoint", c]);
+    assert!(ok, "{err}");
+    let (ok, info, _) = smg(&["info", wav.to_str().unwrap()]);
+    assert!(ok && info.contains("frames: 102400"), "{info}");
+    let (ok, _, err) = smg(&["tokenize", fixture("audio/speech.wav").to_str().unwrap(), "-o", tokens.to_str().unwrap(), "--checkpoint", dir.path().to_str().unwrap()]);
+    assert!(!ok && err.contains("no trained tokenizer"), "{err}");
+}
