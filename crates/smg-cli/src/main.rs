@@ -123,14 +123,21 @@ enum DataCommand {
     },
 }
 
-/// `SMG_DATA_DIR`, else `data/` of the checkout this binary was built from.
+/// `SMG_DATA_DIR`, else `data/` of the checkout (see [`repo_dir`]).
 fn data_dir() -> PathBuf {
     std::env::var_os("SMG_DATA_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| repo_dir().join("data"))
 }
 
+/// The checkout: the current directory when it is one (it has `scripts/fetch_assets.sh`), else
+/// the checkout this binary was built from (build folders can be shared between clones).
 fn repo_dir() -> PathBuf {
+    if let Ok(cwd) = std::env::current_dir() {
+        if cwd.join("scripts/fetch_assets.sh").is_file() {
+            return cwd;
+        }
+    }
     let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
     std::fs::canonicalize(&p).unwrap_or(p)
 }
