@@ -149,7 +149,6 @@ impl AudioPlayer {
 
 /// Several players side by side, e.g. original vs resynthesis.
 pub fn players_row(players: &[AudioPlayer]) -> Html {
-    // (one table, one output)
     let cells: String = players
         .iter()
         .map(|p| format!("<td style=\"padding-right:1em\">{}</td>", p.to_html()))
