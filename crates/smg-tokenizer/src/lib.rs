@@ -5,6 +5,7 @@
 
 pub mod adam;
 pub mod discriminator;
+pub mod fused;
 pub mod quantizer;
 pub mod specvqgan;
 pub mod train;

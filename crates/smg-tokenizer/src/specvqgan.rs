@@ -6,9 +6,10 @@
 //! Layout: a mel "image" (B, 1, H = n_mels, W = frames), row 0 the lowest mel band. Four
 //! pad-then-stride-2 downsamplings give a (H/16, W/16) token grid: 80×848 → 5×53 = 265 tokens.
 
+use crate::fused::GroupNormAct;
 use crate::quantizer::{Quantized, VectorQuantizer};
 use candle_core::{DType, Module, Result, Tensor, D};
-use candle_nn::{conv2d, group_norm, Conv2d, Conv2dConfig, GroupNorm, VarBuilder};
+use candle_nn::{conv2d, Conv2d, Conv2dConfig, VarBuilder};
 use serde::{Deserialize, Serialize};
 
 /// Every size of the tokenizer; `paper()` and `small()` are the named configurations.
@@ -92,16 +93,17 @@ fn conv(cin: usize, cout: usize, k: usize, stride: usize, pad: usize, vb: VarBui
     conv2d(cin, cout, k, Conv2dConfig { padding: pad, stride, ..Default::default() }, vb)
 }
 
-fn swish(x: &Tensor) -> Result<Tensor> {
-    candle_nn::ops::silu(x)
+/// `Normalize(C)` of taming (GroupNorm, eps 1e-6), fused with the swish that follows it.
+fn norm_swish(groups: usize, c: usize, vb: VarBuilder) -> Result<GroupNormAct> {
+    GroupNormAct::new(groups, c, 1e-6, true, vb)
 }
 
 /// GN → swish → conv3×3 → GN → swish → conv3×3, plus a 1×1 `nin_shortcut` when widths differ.
 #[derive(Debug, Clone)]
 pub struct ResnetBlock {
-    norm1: GroupNorm,
+    norm1: GroupNormAct,
     conv1: Conv2d,
-    norm2: GroupNorm,
+    norm2: GroupNormAct,
     conv2: Conv2d,
     nin_shortcut: Option<Conv2d>,
 }
@@ -109,9 +111,9 @@ pub struct ResnetBlock {
 impl ResnetBlock {
     pub fn new(cin: usize, cout: usize, groups: usize, vb: VarBuilder) -> Result<Self> {
         Ok(Self {
-            norm1: group_norm(groups, cin, 1e-6, vb.pp("norm1"))?,
+            norm1: norm_swish(groups, cin, vb.pp("norm1"))?,
             conv1: conv(cin, cout, 3, 1, 1, vb.pp("conv1"))?,
-            norm2: group_norm(groups, cout, 1e-6, vb.pp("norm2"))?,
+            norm2: norm_swish(groups, cout, vb.pp("norm2"))?,
             conv2: conv(cout, cout, 3, 1, 1, vb.pp("conv2"))?,
             nin_shortcut: if cin != cout { Some(conv(cin, cout, 1, 1, 0, vb.pp("nin_shortcut"))?) } else { None },
         })
@@ -120,8 +122,8 @@ impl ResnetBlock {
 
 impl Module for ResnetBlock {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let h = self.conv1.forward(&swish(&self.norm1.forward(x)?)?)?;
-        let h = self.conv2.forward(&swish(&self.norm2.forward(&h)?)?)?;
+        let h = self.conv1.forward(&self.norm1.forward(x)?)?;
+        let h = self.conv2.forward(&self.norm2.forward(&h)?)?;
         match &self.nin_shortcut {
             Some(s) => s.forward(x)? + h,
             None => x + h,
@@ -132,7 +134,7 @@ impl Module for ResnetBlock {
 /// Single-head self-attention over all H·W positions (1×1 q, k, v, proj_out), residual.
 #[derive(Debug, Clone)]
 pub struct AttnBlock {
-    norm: GroupNorm,
+    norm: GroupNormAct,
     q: Conv2d,
     k: Conv2d,
     v: Conv2d,
@@ -142,7 +144,7 @@ pub struct AttnBlock {
 impl AttnBlock {
     pub fn new(c: usize, groups: usize, vb: VarBuilder) -> Result<Self> {
         Ok(Self {
-            norm: group_norm(groups, c, 1e-6, vb.pp("norm"))?,
+            norm: GroupNormAct::new(groups, c, 1e-6, false, vb.pp("norm"))?,
             q: conv(c, c, 1, 1, 0, vb.pp("q"))?,
             k: conv(c, c, 1, 1, 0, vb.pp("k"))?,
             v: conv(c, c, 1, 1, 0, vb.pp("v"))?,
@@ -215,7 +217,7 @@ pub struct Encoder {
     conv_in: Conv2d,
     down: Vec<(Level, Option<Downsample>)>,
     mid: (ResnetBlock, AttnBlock, ResnetBlock),
-    norm_out: GroupNorm,
+    norm_out: GroupNormAct,
     conv_out: Conv2d,
 }
 
@@ -256,7 +258,7 @@ impl Encoder {
                 AttnBlock::new(block_in, g, vm.pp("attn_1"))?,
                 ResnetBlock::new(block_in, block_in, g, vm.pp("block_2"))?,
             ),
-            norm_out: group_norm(g, block_in, 1e-6, vb.pp("norm_out"))?,
+            norm_out: norm_swish(g, block_in, vb.pp("norm_out"))?,
             conv_out: conv(block_in, cfg.z_channels, 3, 1, 1, vb.pp("conv_out"))?,
         })
     }
@@ -272,7 +274,7 @@ impl Module for Encoder {
             }
         }
         let h = self.mid.2.forward(&self.mid.1.forward(&self.mid.0.forward(&h)?)?)?;
-        self.conv_out.forward(&swish(&self.norm_out.forward(&h)?)?)
+        self.conv_out.forward(&self.norm_out.forward(&h)?)
     }
 }
 
@@ -283,7 +285,7 @@ pub struct Decoder {
     mid: (ResnetBlock, AttnBlock, ResnetBlock),
     /// Indexed like PyTorch's `up` (level 0 = finest); applied from the last to the first.
     up: Vec<(Level, Option<Upsample>)>,
-    norm_out: GroupNorm,
+    norm_out: GroupNormAct,
     conv_out: Conv2d,
 }
 
@@ -325,7 +327,7 @@ impl Decoder {
             conv_in,
             mid,
             up: up.into_iter().map(|l| l.expect("every level built")).collect(),
-            norm_out: group_norm(g, block_in, 1e-6, vb.pp("norm_out"))?,
+            norm_out: norm_swish(g, block_in, vb.pp("norm_out"))?,
             conv_out: conv(block_in, cfg.out_ch, 3, 1, 1, vb.pp("conv_out"))?,
         })
     }
@@ -346,7 +348,7 @@ impl Module for Decoder {
                 h = u.forward(&h)?;
             }
         }
-        self.conv_out.forward(&swish(&self.norm_out.forward(&h)?)?)
+        self.conv_out.forward(&self.norm_out.forward(&h)?)
     }
 }
 

@@ -38,3 +38,32 @@ fn small_model_round_trips_shapes_and_pads_odd_lengths() {
     let wrong = Tensor::zeros((1, 64, 256), DType::F32, &Device::Cpu).unwrap();
     assert!(m.encode(&wrong).unwrap_err().to_string().contains("80"));
 }
+
+#[test]
+fn fused_group_norm_matches_the_plain_composition_and_its_gradients() {
+    use candle_core::{Module, Var};
+    for swish in [true, false] {
+        let vm = VarMap::new();
+        let vb = VarBuilder::from_varmap(&vm, DType::F32, &Device::Cpu);
+        let gn = smg_tokenizer::fused::GroupNormAct::new(4, 8, 1e-6, swish, vb).unwrap();
+        // non-trivial affine parameters
+        for (name, v) in vm.data().lock().unwrap().iter() {
+            let t = (Tensor::randn(0f32, 0.5, v.shape(), &Device::Cpu).unwrap() + if name.ends_with("weight") { 1.0 } else { 0.0 }).unwrap();
+            v.set(&t).unwrap();
+        }
+        let x = Var::from_tensor(&(Tensor::randn(0f32, 2.0, (2, 8, 5, 7), &Device::Cpu).unwrap() + 0.7).unwrap()).unwrap();
+        let probe = Tensor::randn(0f32, 1.0, (2, 8, 5, 7), &Device::Cpu).unwrap();
+        let fast = gn.forward(x.as_tensor()).unwrap();
+        let slow = gn.forward_reference(x.as_tensor()).unwrap();
+        let d = (&fast - &slow).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
+        assert!(d < 1e-4, "forward diff {d}");
+        let gf = (fast * &probe).unwrap().sum_all().unwrap().backward().unwrap();
+        let gs = (slow * &probe).unwrap().sum_all().unwrap().backward().unwrap();
+        for t in [x.as_tensor(), &gn.weight, &gn.bias] {
+            let a = gf.get(t).unwrap();
+            let b = gs.get(t).unwrap();
+            let d = (a - b).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
+            assert!(d < 1e-3, "swish={swish}: gradient diff {d}");
+        }
+    }
+}
