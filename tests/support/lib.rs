@@ -34,3 +34,16 @@ pub fn mean_abs_diff(a: &Array2<f32>, b: &Array2<f32>) -> f32 {
     assert_eq!(a.dim(), b.dim(), "shape mismatch");
     a.iter().zip(b.iter()).map(|(x, y)| (x - y).abs()).sum::<f32>() / a.len() as f32
 }
+
+/// The data folder the project's scripts fill (`SMG_DATA_DIR`, else `data/` of this checkout).
+pub fn data_dir() -> PathBuf {
+    std::env::var_os("SMG_DATA_DIR").map(PathBuf::from).unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("data"))
+}
+
+/// A fetched asset (e.g. `weights/minilm`); panics with the set-up command when it is missing,
+/// since the tests are meant to run after `scripts/setup.sh`.
+pub fn asset(rel: &str) -> PathBuf {
+    let p = data_dir().join(rel);
+    assert!(p.exists(), "{} is missing: run `bash scripts/setup.sh` (it fetches the pinned assets)", p.display());
+    p
+}

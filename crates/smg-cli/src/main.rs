@@ -73,28 +73,37 @@ enum Command {
 #[derive(Subcommand)]
 enum TrainCommand {
     /// Train the SpecVQGAN tokenizer on the sound-event corpus (seeded, resumable).
-    Tokenizer {
-        /// `small` (trains on 2 CPU cores) or `paper`.
-        #[arg(long, default_value = "small")]
-        config: String,
-        #[arg(long, default_value_t = 2000)]
-        steps: usize,
-        #[arg(long, default_value_t = 32)]
-        batch: usize,
-        #[arg(long, default_value_t = 1e-3)]
-        lr: f64,
-        #[arg(long, default_value_t = 0)]
-        seed: u64,
-        /// First step with the adversarial loss.
-        #[arg(long, default_value_t = 30001)]
-        disc_start: usize,
-        /// Output folder (checkpoint, metrics.jsonl); default data/checkpoints/tokenizer-<config>.
-        #[arg(long)]
-        out: Option<PathBuf>,
-        /// Continue the run checkpointed in the output folder.
-        #[arg(long)]
-        resume: bool,
-    },
+    Tokenizer(TokenizerTrainArgs),
+}
+
+#[derive(clap::Args)]
+struct TokenizerTrainArgs {
+    /// `small` (trains on 2 CPU cores) or `paper`.
+    #[arg(long, default_value = "small")]
+    config: String,
+    #[arg(long, default_value_t = 1500)]
+    steps: usize,
+    #[arg(long, default_value_t = 16)]
+    batch: usize,
+    #[arg(long, default_value_t = 1e-3)]
+    lr: f64,
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Train on random time crops of this many frames (multiple of 16; 0 = whole clips).
+    #[arg(long, default_value_t = 128)]
+    crop: usize,
+    /// First step with the adversarial loss.
+    #[arg(long, default_value_t = 30001)]
+    disc_start: usize,
+    /// Validate (and checkpoint) every this many steps.
+    #[arg(long, default_value_t = 100)]
+    val_every: usize,
+    /// Output folder (checkpoint, metrics.jsonl, exported tokenizer); default <data>/runs/tokenizer-<config>.
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Continue the run checkpointed in the output folder.
+    #[arg(long)]
+    resume: bool,
 }
 
 #[derive(Subcommand)]
@@ -211,8 +220,8 @@ fn run(cli: Cli) -> Result<()> {
         }
         Command::Device => println!("{}", smg_core::best_device()),
         Command::Data { command } => data(command)?,
-        Command::Train { command: TrainCommand::Tokenizer { config, steps, batch, lr, seed, disc_start, out, resume } } => {
-            train_tokenizer(&config, steps, batch, lr, seed, disc_start, out, resume)?
+        Command::Train { command: TrainCommand::Tokenizer(args) } => {
+            train_tokenizer(&args)?
         }
         Command::Tokenize { audio, output, checkpoint } => {
             let tok = load_tokenizer(checkpoint)?;
@@ -308,25 +317,24 @@ fn data(cmd: DataCommand) -> Result<()> {
 }
 
 fn tokenizer_dir(config: &str) -> PathBuf {
-    data_dir().join("checkpoints").join(format!("tokenizer-{config}"))
+    data_dir().join("runs").join(format!("tokenizer-{config}"))
 }
 
-/// Loads a trained tokenizer from `dir/checkpoint.safetensors` + `dir/state.json`.
+/// The tokenizer shipped with the checkout (trained by this project, see its TRAINING.md).
+fn shipped_tokenizer_dir() -> PathBuf {
+    repo_dir().join("data/checkpoints/tokenizer-small")
+}
+
+/// Loads a trained tokenizer: an exported one (`config.json` + `tokenizer.safetensors`) or a
+/// training folder's latest checkpoint; by default the shipped small tokenizer.
 fn load_tokenizer(dir: Option<PathBuf>) -> Result<smg_tokenizer::SpecVqGan> {
-    let dir = dir.unwrap_or_else(|| tokenizer_dir("small"));
-    let state: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(dir.join("state.json")).with_context(|| format!("{}: no trained tokenizer here (state.json)", dir.display()))?,
-    )?;
-    let cfg: smg_tokenizer::Config = serde_json::from_value(state["model"].clone())?;
-    let vb = unsafe {
-        candle_nn::VarBuilder::from_mmaped_safetensors(&[dir.join("checkpoint.safetensors")], candle_core::DType::F32, &candle_core::Device::Cpu)?
-    };
-    Ok(smg_tokenizer::SpecVqGan::new(&cfg, vb)?)
+    let dir = dir.unwrap_or_else(shipped_tokenizer_dir);
+    Ok(smg_tokenizer::SpecVqGan::from_pretrained(&dir, &candle_core::Device::Cpu)?)
 }
 
-#[allow(clippy::too_many_arguments)]
-fn train_tokenizer(config: &str, steps: usize, batch: usize, lr: f64, seed: u64, disc_start: usize, out: Option<PathBuf>, resume: bool) -> Result<()> {
+fn train_tokenizer(a: &TokenizerTrainArgs) -> Result<()> {
     use smg_data::{ClipConfig, Dataset, Split};
+    let config = a.config.as_str();
     let model_cfg = match config {
         "small" => smg_tokenizer::Config::small(),
         "paper" => smg_tokenizer::Config::paper(),
@@ -342,9 +350,19 @@ fn train_tokenizer(config: &str, steps: usize, batch: usize, lr: f64, seed: u64,
     let valid = ds.split_indices(Split::Valid).into_iter().map(norm).collect::<candle_core::Result<Vec<_>>>()?;
     let device = smg_core::best_device();
     eprintln!("training on {} ({} train / {} valid clips)", device, train.len(), valid.len());
-    let cfg = smg_tokenizer::TrainConfig { steps, batch_size: batch, lr, seed, disc_start, ..Default::default() };
-    let out = out.unwrap_or_else(|| tokenizer_dir(config));
-    let mut t = smg_tokenizer::Trainer::new(&model_cfg, cfg, &out, resume, &device.device)?;
+    let cfg = smg_tokenizer::TrainConfig {
+        steps: a.steps,
+        batch_size: a.batch,
+        lr: a.lr,
+        seed: a.seed,
+        disc_start: a.disc_start,
+        crop_frames: a.crop,
+        val_every: a.val_every,
+        ckpt_every: a.val_every,
+        ..Default::default()
+    };
+    let out = a.out.clone().unwrap_or_else(|| tokenizer_dir(config));
+    let mut t = smg_tokenizer::Trainer::new(&model_cfg, cfg, &out, a.resume, &device.device)?;
     if t.step > 0 {
         eprintln!("resuming at step {}", t.step);
     }
@@ -358,7 +376,8 @@ fn train_tokenizer(config: &str, steps: usize, batch: usize, lr: f64, seed: u64,
             model_cfg.n_embed
         );
     }
-    eprintln!("checkpoint: {}", out.display());
+    t.export(&out)?;
+    eprintln!("checkpoint and exported tokenizer ({}): {}", smg_tokenizer::pretrained::WEIGHTS_FILE, out.display());
     Ok(())
 }
 

@@ -3,6 +3,9 @@
 //! The rest of the workspace takes a `&Device` explicitly; this crate only answers
 //! "which device should a notebook or the command line use by default?".
 
+pub mod adam;
+pub mod checkpoint;
+pub mod conv;
 pub mod seeded;
 
 pub use candle_core::Device;

@@ -2,7 +2,8 @@
 //! Tensor names follow the PyTorch `nn.Sequential`: `main.0` … `main.11`.
 
 use candle_core::{Module, ModuleT, Result, Tensor};
-use candle_nn::{batch_norm, BatchNorm, Conv2d, Conv2dConfig, Init, VarBuilder};
+use candle_nn::{batch_norm, BatchNorm, Init, VarBuilder};
+use smg_core::conv::Conv2d;
 
 #[derive(Debug, Clone)]
 pub struct Discriminator {
@@ -14,17 +15,16 @@ pub struct Discriminator {
 impl Discriminator {
     /// `ndf` base width (64 in the paper), `n_layers` (3), 1 input channel.
     pub fn new(ndf: usize, n_layers: usize, vb: VarBuilder) -> Result<Self> {
-        let k = |stride| Conv2dConfig { padding: 1, stride, ..Default::default() };
         let vb = vb.pp("main");
         let w_init = Init::Randn { mean: 0.0, stdev: 0.02 };
         let conv_b = |cin, cout, stride, vb: VarBuilder| -> Result<Conv2d> {
             let w = vb.get_with_hints((cout, cin, 4, 4), "weight", w_init)?;
             let b = vb.get_with_hints(cout, "bias", Init::Const(0.0))?;
-            Ok(Conv2d::new(w, Some(b), k(stride)))
+            Ok(Conv2d::new(w, Some(b), stride, 1))
         };
         let conv_nb = |cin, cout, stride, vb: VarBuilder| -> Result<Conv2d> {
             let w = vb.get_with_hints((cout, cin, 4, 4), "weight", w_init)?;
-            Ok(Conv2d::new(w, None, k(stride)))
+            Ok(Conv2d::new(w, None, stride, 1))
         };
         let first = conv_b(1, ndf, 2, vb.pp("0"))?;
         let mut mid = Vec::new();

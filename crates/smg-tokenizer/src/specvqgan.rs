@@ -9,7 +9,8 @@
 use crate::fused::GroupNormAct;
 use crate::quantizer::{Quantized, VectorQuantizer};
 use candle_core::{DType, Module, Result, Tensor, D};
-use candle_nn::{conv2d, Conv2d, Conv2dConfig, VarBuilder};
+use candle_nn::VarBuilder;
+use smg_core::conv::Conv2d;
 use serde::{Deserialize, Serialize};
 
 /// Every size of the tokenizer; `paper()` and `small()` are the named configurations.
@@ -63,8 +64,8 @@ impl Config {
     /// 512 codes × 64, EMA codebook with restarts; 80×256 → 5×16 = 80 tokens.
     pub fn small() -> Self {
         Self {
-            ch: 16,
-            ch_mult: vec![1, 2, 2, 4, 4],
+            ch: 8,
+            ch_mult: vec![1, 2, 4, 8, 8],
             num_res_blocks: 1,
             attn_resolutions: vec![16],
             resolution: 256,
@@ -90,7 +91,7 @@ impl Config {
 }
 
 fn conv(cin: usize, cout: usize, k: usize, stride: usize, pad: usize, vb: VarBuilder) -> Result<Conv2d> {
-    conv2d(cin, cout, k, Conv2dConfig { padding: pad, stride, ..Default::default() }, vb)
+    Conv2d::load(cin, cout, k, stride, pad, vb)
 }
 
 /// `Normalize(C)` of taming (GroupNorm, eps 1e-6), fused with the swish that follows it.

@@ -34,6 +34,11 @@ pub struct TrainConfig {
     pub ckpt_every: usize,
     /// EMA mode: codes whose EMA count falls below this are restarted.
     pub restart_below: f64,
+    /// Train on random time crops of this many frames (a multiple of the downsampling factor;
+    /// 0 = whole clips). The model is convolutional, so crops cut the cost of a step without
+    /// changing what it learns locally; validation always uses whole clips.
+    #[serde(default)]
+    pub crop_frames: usize,
 }
 
 impl Default for TrainConfig {
@@ -52,6 +57,7 @@ impl Default for TrainConfig {
             val_every: 200,
             ckpt_every: 200,
             restart_below: 0.03,
+            crop_frames: 0,
         }
     }
 }
@@ -165,6 +171,13 @@ impl Trainer {
         Ok(())
     }
 
+    /// Writes the model alone (no discriminator, no optimiser state) as a pretrained tokenizer
+    /// that [`SpecVqGan::from_pretrained`] loads.
+    pub fn export(&self, dir: &Path) -> Result<()> {
+        let map: HashMap<String, Tensor> = named_vars(&self.vm_g, |_| false).into_iter().map(|(n, v)| (n, v.as_tensor().clone())).collect();
+        crate::save_pretrained(&map, &self.model.config, dir)
+    }
+
     fn load_checkpoint(&mut self) -> Result<()> {
         let map = candle_core::safetensors::load(self.checkpoint_path(), &self.device)?;
         let text = std::fs::read_to_string(self.out_dir.join("state.json"))?;
@@ -261,6 +274,21 @@ impl Trainer {
         Ok(((total / mels.len().max(1) as f64) as f32, u.used))
     }
 
+    /// The `k`-th clip of the current step's batch, cropped to `cfg.crop_frames` at an offset
+    /// drawn from (seed, step, k), so a resumed run sees the same crops.
+    fn crop(&self, mel: &Tensor, k: usize) -> Result<Tensor> {
+        let (frames, crop) = (mel.dim(1)?, self.cfg.crop_frames);
+        if crop == 0 || crop >= frames {
+            return Ok(mel.clone());
+        }
+        if crop % self.model.config.factor() != 0 {
+            candle_core::bail!("crop_frames {crop} is not a multiple of the downsampling factor {}", self.model.config.factor());
+        }
+        let mut rng = rand::rngs::StdRng::seed_from_u64(self.cfg.seed ^ 0xC0FFEE ^ ((self.step as u64) << 20) ^ k as u64);
+        let start = rand::Rng::random_range(&mut rng, 0..=frames - crop);
+        mel.narrow(1, start, crop)
+    }
+
     /// Trains until `cfg.steps` on `train` (normalised mels, each (n_mels, T) with T a multiple
     /// of 16), validating on `valid`; appends metrics to `out_dir/metrics.jsonl` and checkpoints
     /// atomically. A resumed trainer continues at its step with the same batches.
@@ -286,9 +314,8 @@ impl Trainer {
             let epoch = self.step / per_epoch;
             let batches = smg_data::batches(&idx, self.cfg.batch_size, self.cfg.seed, epoch as u64);
             let b = &batches[self.step % per_epoch];
-            let x = Tensor::stack(&b.iter().map(|&i| train[i].clone()).collect::<Vec<_>>(), 0)?
-                .unsqueeze(1)?
-                .to_device(&self.device)?;
+            let clips = b.iter().enumerate().map(|(k, &i)| self.crop(&train[i], k)).collect::<Result<Vec<_>>>()?;
+            let x = Tensor::stack(&clips, 0)?.unsqueeze(1)?.to_device(&self.device)?;
             let mut m = self.train_step(&x)?;
             let done = self.step;
             if (self.cfg.val_every > 0 && done % self.cfg.val_every == 0) || done == self.cfg.steps {

@@ -36,7 +36,7 @@ fn data(n: usize) -> Vec<Tensor> {
 }
 
 fn tcfg(steps: usize) -> TrainConfig {
-    TrainConfig { steps, batch_size: 4, lr: 2e-3, disc_start: 3, disc_ndf: 8, log_every: 1, val_every: 3, ckpt_every: 3, ..Default::default() }
+    TrainConfig { steps, batch_size: 4, lr: 2e-3, disc_start: 3, disc_ndf: 8, log_every: 1, val_every: 3, ckpt_every: 3, crop_frames: 24, ..Default::default() }
 }
 
 #[test]
@@ -92,4 +92,36 @@ fn mismatched_checkpoints_are_refused_with_a_name() {
     candle_core::safetensors::save(&map, &path).unwrap();
     let e = Trainer::new(&tiny(), tcfg(3), dir.path(), true, &Device::Cpu).err().expect("must fail").to_string();
     assert!(e.contains("decoder.conv_out.weight"), "{e}");
+}
+
+#[test]
+fn exported_tokenizer_loads_and_bad_ones_are_named() {
+    use smg_tokenizer::SpecVqGan;
+    let dir = tempfile::tempdir().unwrap();
+    let mut t = Trainer::new(&tiny(), tcfg(2), dir.path(), false, &Device::Cpu).unwrap();
+    t.fit(&data(8), &[], false).unwrap();
+    let out = dir.path().join("export");
+    t.export(&out).unwrap();
+    let m = SpecVqGan::from_pretrained(&out, &Device::Cpu).unwrap();
+    let x = Tensor::stack(&data(2), 0).unwrap();
+    let a = t.model.encode(&x).unwrap().flatten_all().unwrap().to_vec1::<u32>().unwrap();
+    let b = m.encode(&x).unwrap().flatten_all().unwrap().to_vec1::<u32>().unwrap();
+    assert_eq!(a, b);
+    // A training folder loads too (its latest checkpoint).
+    SpecVqGan::from_pretrained(dir.path(), &Device::Cpu).unwrap();
+    // Wrong shape: the error names the tensor.
+    let path = out.join("tokenizer.safetensors");
+    let mut map = candle_core::safetensors::load(&path, &Device::Cpu).unwrap();
+    map.insert("encoder.conv_in.weight".into(), Tensor::zeros((3, 1, 3, 3), candle_core::DType::F32, &Device::Cpu).unwrap());
+    candle_core::safetensors::save(&map, &path).unwrap();
+    let e = SpecVqGan::from_pretrained(&out, &Device::Cpu).err().expect("must fail").to_string();
+    assert!(e.contains("encoder.conv_in.weight"), "{e}");
+    // Missing tensor: named as well.
+    map.remove("encoder.conv_in.weight");
+    candle_core::safetensors::save(&map, &path).unwrap();
+    let e = SpecVqGan::from_pretrained(&out, &Device::Cpu).err().expect("must fail").to_string();
+    assert!(e.contains("encoder.conv_in.weight"), "{e}");
+    // Not a tokenizer folder at all.
+    let e = SpecVqGan::from_pretrained(&dir.path().join("nothing"), &Device::Cpu).err().expect("must fail").to_string();
+    assert!(e.contains("no trained tokenizer"), "{e}");
 }

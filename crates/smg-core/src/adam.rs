@@ -1,5 +1,5 @@
-//! Adam with its state exposed as named tensors, so a checkpoint can hold it and a resumed run
-//! continues exactly (candle's own optimisers keep their moments private).
+//! Adam / AdamW with its state exposed as named tensors, so a checkpoint can hold it and a resumed
+//! run continues exactly (candle's own optimisers keep their moments private).
 
 use candle_core::{backprop::GradStore, Result, Tensor, Var};
 use std::collections::HashMap;
@@ -10,6 +10,8 @@ pub struct Adam {
     pub beta1: f64,
     pub beta2: f64,
     pub eps: f64,
+    /// Decoupled weight decay (AdamW); 0 = plain Adam.
+    pub weight_decay: f64,
     pub step: usize,
     vars: Vec<(String, Var, Tensor, Tensor)>,
 }
@@ -24,7 +26,35 @@ impl Adam {
                 Ok((n, v, z.clone(), z))
             })
             .collect::<Result<Vec<_>>>()?;
-        Ok(Self { lr, beta1, beta2, eps: 1e-8, step: 0, vars })
+        Ok(Self { lr, beta1, beta2, eps: 1e-8, weight_decay: 0.0, step: 0, vars })
+    }
+
+    /// AdamW: [`Adam::new`] with decoupled weight decay `wd`.
+    pub fn adamw(vars: Vec<(String, Var)>, lr: f64, beta1: f64, beta2: f64, wd: f64) -> Result<Self> {
+        let mut a = Self::new(vars, lr, beta1, beta2)?;
+        a.weight_decay = wd;
+        Ok(a)
+    }
+
+    /// Scales every gradient so their joint L2 norm is at most `max_norm`; returns the norm
+    /// before clipping.
+    pub fn clip_grad_norm(&self, grads: &mut GradStore, max_norm: f64) -> Result<f64> {
+        let mut total = 0f64;
+        for (_, var, _, _) in &self.vars {
+            if let Some(g) = grads.get(var.as_tensor()) {
+                total += g.sqr()?.sum_all()?.to_scalar::<f32>()? as f64;
+            }
+        }
+        let norm = total.sqrt();
+        if norm > max_norm && norm.is_finite() {
+            let s = max_norm / (norm + 1e-6);
+            for (_, var, _, _) in &self.vars {
+                if let Some(g) = grads.remove(var.as_tensor()) {
+                    grads.insert(var.as_tensor(), (g * s)?);
+                }
+            }
+        }
+        Ok(norm)
     }
 
     /// One update from `grads`; variables without a gradient are left alone.
@@ -38,7 +68,8 @@ impl Adam {
             *m = ((&*m * b1)? + (g * (1.0 - b1))?)?;
             *v = ((&*v * b2)? + (g.sqr()? * (1.0 - b2))?)?;
             let update = ((&*m / c1)? / ((&*v / c2)?.sqrt()? + self.eps)?)?;
-            var.set(&(var.as_tensor() - (update * self.lr)?)?)?;
+            let w = if self.weight_decay > 0.0 { (var.as_tensor() * (1.0 - self.lr * self.weight_decay))? } else { var.as_tensor().clone() };
+            var.set(&(w - (update * self.lr)?)?)?;
         }
         Ok(())
     }
