@@ -21,11 +21,14 @@ pub use rand;
 pub use smg_audio as audio;
 pub use smg_data as data;
 pub use smg_core as core;
+pub use smg_tokenizer as tokenizer;
+pub use smg_clap as conditioning;
+pub use serde_json;
 
 /// Everything a notebook cell usually needs.
 pub mod prelude {
     pub use crate::display::{players_row, AudioPlayer, Figure, Html};
-    pub use crate::notebook::{data_dir, notebook_init, output_dir, quick_mode, quick_or, repo_dir};
+    pub use crate::notebook::{checkpoint_dir, data_dir, notebook_init, output_dir, quick_mode, quick_or, repo_dir};
     pub use crate::plot::{
         bar_chart, heatmap, histogram, line_plot, spectrogram, token_grid, waveform, BarChart, Heatmap, LinePlot, Spectrogram,
         TokenGrid, Waveform,
@@ -38,4 +41,6 @@ pub mod prelude {
         write_wav, GriffinLimConfig, MelConfig, MelTransform, WavEncoding,
     };
     pub use smg_core::{best_device, DeviceChoice};
+    pub use smg_tokenizer::SpecVqGan;
+    pub use smg_clap::{AudioEncoder, Conditioner, TextEncoder};
 }

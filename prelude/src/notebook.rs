@@ -61,6 +61,12 @@ pub fn data_dir() -> PathBuf {
         .unwrap_or_else(|| repo_dir().join("data"))
 }
 
+/// A checkpoint this project trained and ships in `data/checkpoints/<name>` (each folder has a
+/// TRAINING.md with the command that reproduced it).
+pub fn checkpoint_dir(name: &str) -> PathBuf {
+    repo_dir().join("data").join("checkpoints").join(name)
+}
+
 /// Where notebooks save figures and audio: `SMG_OUTPUT_DIR` or `notebooks/output/`.
 pub fn output_dir() -> PathBuf {
     std::env::var_os("SMG_OUTPUT_DIR")

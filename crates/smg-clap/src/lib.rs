@@ -7,6 +7,7 @@
 //! only sees the [`Conditioner`] interface, so a LAION-CLAP port can later slot in behind it.
 
 pub mod audio;
+pub mod corpus;
 pub mod eval;
 pub mod text;
 pub mod train;

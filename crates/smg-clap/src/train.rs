@@ -211,6 +211,13 @@ impl ClapTrainer {
     /// Trains until `cfg.steps`, scoring on `valid` every `val_every` steps; appends metrics
     /// to `out_dir/metrics.jsonl` and checkpoints atomically at each validation.
     pub fn fit(&mut self, train: &ClapData, valid: Option<(&ClapData, &crate::TextEncoder)>, progress: bool) -> Result<Vec<ClapMetrics>> {
+        self.fit_until(train, valid, self.cfg.steps, progress)
+    }
+
+    /// [`ClapTrainer::fit`], but stops after step `stop` (≤ `cfg.steps`; the schedule still
+    /// spans `cfg.steps`), e.g. to train in slices from a notebook.
+    pub fn fit_until(&mut self, train: &ClapData, valid: Option<(&ClapData, &crate::TextEncoder)>, stop: usize, progress: bool) -> Result<Vec<ClapMetrics>> {
+        let stop = stop.min(self.cfg.steps);
         if train.mels.is_empty() {
             return Err(ClapError::Invalid("no training clips".into()));
         }
@@ -227,7 +234,7 @@ impl ClapTrainer {
         let bs = self.cfg.batch_size.min(idx.len()).max(2);
         let per_epoch = idx.len() / bs;
         let mut out = Vec::new();
-        while self.step < self.cfg.steps {
+        while self.step < stop {
             let epoch = self.step / per_epoch.max(1);
             let batches = smg_data::batches(&idx, bs, self.cfg.seed, epoch as u64);
             let order = batches[self.step % per_epoch.max(1)].clone();
@@ -245,7 +252,7 @@ impl ClapTrainer {
                 writeln!(log, "{}", serde_json::to_string(&m).map_err(|e| ClapError::Format(e.to_string()))?)?;
                 bar.set_message(format!("loss {loss:.3}"));
             }
-            if validate {
+            if validate || done == stop {
                 log.flush()?;
                 self.save_checkpoint()?;
             }

@@ -7,6 +7,9 @@ use ndarray::Array2;
 use smg_audio::{GriffinLimConfig, MelConfig, MelTransform, WavEncoding};
 use std::path::PathBuf;
 
+mod clap_cmd;
+mod plot_cmd;
+
 #[derive(Parser)]
 #[command(name = "smg", version, about = "SpecMaskGIT-rs: masked generative modelling of mel-spectrogram tokens")]
 struct Cli {
@@ -41,6 +44,16 @@ enum Command {
     },
     /// Print which compute device the library would pick.
     Device,
+    /// Conditioning embeddings (SPEC.md §5): MiniLM text, the trained audio branch.
+    Embed {
+        #[command(subcommand)]
+        command: clap_cmd::EmbedCommand,
+    },
+    /// Plot training curves: `smg plot metrics run/metrics.jsonl --y rec_l1 --y val_l1 -o curve.png`.
+    Plot {
+        #[command(subcommand)]
+        command: PlotCommand,
+    },
     /// Train a model.
     Train {
         #[command(subcommand)]
@@ -74,6 +87,26 @@ enum Command {
 enum TrainCommand {
     /// Train the SpecVQGAN tokenizer on the sound-event corpus (seeded, resumable).
     Tokenizer(TokenizerTrainArgs),
+    /// Train the audio branch of the conditioning model into MiniLM's text space (contrastive).
+    Clap(clap_cmd::ClapTrainArgs),
+}
+
+#[derive(Subcommand)]
+enum PlotCommand {
+    /// Line plot of numeric fields of a JSONL metrics log (nested fields as `val.recall_at_5`).
+    Metrics {
+        log: PathBuf,
+        #[arg(long, default_value = "step")]
+        x: String,
+        #[arg(long, required = true)]
+        y: Vec<String>,
+        #[arg(long, default_value = "training curve")]
+        title: String,
+        #[arg(long)]
+        log_y: bool,
+        #[arg(short, long)]
+        output: PathBuf,
+    },
 }
 
 #[derive(clap::Args)]
@@ -220,8 +253,12 @@ fn run(cli: Cli) -> Result<()> {
         }
         Command::Device => println!("{}", smg_core::best_device()),
         Command::Data { command } => data(command)?,
-        Command::Train { command: TrainCommand::Tokenizer(args) } => {
-            train_tokenizer(&args)?
+        Command::Train { command: TrainCommand::Tokenizer(args) } => train_tokenizer(&args)?,
+        Command::Train { command: TrainCommand::Clap(args) } => clap_cmd::train(&args)?,
+        Command::Embed { command } => clap_cmd::embed(command)?,
+        Command::Plot { command: PlotCommand::Metrics { log, x, y, title, log_y, output } } => {
+            let n = plot_cmd::metrics(&log, &x, &y, &title, log_y, &output)?;
+            eprintln!("wrote {} ({n} points)", output.display());
         }
         Command::Tokenize { audio, output, checkpoint } => {
             let tok = load_tokenizer(checkpoint)?;

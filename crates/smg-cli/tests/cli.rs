@@ -113,3 +113,37 @@ fn tokenize_and_detokenize_with_a_checkpoint() {
     let (ok, _, err) = smg(&["tokenize", fixture("audio/speech.wav").to_str().unwrap(), "-o", tokens.to_str().unwrap(), "--checkpoint", dir.path().to_str().unwrap()]);
     assert!(!ok && err.contains("no trained tokenizer"), "{err}");
 }
+
+/// The CLI reads fetched assets from SMG_DATA_DIR (scripts/test.sh sets it) or data/.
+fn minilm_present() -> bool {
+    let d = std::env::var_os("SMG_DATA_DIR").map(PathBuf::from).unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../data"));
+    let ok = d.join("weights/minilm/model.safetensors").is_file();
+    assert!(ok, "MiniLM is missing under {}: run `bash scripts/setup.sh`", d.display());
+    ok
+}
+
+#[test]
+fn embed_text_prints_unit_vectors_and_states_truncation() {
+    minilm_present();
+    let long = "a train whistle far away ".repeat(80);
+    let (ok, out, err) = smg(&["embed", "text", "a dog barking", "", &long]);
+    assert!(ok, "{err}");
+    let rows: Vec<Vec<f32>> = out.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(rows.len(), 3);
+    for r in &rows {
+        assert_eq!(r.len(), 384);
+        let n: f32 = r.iter().map(|x| x * x).sum::<f32>().sqrt();
+        assert!((n - 1.0).abs() < 1e-3, "norm {n}");
+    }
+    assert!(err.contains("prompt 3") && err.contains("only the first 256"), "{err}");
+}
+
+#[test]
+fn embed_audio_with_the_shipped_encoder() {
+    let (ok, out, err) = smg(&["embed", "audio", fixture("audio/speech.wav").to_str().unwrap()]);
+    assert!(ok, "{err}");
+    let v: Vec<f32> = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(v.len(), 384);
+    let (ok, _, err) = smg(&["embed", "audio", fixture("audio/speech.wav").to_str().unwrap(), "--checkpoint", "/nonexistent"]);
+    assert!(!ok && err.contains("missing") && err.lines().count() == 1, "{err}");
+}

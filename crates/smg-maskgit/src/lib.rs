@@ -1,0 +1,22 @@
+//! SpecMaskGIT proper (SPEC.md §3): the masked ViT over tokenizer grids and its iterative
+//! sampler, with the sampler's pieces (mask schedule, guidance schedule, Gumbel temperature,
+//! re-masking rule) as small traits, and the masks of the zero-shot tasks.
+
+pub mod sampler;
+pub mod schedule;
+pub mod tasks;
+pub mod vit;
+
+pub use sampler::{SampleOutput, Sampler, Step};
+pub use schedule::{CfgSchedule, Guidance, Gumbel, MaskSchedule, Remask, RemaskRule, Schedule, Temperature};
+pub use vit::{Config, MaskedVit};
+
+#[derive(Debug, thiserror::Error)]
+pub enum MaskGitError {
+    #[error(transparent)]
+    Candle(#[from] candle_core::Error),
+    #[error("{0}")]
+    Invalid(String),
+}
+
+pub type Result<T> = std::result::Result<T, MaskGitError>;

@@ -1,0 +1,115 @@
+//! The swappable pieces of the sampler (SPEC.md §3.6), each a small trait with the paper's
+//! choice and the usual alternatives, so a notebook cell can plug in its own without touching
+//! the decoding loop.
+
+use std::f64::consts::FRAC_PI_2;
+
+/// Fraction of the initially masked tokens that stay masked after step `i` of `t`
+/// (`progress` = (i + 1) / t ∈ (0, 1]).
+pub trait MaskSchedule: std::fmt::Debug {
+    fn mask_ratio(&self, progress: f64) -> f64;
+}
+
+/// The standard MaskGIT schedules.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Schedule {
+    /// cos(π/2 · r): the paper's and MaskGIT's default.
+    Cosine,
+    /// 1 − r.
+    Linear,
+    /// 1 − r².
+    Square,
+    /// arccos(r) / (π/2) (Besnier's default).
+    Arccos,
+}
+
+impl MaskSchedule for Schedule {
+    fn mask_ratio(&self, r: f64) -> f64 {
+        let r = r.clamp(0.0, 1.0);
+        match self {
+            Schedule::Cosine => (FRAC_PI_2 * r).cos(),
+            Schedule::Linear => 1.0 - r,
+            Schedule::Square => 1.0 - r * r,
+            Schedule::Arccos => r.acos() / FRAC_PI_2,
+        }
+        .clamp(0.0, 1.0)
+    }
+}
+
+/// Classifier-free guidance scale at step `i` of `t`: logits = ℓu + s·(ℓc − ℓu) (paper Eq. 2).
+pub trait CfgSchedule: std::fmt::Debug {
+    fn scale(&self, i: usize, t: usize) -> f64;
+    /// Whether the sampler needs the unconditional pass at all.
+    fn needs_uncond(&self) -> bool {
+        true
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Guidance {
+    /// Conditional logits only (scale 1, no unconditional pass).
+    Off,
+    /// The same scale at every step.
+    Constant(f64),
+    /// Linear warm-up 0 → scale over the steps (the paper's setting, with scale 3).
+    Linear(f64),
+}
+
+impl CfgSchedule for Guidance {
+    fn scale(&self, i: usize, t: usize) -> f64 {
+        match *self {
+            Guidance::Off => 1.0,
+            Guidance::Constant(s) => s,
+            Guidance::Linear(s) => s * i as f64 / (t.max(2) - 1) as f64,
+        }
+    }
+    fn needs_uncond(&self) -> bool {
+        !matches!(self, Guidance::Off)
+    }
+}
+
+/// Gumbel-noise temperature on the re-masking confidence at step `i` of `t`.
+pub trait Temperature: std::fmt::Debug {
+    fn at(&self, i: usize, t: usize) -> f64;
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Gumbel {
+    /// τ·(1 − (i+1)/t): linear annealing to 0 at the last step (paper: τ = 1.5).
+    Annealed(f64),
+    Constant(f64),
+}
+
+impl Temperature for Gumbel {
+    fn at(&self, i: usize, t: usize) -> f64 {
+        match *self {
+            Gumbel::Annealed(tau) => tau * (1.0 - (i + 1) as f64 / t.max(1) as f64),
+            Gumbel::Constant(tau) => tau,
+        }
+    }
+}
+
+/// Which of the freshly sampled tokens are masked again: the `k` with the smallest returned
+/// score are re-masked. Known (given) tokens are never passed here.
+pub trait RemaskRule: std::fmt::Debug {
+    /// `p_sel`: probability of the sampled token, `g`: a standard Gumbel draw, `tau`: the
+    /// temperature of this step.
+    fn score(&self, p_sel: f64, g: f64, tau: f64) -> f64;
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Remask {
+    /// ln p + τ·G: lowest confidence, perturbed by annealed Gumbel noise (MaskGIT, MAGE, paper).
+    LowestConfidence,
+    /// Pure noise: a random choice of tokens (the usual ablation).
+    Random,
+}
+
+impl RemaskRule for Remask {
+    fn score(&self, p_sel: f64, g: f64, tau: f64) -> f64 {
+        match self {
+            Remask::LowestConfidence => p_sel.max(1e-30).ln() + tau * g,
+            Remask::Random => g,
+        }
+    }
+}

@@ -1,0 +1,219 @@
+//! The masked ViT of SpecMaskGIT (SPEC.md §3.1–3.4): timm-style pre-norm blocks over the token
+//! grid, the conditioning embedding projected and appended as one extra sequence element, a
+//! learned mask token, fixed 2-D sin-cos positions, and the paper's *conditional mask* (masked
+//! positions carry the projected conditioning embedding) as a switch for the ablation.
+//! Tensor names follow timm's ViT (`blocks.N.norm1`, `blocks.N.attn.qkv`, …, `norm`, `head`).
+
+use candle_core::{DType, Device, Module, Result, Tensor, D};
+use candle_nn::{Init, LayerNorm, Linear, VarBuilder};
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Config {
+    /// Codebook size; the mask id is `vocab` itself.
+    pub vocab: usize,
+    /// Token grid (rows = mel bands, cols = time).
+    pub rows: usize,
+    pub cols: usize,
+    pub dim: usize,
+    pub depth: usize,
+    pub heads: usize,
+    pub mlp_dim: usize,
+    /// Width of the conditioning embedding (384: the project's MiniLM space; 512 for LAION-CLAP).
+    pub cond_dim: usize,
+    /// Masked positions carry the conditioning embedding ("C", the paper's default) instead of
+    /// the learned mask token ("M", the ablation).
+    pub conditional_mask: bool,
+}
+
+impl Config {
+    /// The paper's generator: 24 blocks, width 768, 8 heads, FFN 3072 over the 5 × 53 grid
+    /// of the paper tokenizer (≈170M parameters).
+    pub fn paper() -> Self {
+        Self { vocab: 1024, rows: 5, cols: 53, dim: 768, depth: 24, heads: 8, mlp_dim: 3072, cond_dim: 384, conditional_mask: true }
+    }
+
+    /// Sized for 2 CPU cores (SPEC.md §10): 3 blocks, width 128, 4 heads, FFN 512 over the small
+    /// tokenizer's 5 × 16 grid of 512 codes.
+    pub fn small() -> Self {
+        Self { vocab: 512, rows: 5, cols: 16, dim: 128, depth: 3, heads: 4, mlp_dim: 512, cond_dim: 384, conditional_mask: true }
+    }
+
+    pub fn seq_len(&self) -> usize {
+        self.rows * self.cols
+    }
+
+    /// The mask token id.
+    pub fn mask_id(&self) -> u32 {
+        self.vocab as u32
+    }
+}
+
+/// Fixed 2-D sin-cos position embedding `(rows·cols, dim)` in Audio-MAE's layout (SPEC.md §3.3):
+/// the first dim/2 channels encode the column (time) index, the last dim/2 the row (band) index;
+/// each half is `[sin(p·ω_k), cos(p·ω_k)]` with ω_k = 10000^(−k/(dim/4)).
+pub fn sincos_2d(rows: usize, cols: usize, dim: usize, device: &Device) -> Result<Tensor> {
+    if dim % 4 != 0 {
+        candle_core::bail!("sin-cos position embedding needs a width divisible by 4, got {dim}");
+    }
+    let q = dim / 4;
+    let mut v = vec![0f32; rows * cols * dim];
+    for h in 0..rows {
+        for w in 0..cols {
+            let row = &mut v[(h * cols + w) * dim..(h * cols + w + 1) * dim];
+            for k in 0..q {
+                let omega = 1.0 / 10000f64.powf(k as f64 / q as f64);
+                let (pw, ph) = (w as f64 * omega, h as f64 * omega);
+                row[k] = pw.sin() as f32;
+                row[q + k] = pw.cos() as f32;
+                row[2 * q + k] = ph.sin() as f32;
+                row[3 * q + k] = ph.cos() as f32;
+            }
+        }
+    }
+    Tensor::from_vec(v, (rows * cols, dim), device)
+}
+
+/// `Linear` with MAE's init: xavier-uniform weight, zero bias.
+fn xavier_linear(cin: usize, cout: usize, vb: VarBuilder) -> Result<Linear> {
+    let a = (6.0 / (cin + cout) as f64).sqrt();
+    let w = vb.get_with_hints((cout, cin), "weight", Init::Uniform { lo: -a, up: a })?;
+    let b = vb.get_with_hints(cout, "bias", Init::Const(0.0))?;
+    Ok(Linear::new(w, Some(b)))
+}
+
+fn layer_norm(dim: usize, vb: VarBuilder) -> Result<LayerNorm> {
+    let w = vb.get_with_hints(dim, "weight", Init::Const(1.0))?;
+    let b = vb.get_with_hints(dim, "bias", Init::Const(0.0))?;
+    Ok(LayerNorm::new(w, b, 1e-6))
+}
+
+#[derive(Debug, Clone)]
+struct Attention {
+    qkv: Linear,
+    proj: Linear,
+    heads: usize,
+}
+
+impl Module for Attention {
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let (b, l, d) = x.dims3()?;
+        let hd = d / self.heads;
+        let qkv = self.qkv.forward(x)?.reshape((b, l, 3, self.heads, hd))?.permute((2, 0, 3, 1, 4))?;
+        let (q, k, v) = (qkv.get(0)?.contiguous()?, qkv.get(1)?.contiguous()?, qkv.get(2)?.contiguous()?);
+        let att = (q.matmul(&k.t()?)? * (hd as f64).powf(-0.5))?;
+        let att = candle_nn::ops::softmax_last_dim(&att)?;
+        let out = att.matmul(&v)?.transpose(1, 2)?.reshape((b, l, d))?;
+        self.proj.forward(&out)
+    }
+}
+
+#[derive(Debug, Clone)]
+struct Block {
+    norm1: LayerNorm,
+    attn: Attention,
+    norm2: LayerNorm,
+    fc1: Linear,
+    fc2: Linear,
+}
+
+impl Block {
+    fn new(cfg: &Config, vb: VarBuilder) -> Result<Self> {
+        Ok(Self {
+            norm1: layer_norm(cfg.dim, vb.pp("norm1"))?,
+            attn: Attention {
+                qkv: xavier_linear(cfg.dim, 3 * cfg.dim, vb.pp("attn.qkv"))?,
+                proj: xavier_linear(cfg.dim, cfg.dim, vb.pp("attn.proj"))?,
+                heads: cfg.heads,
+            },
+            norm2: layer_norm(cfg.dim, vb.pp("norm2"))?,
+            fc1: xavier_linear(cfg.dim, cfg.mlp_dim, vb.pp("mlp.fc1"))?,
+            fc2: xavier_linear(cfg.mlp_dim, cfg.dim, vb.pp("mlp.fc2"))?,
+        })
+    }
+}
+
+impl Module for Block {
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let x = (x + self.attn.forward(&self.norm1.forward(x)?)?)?;
+        let h = self.fc2.forward(&self.fc1.forward(&self.norm2.forward(&x)?)?.gelu_erf()?)?;
+        x + h
+    }
+}
+
+/// The generator: tokens with masks + conditioning → logits over the codebook at every position.
+#[derive(Debug, Clone)]
+pub struct MaskedVit {
+    pub config: Config,
+    token_emb: candle_nn::Embedding,
+    cond_proj: Linear,
+    mask_token: Tensor,
+    pos: Tensor,
+    blocks: Vec<Block>,
+    norm: LayerNorm,
+    head: Linear,
+}
+
+impl MaskedVit {
+    pub fn new(cfg: &Config, vb: VarBuilder) -> Result<Self> {
+        if cfg.dim % cfg.heads != 0 {
+            candle_core::bail!("width {} does not split into {} heads", cfg.dim, cfg.heads);
+        }
+        let normal = Init::Randn { mean: 0.0, stdev: 0.02 };
+        let emb = vb.get_with_hints((cfg.vocab, cfg.dim), "token_emb.weight", normal)?;
+        let pos = sincos_2d(cfg.rows, cfg.cols, cfg.dim, vb.device())?;
+        let pos = Tensor::cat(&[pos, Tensor::zeros((1, cfg.dim), DType::F32, vb.device())?], 0)?;
+        Ok(Self {
+            token_emb: candle_nn::Embedding::new(emb, cfg.dim),
+            cond_proj: xavier_linear(cfg.cond_dim, cfg.dim, vb.pp("cond_proj"))?,
+            mask_token: vb.get_with_hints((1, 1, cfg.dim), "mask_token", normal)?,
+            pos,
+            blocks: (0..cfg.depth).map(|i| Block::new(cfg, vb.pp(format!("blocks.{i}")))).collect::<Result<_>>()?,
+            norm: layer_norm(cfg.dim, vb.pp("norm"))?,
+            head: xavier_linear(cfg.dim, cfg.vocab, vb.pp("head"))?,
+            config: cfg.clone(),
+        })
+    }
+
+    /// Logits `(B, N, vocab)` for tokens `(B, N)` (u32; `vocab` = masked) and conditioning
+    /// `(B, cond_dim)`, where an all-zero row means "unconditional" and is replaced by the
+    /// learned mask token (classifier-free guidance, SPEC.md §3.4).
+    pub fn forward(&self, tokens: &Tensor, cond: &Tensor) -> Result<Tensor> {
+        let cfg = &self.config;
+        let (b, n) = tokens.dims2()?;
+        if n != cfg.seq_len() {
+            candle_core::bail!("token sequence of {n}, the model expects {} ({} × {})", cfg.seq_len(), cfg.rows, cfg.cols);
+        }
+        let (bc, cd) = cond.dims2()?;
+        if bc != b || cd != cfg.cond_dim {
+            candle_core::bail!("conditioning is {bc} × {cd}, expected {b} × {}", cfg.cond_dim);
+        }
+        let dev = tokens.device();
+        let m = self.mask_token.reshape((1, cfg.dim))?;
+        let is_null = cond.sqr()?.sum_keepdim(1)?.eq(0f32)?; // (B, 1)
+        let c = is_null.broadcast_as((b, cfg.dim))?.where_cond(&m.broadcast_as((b, cfg.dim))?, &self.cond_proj.forward(cond)?)?;
+        let is_mask = tokens.ge(cfg.mask_id())?; // (B, N)
+        let safe = is_mask.where_cond(&Tensor::zeros((b, n), DType::U32, dev)?, tokens)?;
+        let e = self.token_emb.forward(&safe)?; // (B, N, D)
+        let fill = if cfg.conditional_mask { c.unsqueeze(1)? } else { m.unsqueeze(0)? }.broadcast_as((b, n, cfg.dim))?;
+        let e = is_mask.unsqueeze(2)?.broadcast_as((b, n, cfg.dim))?.where_cond(&fill, &e)?;
+        let mut h = Tensor::cat(&[e, c.unsqueeze(1)?], 1)?.broadcast_add(&self.pos)?;
+        for blk in &self.blocks {
+            h = blk.forward(&h)?;
+        }
+        let h = self.norm.forward(&h)?.narrow(1, 0, n)?;
+        self.head.forward(&h)
+    }
+
+    /// Number of trainable parameters of a model built with `cfg`.
+    pub fn parameter_count(cfg: &Config) -> Result<usize> {
+        let vm = candle_nn::VarMap::new();
+        Self::new(cfg, VarBuilder::from_varmap(&vm, DType::F32, &Device::Cpu))?;
+        Ok(vm.all_vars().iter().map(|v| v.elem_count()).sum())
+    }
+}
+
+/// Log-probabilities over the codebook (last axis).
+pub fn log_softmax(logits: &Tensor) -> Result<Tensor> {
+    candle_nn::ops::log_softmax(logits, D::Minus1)
+}

@@ -1,0 +1,125 @@
+//! Masked ViT shapes and sizes, sampler determinism and guards, zero-shot masks.
+
+use candle_core::{DType, Device, Tensor};
+use smg_core::SeededVarMap;
+use smg_maskgit::tasks::{apply_mask, Grid};
+use smg_maskgit::{Config, Guidance, Gumbel, MaskSchedule, MaskedVit, Sampler, Schedule};
+
+fn tiny() -> Config {
+    Config { vocab: 16, rows: 2, cols: 4, dim: 16, depth: 1, heads: 2, mlp_dim: 32, cond_dim: 8, conditional_mask: true }
+}
+
+fn model(cfg: &Config, seed: u64) -> MaskedVit {
+    MaskedVit::new(cfg, SeededVarMap::new(seed).var_builder(DType::F32, &Device::Cpu)).unwrap()
+}
+
+fn cond(b: usize, d: usize) -> Tensor {
+    let v: Vec<f32> = (0..b * d).map(|i| ((i * 37 % 11) as f32 - 5.0) / 5.0).collect();
+    Tensor::from_vec(v, (b, d), &Device::Cpu).unwrap()
+}
+
+#[test]
+fn paper_configuration_has_about_170m_parameters() {
+    let n = MaskedVit::parameter_count(&Config::paper()).unwrap();
+    assert!((168_000_000..174_000_000).contains(&n), "{n}");
+    let s = MaskedVit::parameter_count(&Config::small()).unwrap();
+    assert!((500_000..1_000_000).contains(&s), "{s}");
+}
+
+#[test]
+fn forward_shapes_and_errors() {
+    let cfg = tiny();
+    let m = model(&cfg, 0);
+    let t = Tensor::new(&[[1u32, 2, 16, 3, 16, 16, 0, 5]], &Device::Cpu).unwrap();
+    let l = m.forward(&t, &cond(1, 8)).unwrap();
+    assert_eq!(l.dims(), &[1, 8, 16]);
+    let e = m.forward(&t.narrow(1, 0, 7).unwrap(), &cond(1, 8)).unwrap_err().to_string();
+    assert!(e.contains("token sequence of 7"), "{e}");
+    let e = m.forward(&t, &cond(1, 5)).unwrap_err().to_string();
+    assert!(e.contains("conditioning"), "{e}");
+}
+
+#[test]
+fn conditional_mask_switch_changes_only_masked_inputs() {
+    // Without masked tokens the switch has no effect; with masked tokens it does.
+    let a = model(&tiny(), 3);
+    let b = model(&Config { conditional_mask: false, ..tiny() }, 3);
+    let full = Tensor::new(&[[1u32, 2, 3, 4, 5, 6, 7, 8]], &Device::Cpu).unwrap();
+    let masked = Tensor::new(&[[1u32, 16, 3, 16, 5, 6, 16, 8]], &Device::Cpu).unwrap();
+    let c = cond(1, 8);
+    let d = |x: &Tensor, y: &Tensor| (x - y).unwrap().abs().unwrap().flatten_all().unwrap().max(0).unwrap().to_scalar::<f32>().unwrap();
+    assert!(d(&a.forward(&full, &c).unwrap(), &b.forward(&full, &c).unwrap()) < 1e-6);
+    assert!(d(&a.forward(&masked, &c).unwrap(), &b.forward(&masked, &c).unwrap()) > 1e-4);
+    // A zero conditioning row is "unconditional": it differs from a real embedding.
+    let z = Tensor::zeros((1, 8), DType::F32, &Device::Cpu).unwrap();
+    assert!(d(&a.forward(&masked, &z).unwrap(), &a.forward(&masked, &c).unwrap()) > 1e-4);
+}
+
+#[test]
+fn sampler_is_seeded_and_keeps_known_tokens() {
+    let cfg = tiny();
+    let m = model(&cfg, 1);
+    let start = Tensor::new(&[[16u32, 16, 16, 16, 16, 16, 16, 16], [1, 2, 16, 16, 5, 16, 7, 8]], &Device::Cpu).unwrap();
+    let c = cond(2, 8);
+    let s = Sampler { iterations: 3, seed: 7, keep_history: true, ..Default::default() };
+    let a = s.sample(&m, &start, &c).unwrap();
+    let b = s.sample(&m, &start, &c).unwrap();
+    let (av, bv): (Vec<Vec<u32>>, Vec<Vec<u32>>) = (a.tokens.to_vec2().unwrap(), b.tokens.to_vec2().unwrap());
+    assert_eq!(av, bv, "same seed, same tokens");
+    assert!(av.iter().flatten().all(|&t| t < 16), "every token filled");
+    for (p, &t) in [1u32, 2, 16, 16, 5, 16, 7, 8].iter().enumerate() {
+        if t != 16 {
+            assert_eq!(av[1][p], t, "known token at {p} changed");
+        }
+    }
+    assert_eq!(a.history.len(), 3);
+    let still: Vec<usize> = a.history.iter().map(|h| h.masked[0].iter().filter(|&&x| x).count()).collect();
+    assert!(still.windows(2).all(|w| w[1] <= w[0]) && *still.last().unwrap() == 0, "{still:?}");
+    let other = Sampler { iterations: 3, seed: 8, ..Default::default() }.sample(&m, &start, &c).unwrap();
+    let many = (0..5).any(|k| Sampler { iterations: 3, seed: 100 + k, ..Default::default() }.sample(&m, &start, &c).unwrap().tokens.to_vec2::<u32>().unwrap() != av);
+    assert!(many || other.tokens.to_vec2::<u32>().unwrap() != av, "different seeds never changed the output");
+}
+
+#[test]
+fn absurd_settings_are_refused_with_a_reason() {
+    let m = model(&tiny(), 1);
+    let start = Tensor::new(&[[16u32, 16, 16, 3, 4, 5, 6, 7]], &Device::Cpu).unwrap();
+    let c = cond(1, 8);
+    let err = |s: Sampler| s.sample(&m, &start, &c).unwrap_err().to_string();
+    assert!(err(Sampler { iterations: 0, ..Default::default() }).contains("at least 1 iteration"));
+    assert!(err(Sampler { iterations: 4, ..Default::default() }).contains("4 iterations for 3 masked tokens"));
+    assert!(err(Sampler { iterations: 2, temperature: Box::new(Gumbel::Constant(-1.0)), ..Default::default() }).contains("temperature"));
+    assert!(err(Sampler { iterations: 2, guidance: Box::new(Guidance::Constant(f64::NAN)), ..Default::default() }).contains("guidance"));
+    let bad = Tensor::new(&[[17u32, 16, 16, 3, 4, 5, 6, 7]], &Device::Cpu).unwrap();
+    assert!(Sampler { iterations: 2, ..Default::default() }.sample(&m, &bad, &c).unwrap_err().to_string().contains("outside the codebook"));
+}
+
+#[test]
+fn schedules_start_full_and_end_empty() {
+    for s in [Schedule::Cosine, Schedule::Linear, Schedule::Square, Schedule::Arccos] {
+        assert!((s.mask_ratio(0.0) - 1.0).abs() < 1e-9 && s.mask_ratio(1.0).abs() < 1e-9, "{s:?}");
+        assert!(s.mask_ratio(0.3) > s.mask_ratio(0.6), "{s:?} decreasing");
+    }
+    assert!((Schedule::Linear.mask_ratio(0.25) - 0.75).abs() < 1e-12);
+}
+
+#[test]
+fn zero_shot_masks_follow_the_spec() {
+    let mel = smg_audio::MelConfig::hifigan();
+    let g = Grid { rows: 5, cols: 53, factor: 16 };
+    // SPEC.md §3.7: columns 25..35 are 4.64 s – 6.50 s.
+    let spc = g.seconds_per_column(&mel);
+    assert_eq!(g.columns_for(&mel, 25.0 * spc, 35.0 * spc).unwrap(), (25, 35));
+    let m = g.time_mask(25, 35);
+    assert_eq!(m.iter().filter(|&&x| x).count(), 50);
+    assert!(m[25] && m[4 * 53 + 34] && !m[24] && !m[35]);
+    // BWE above 4 kHz regenerates the top token row (mel bands 64-79).
+    assert_eq!(g.first_row_above(&mel, 4000.0).unwrap(), 4);
+    assert_eq!(g.band_mask(4).iter().filter(|&&x| x).count(), 53);
+    assert!(g.columns_for(&mel, 3.0, 2.0).is_err() && g.columns_for(&mel, 100.0, 101.0).is_err());
+    assert!(g.first_row_above(&mel, 9000.0).is_err() && g.first_row_above(&mel, -5.0).is_err());
+    let t = Tensor::zeros((2, 265), DType::U32, &Device::Cpu).unwrap();
+    let masked = apply_mask(&t, &m, 1024).unwrap();
+    assert_eq!(masked.to_vec2::<u32>().unwrap()[1].iter().filter(|&&x| x == 1024).count(), 50);
+    assert!(apply_mask(&t, &vec![false; 265], 1024).unwrap_err().to_string().contains("no token"));
+}
