@@ -14,6 +14,8 @@ pub struct Adam {
     pub weight_decay: f64,
     pub step: usize,
     vars: Vec<(String, Var, Tensor, Tensor)>,
+    /// Variables exempt from weight decay (biases, norms, embeddings by the caller's rule).
+    no_decay: Vec<bool>,
 }
 
 impl Adam {
@@ -26,7 +28,8 @@ impl Adam {
                 Ok((n, v, z.clone(), z))
             })
             .collect::<Result<Vec<_>>>()?;
-        Ok(Self { lr, beta1, beta2, eps: 1e-8, weight_decay: 0.0, step: 0, vars })
+        let no_decay = vec![false; vars.len()];
+        Ok(Self { lr, beta1, beta2, eps: 1e-8, weight_decay: 0.0, step: 0, vars, no_decay })
     }
 
     /// AdamW: [`Adam::new`] with decoupled weight decay `wd`.
@@ -34,6 +37,12 @@ impl Adam {
         let mut a = Self::new(vars, lr, beta1, beta2)?;
         a.weight_decay = wd;
         Ok(a)
+    }
+
+    /// Exempts the variables whose name satisfies `f` from weight decay (AdamW practice: no
+    /// decay on biases and normalisation parameters).
+    pub fn set_no_decay(&mut self, f: impl Fn(&str) -> bool) {
+        self.no_decay = self.vars.iter().map(|(n, ..)| f(n)).collect();
     }
 
     /// Scales every gradient so their joint L2 norm is at most `max_norm`; returns the norm
@@ -63,12 +72,12 @@ impl Adam {
         let (b1, b2) = (self.beta1, self.beta2);
         let c1 = 1.0 - b1.powi(self.step as i32);
         let c2 = 1.0 - b2.powi(self.step as i32);
-        for (_, var, m, v) in self.vars.iter_mut() {
+        for ((_, var, m, v), &no_decay) in self.vars.iter_mut().zip(&self.no_decay) {
             let Some(g) = grads.get(var.as_tensor()) else { continue };
             *m = ((&*m * b1)? + (g * (1.0 - b1))?)?;
             *v = ((&*v * b2)? + (g.sqr()? * (1.0 - b2))?)?;
             let update = ((&*m / c1)? / ((&*v / c2)?.sqrt()? + self.eps)?)?;
-            let w = if self.weight_decay > 0.0 { (var.as_tensor() * (1.0 - self.lr * self.weight_decay))? } else { var.as_tensor().clone() };
+            let w = if self.weight_decay > 0.0 && !no_decay { (var.as_tensor() * (1.0 - self.lr * self.weight_decay))? } else { var.as_tensor().clone() };
             var.set(&(w - (update * self.lr)?)?)?;
         }
         Ok(())

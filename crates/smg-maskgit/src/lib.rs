@@ -5,6 +5,7 @@
 pub mod sampler;
 pub mod schedule;
 pub mod tasks;
+pub mod train;
 pub mod vit;
 
 pub use sampler::{SampleOutput, Sampler, Step};
@@ -15,6 +16,8 @@ pub use vit::{Config, MaskedVit};
 pub enum MaskGitError {
     #[error(transparent)]
     Candle(#[from] candle_core::Error),
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
     #[error("{0}")]
     Invalid(String),
 }

@@ -217,3 +217,37 @@ impl MaskedVit {
 pub fn log_softmax(logits: &Tensor) -> Result<Tensor> {
     candle_nn::ops::log_softmax(logits, D::Minus1)
 }
+
+pub const WEIGHTS_FILE: &str = "maskgit.safetensors";
+pub const CONFIG_FILE: &str = "maskgit.json";
+
+/// Writes a generator's tensors and configuration to `dir`, atomically.
+pub fn save_pretrained(tensors: &std::collections::HashMap<String, Tensor>, cfg: &Config, dir: &std::path::Path) -> crate::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    let w_tmp = dir.join(format!("{WEIGHTS_FILE}.partial"));
+    candle_core::safetensors::save(tensors, &w_tmp)?;
+    let c_tmp = dir.join(format!("{CONFIG_FILE}.partial"));
+    std::fs::write(&c_tmp, serde_json::to_string_pretty(cfg).map_err(|e| crate::MaskGitError::Invalid(e.to_string()))? + "\n")?;
+    std::fs::rename(&w_tmp, dir.join(WEIGHTS_FILE))?;
+    std::fs::rename(&c_tmp, dir.join(CONFIG_FILE))?;
+    Ok(())
+}
+
+impl MaskedVit {
+    /// Loads a generator written by [`save_pretrained`] or a training folder's checkpoint; a
+    /// missing or mis-shaped tensor is an error naming it.
+    pub fn from_pretrained(dir: &std::path::Path, device: &Device) -> crate::Result<Self> {
+        let bad = |e: String| crate::MaskGitError::Invalid(e);
+        let (cfg, weights) = if dir.join(CONFIG_FILE).is_file() {
+            let cfg: Config = serde_json::from_str(&std::fs::read_to_string(dir.join(CONFIG_FILE))?).map_err(|e| bad(format!("{}: {e}", dir.join(CONFIG_FILE).display())))?;
+            (cfg, dir.join(WEIGHTS_FILE))
+        } else if smg_core::checkpoint::exists(dir) {
+            let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dir.join(smg_core::checkpoint::STATE_FILE))?).map_err(|e| bad(e.to_string()))?;
+            (serde_json::from_value(v["model"].clone()).map_err(|e| bad(e.to_string()))?, dir.join(smg_core::checkpoint::TENSORS_FILE))
+        } else {
+            return Err(bad(format!("{}: no trained generator here (expected {CONFIG_FILE} + {WEIGHTS_FILE})", dir.display())));
+        };
+        let vb = unsafe { VarBuilder::from_mmaped_safetensors(&[&weights], DType::F32, device)? };
+        Self::new(&cfg, vb).map_err(|e| bad(format!("{}: {e}", weights.display())))
+    }
+}
