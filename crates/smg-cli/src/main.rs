@@ -8,6 +8,7 @@ use smg_audio::{GriffinLimConfig, MelConfig, MelTransform, WavEncoding};
 use std::path::PathBuf;
 
 mod clap_cmd;
+mod maskgit_cmd;
 mod plot_cmd;
 
 #[derive(Parser)]
@@ -89,6 +90,8 @@ enum TrainCommand {
     Tokenizer(TokenizerTrainArgs),
     /// Train the audio branch of the conditioning model into MiniLM's text space (contrastive).
     Clap(clap_cmd::ClapTrainArgs),
+    /// Train the masked generator on the tokenized corpus (SPEC.md §3.5).
+    Maskgit(maskgit_cmd::MaskGitTrainArgs),
 }
 
 #[derive(Subcommand)]
@@ -255,6 +258,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Data { command } => data(command)?,
         Command::Train { command: TrainCommand::Tokenizer(args) } => train_tokenizer(&args)?,
         Command::Train { command: TrainCommand::Clap(args) } => clap_cmd::train(&args)?,
+        Command::Train { command: TrainCommand::Maskgit(args) } => maskgit_cmd::train(&args)?,
         Command::Embed { command } => clap_cmd::embed(command)?,
         Command::Plot { command: PlotCommand::Metrics { log, x, y, title, log_y, output } } => {
             let n = plot_cmd::metrics(&log, &x, &y, &title, log_y, &output)?;
