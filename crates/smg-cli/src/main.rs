@@ -8,6 +8,7 @@ use smg_audio::{GriffinLimConfig, MelConfig, MelTransform, WavEncoding};
 use std::path::PathBuf;
 
 mod clap_cmd;
+mod generate_cmd;
 mod maskgit_cmd;
 mod plot_cmd;
 
@@ -49,6 +50,41 @@ enum Command {
     Embed {
         #[command(subcommand)]
         command: clap_cmd::EmbedCommand,
+    },
+    /// Text-to-audio with the shipped generator (SPEC.md §3.6); clip length = the training clips'.
+    Generate {
+        prompt: String,
+        #[arg(short, long)]
+        output: PathBuf,
+        /// Classifier-free guidance scale, warmed up linearly from 0 (paper: 3; 0 = off).
+        #[arg(long, default_value_t = 3.0)]
+        cfg: f64,
+        #[command(flatten)]
+        sample: generate_cmd::SampleArgs,
+    },
+    /// Zero-shot time inpainting: regenerate [--from, --to) seconds of a clip (SPEC.md §3.7).
+    Inpaint {
+        audio: PathBuf,
+        #[arg(long)]
+        from: f64,
+        #[arg(long)]
+        to: f64,
+        #[arg(short, long)]
+        output: PathBuf,
+        #[command(flatten)]
+        sample: generate_cmd::SampleArgs,
+    },
+    /// Zero-shot bandwidth extension above --cutoff Hz, optionally with low-frequency replacement.
+    Bwe {
+        audio: PathBuf,
+        #[arg(long)]
+        cutoff: f64,
+        #[arg(long)]
+        lfr: bool,
+        #[arg(short, long)]
+        output: PathBuf,
+        #[command(flatten)]
+        sample: generate_cmd::SampleArgs,
     },
     /// Plot training curves: `smg plot metrics run/metrics.jsonl --y rec_l1 --y val_l1 -o curve.png`.
     Plot {
@@ -203,8 +239,18 @@ fn main() {
     }
 }
 
+/// The error chain on one line; candle appends a backtrace to its messages when
+/// RUST_BACKTRACE is set, which is dropped here (first line of each cause only).
 fn one_line(e: &anyhow::Error) -> String {
-    e.chain().map(|c| c.to_string()).collect::<Vec<_>>().join(": ")
+    let mut parts: Vec<String> = Vec::new();
+    for c in e.chain() {
+        let s = c.to_string();
+        let first = s.lines().next().unwrap_or("").trim().to_string();
+        if !first.is_empty() && !parts.last().is_some_and(|p| p.contains(&first)) {
+            parts.push(first);
+        }
+    }
+    parts.join(": ")
 }
 
 fn run(cli: Cli) -> Result<()> {
@@ -260,6 +306,9 @@ fn run(cli: Cli) -> Result<()> {
         Command::Train { command: TrainCommand::Clap(args) } => clap_cmd::train(&args)?,
         Command::Train { command: TrainCommand::Maskgit(args) } => maskgit_cmd::train(&args)?,
         Command::Embed { command } => clap_cmd::embed(command)?,
+        Command::Generate { prompt, output, cfg, sample } => generate_cmd::generate(&prompt, cfg, &output, &sample)?,
+        Command::Inpaint { audio, from, to, output, sample } => generate_cmd::inpaint(&audio, from, to, &output, &sample)?,
+        Command::Bwe { audio, cutoff, lfr, output, sample } => generate_cmd::bwe(&audio, cutoff, lfr, &output, &sample)?,
         Command::Plot { command: PlotCommand::Metrics { log, x, y, title, log_y, output } } => {
             let n = plot_cmd::metrics(&log, &x, &y, &title, log_y, &output)?;
             eprintln!("wrote {} ({n} points)", output.display());
