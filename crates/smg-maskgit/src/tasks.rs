@@ -44,7 +44,7 @@ impl Grid {
     /// First token row lying entirely above `cutoff_hz` (its lowest mel band centre ≥ cutoff).
     pub fn first_row_above(&self, mel: &MelConfig, cutoff_hz: f64) -> Result<usize> {
         let centres = smg_audio::mel::mel_band_centres(mel);
-        if !(cutoff_hz > 0.0) || cutoff_hz >= mel.f_max {
+        if cutoff_hz.is_nan() || cutoff_hz <= 0.0 || cutoff_hz >= mel.f_max {
             return Err(MaskGitError::Invalid(format!("cut-off {cutoff_hz} Hz must lie inside (0, {} Hz)", mel.f_max)));
         }
         let row = (0..self.rows).find(|&r| centres[r * self.factor] >= cutoff_hz).ok_or_else(|| {
