@@ -101,12 +101,7 @@ pub struct Trainer {
     device: Device,
 }
 
-fn named_vars(vm: &VarMap, skip: impl Fn(&str) -> bool) -> Vec<(String, Var)> {
-    let data = vm.data().lock().expect("varmap lock");
-    let mut v: Vec<(String, Var)> = data.iter().filter(|(n, _)| !skip(n)).map(|(n, v)| (n.clone(), v.clone())).collect();
-    v.sort_by(|a, b| a.0.cmp(&b.0));
-    v
-}
+use smg_core::checkpoint::{self, named_vars};
 
 impl Trainer {
     /// A fresh run, or the continuation of the one checkpointed in `out_dir` when `resume`.
@@ -139,7 +134,7 @@ impl Trainer {
     }
 
     pub fn checkpoint_path(&self) -> PathBuf {
-        self.out_dir.join("checkpoint.safetensors")
+        self.out_dir.join(checkpoint::TENSORS_FILE)
     }
 
     /// Writes weights, discriminator, optimiser moments and the step, atomically.
@@ -154,9 +149,6 @@ impl Trainer {
         }
         map.extend(self.opt_g.state("optim.g"));
         map.extend(self.opt_d.state("optim.d"));
-        let path = self.checkpoint_path();
-        let tmp = path.with_extension("partial");
-        candle_core::safetensors::save(&map, &tmp)?;
         let state = State {
             step: self.step,
             opt_g_step: self.opt_g.step,
@@ -164,11 +156,7 @@ impl Trainer {
             model: self.model.config.clone(),
             train: self.cfg.clone(),
         };
-        let st_tmp = self.out_dir.join("state.json.partial");
-        std::fs::write(&st_tmp, serde_json::to_string_pretty(&state).map_err(|e| candle_core::Error::Msg(e.to_string()))?)?;
-        std::fs::rename(&tmp, &path)?;
-        std::fs::rename(&st_tmp, self.out_dir.join("state.json"))?;
-        Ok(())
+        checkpoint::save(&self.out_dir, &map, &state)
     }
 
     /// Writes the model alone (no discriminator, no optimiser state) as a pretrained tokenizer
@@ -179,21 +167,12 @@ impl Trainer {
     }
 
     fn load_checkpoint(&mut self) -> Result<()> {
-        let map = candle_core::safetensors::load(self.checkpoint_path(), &self.device)?;
-        let text = std::fs::read_to_string(self.out_dir.join("state.json"))?;
-        let state: State = serde_json::from_str(&text).map_err(|e| candle_core::Error::Msg(e.to_string()))?;
+        let (map, state): (HashMap<String, Tensor>, State) = checkpoint::load(&self.out_dir, &self.device)?;
         if state.model != self.model.config {
             candle_core::bail!("checkpoint in {} was made with another model configuration", self.out_dir.display());
         }
-        for vm in [&self.vm_g, &self.vm_d] {
-            for (n, v) in named_vars(vm, |_| false) {
-                let t = map.get(&n).ok_or_else(|| candle_core::Error::Msg(format!("checkpoint lacks tensor {n}")))?;
-                if t.dims() != v.dims() {
-                    candle_core::bail!("checkpoint tensor {n} has shape {:?}, expected {:?}", t.dims(), v.dims());
-                }
-                v.set(t)?;
-            }
-        }
+        checkpoint::restore_vars(&map, &named_vars(&self.vm_g, |_| false))?;
+        checkpoint::restore_vars(&map, &named_vars(&self.vm_d, |_| false))?;
         self.opt_g.load_state("optim.g", &map, state.opt_g_step)?;
         self.opt_d.load_state("optim.d", &map, state.opt_d_step)?;
         self.step = state.step;
@@ -298,7 +277,7 @@ impl Trainer {
         }
         std::fs::create_dir_all(&self.out_dir)?;
         let log_path = self.out_dir.join("metrics.jsonl");
-        truncate_log(&log_path, self.step)?;
+        checkpoint::truncate_log(&log_path, self.step)?;
         let mut log = std::fs::OpenOptions::new().create(true).append(true).open(&log_path)?;
         let bar = if progress { indicatif::ProgressBar::new(self.cfg.steps as u64) } else { indicatif::ProgressBar::hidden() };
         bar.set_style(
@@ -339,19 +318,4 @@ impl Trainer {
         bar.finish_and_clear();
         Ok(out)
     }
-}
-
-/// Drops log lines at or after `step` (a resumed run rewrites them).
-fn truncate_log(path: &Path, step: usize) -> Result<()> {
-    let Ok(text) = std::fs::read_to_string(path) else { return Ok(()) };
-    let kept: Vec<&str> = text
-        .lines()
-        .filter(|l| serde_json::from_str::<Metrics>(l).map(|m| m.step < step).unwrap_or(false))
-        .collect();
-    let mut s = kept.join("\n");
-    if !s.is_empty() {
-        s.push('\n');
-    }
-    std::fs::write(path, s)?;
-    Ok(())
 }
