@@ -1,0 +1,5 @@
+//! Neural vocoders (SPEC.md §4): log-mel in the project's convention → 22 050 Hz waveform.
+
+pub mod hifigan;
+
+pub use hifigan::{Config as HifiGanConfig, HifiGan};
