@@ -86,6 +86,15 @@ enum Command {
         #[command(flatten)]
         sample: generate_cmd::SampleArgs,
     },
+    /// Mel (.npy, natural-log (80, T)) or audio file → WAV with a vocoder.
+    Vocode {
+        input: PathBuf,
+        #[arg(short, long)]
+        output: PathBuf,
+        /// hifigan (universal checkpoint) or griffin-lim.
+        #[arg(long, default_value = "hifigan")]
+        vocoder: String,
+    },
     /// Plot training curves: `smg plot metrics run/metrics.jsonl --y rec_l1 --y val_l1 -o curve.png`.
     Plot {
         #[command(subcommand)]
@@ -306,6 +315,25 @@ fn run(cli: Cli) -> Result<()> {
         Command::Train { command: TrainCommand::Clap(args) } => clap_cmd::train(&args)?,
         Command::Train { command: TrainCommand::Maskgit(args) } => maskgit_cmd::train(&args)?,
         Command::Embed { command } => clap_cmd::embed(command)?,
+        Command::Vocode { input, output, vocoder } => {
+            let mt = MelTransform::hifigan();
+            let mel = if input.extension().is_some_and(|e| e == "npy") {
+                read_npy(&input)?
+            } else {
+                mt.log_mel(&smg_audio::peak_normalize(&smg_audio::load_mono(&input, mt.config.sample_rate)?, 0.95))?
+            };
+            if mel.nrows() != mt.config.n_mels {
+                bail!("{}: expected a ({}, T) log-mel, got ({}, {})", input.display(), mt.config.n_mels, mel.nrows(), mel.ncols());
+            }
+            let y = match vocoder.as_str() {
+                "hifigan" => smg_vocoder::HifiGan::load_v1(&data_dir().join("weights/hifigan_universal.safetensors"), &candle_core::Device::Cpu)?
+                    .synthesize(&smg_audio::array_to_tensor(&mel, &candle_core::Device::Cpu)?)?,
+                "griffin-lim" => smg_audio::mel_to_audio(&mt, &mel, &GriffinLimConfig::default())?,
+                other => bail!("unknown vocoder '{other}' (hifigan, griffin-lim)"),
+            };
+            smg_audio::write_wav(&output, &y, mt.config.sample_rate, WavEncoding::Pcm16)?;
+            eprintln!("wrote {} ({:.2} s)", output.display(), y.len() as f64 / mt.config.sample_rate as f64);
+        }
         Command::Generate { prompt, output, cfg, sample } => generate_cmd::generate(&prompt, cfg, &output, &sample)?,
         Command::Inpaint { audio, from, to, output, sample } => generate_cmd::inpaint(&audio, from, to, &output, &sample)?,
         Command::Bwe { audio, cutoff, lfr, output, sample } => generate_cmd::bwe(&audio, cutoff, lfr, &output, &sample)?,

@@ -31,6 +31,8 @@ pub type Result<T> = std::result::Result<T, PipelineError>;
 #[derive(Debug, Clone)]
 pub enum Vocoder {
     GriffinLim(GriffinLimConfig),
+    /// A HiFi-GAN generator (e.g. the universal checkpoint, whose mel is the project's).
+    HifiGan(Box<smg_vocoder::HifiGan>),
 }
 
 impl Vocoder {
@@ -38,6 +40,7 @@ impl Vocoder {
     pub fn synthesize(&self, mt: &MelTransform, log_mel: &Array2<f32>) -> Result<Vec<f32>> {
         match self {
             Vocoder::GriffinLim(cfg) => Ok(smg_audio::mel_to_audio(mt, log_mel, cfg)?),
+            Vocoder::HifiGan(g) => Ok(g.synthesize(&smg_audio::array_to_tensor(log_mel, &candle_core::Device::Cpu)?)?),
         }
     }
 }

@@ -188,3 +188,21 @@ impl Module for HifiGan {
         x.squeeze(D::Minus2)
     }
 }
+
+impl HifiGan {
+    /// The converted official checkpoint (e.g. `<data>/weights/hifigan_universal.safetensors`,
+    /// generator under `generator.`), V1 configuration.
+    pub fn load_v1(path: &std::path::Path, device: &candle_core::Device) -> Result<Self> {
+        if !path.is_file() {
+            candle_core::bail!("{}: missing (fetched by `smg data fetch`)", path.display());
+        }
+        let vb = unsafe { VarBuilder::from_mmaped_safetensors(&[path], candle_core::DType::F32, device)? };
+        let vb = if vb.contains_tensor("generator.conv_pre.bias") { vb.pp("generator") } else { vb };
+        Self::new(&Config::v1(), vb)
+    }
+
+    /// Waveform of one natural-log mel `(80, T)`.
+    pub fn synthesize(&self, log_mel: &Tensor) -> Result<Vec<f32>> {
+        self.forward(&log_mel.unsqueeze(0)?)?.squeeze(0)?.to_vec1()
+    }
+}
