@@ -12,6 +12,14 @@ pub enum EmbedCommand {
         #[arg(required = true)]
         prompts: Vec<String>,
     },
+    /// Held-out scores of the audio branch: text→audio recall@1/@5 and zero-shot accuracy.
+    Eval {
+        /// valid or test.
+        #[arg(long, default_value = "test")]
+        split: String,
+        #[arg(long)]
+        checkpoint: Option<PathBuf>,
+    },
     /// Audio-branch embedding of an audio file (a JSON array; first 256 frames ≈ 2.97 s).
     Audio {
         audio: PathBuf,
@@ -79,6 +87,25 @@ pub fn embed(cmd: EmbedCommand) -> Result<()> {
             for i in 0..prompts.len() {
                 print_row(&out.embeddings.get(i)?)?;
             }
+        }
+        EmbedCommand::Eval { split, checkpoint } => {
+            use smg_data::{ClipConfig, Dataset, Split};
+            let split = match split.as_str() {
+                "valid" => Split::Valid,
+                "test" => Split::Test,
+                other => bail!("unknown split '{other}' (valid, test)"),
+            };
+            let model = smg_clap::AudioEncoder::from_pretrained(&checkpoint.unwrap_or_else(shipped_clap_dir), &candle_core::Device::Cpu)?;
+            let ds = Dataset::open_sound(&data_dir(), &ClipConfig::small())?;
+            let cache = ds.mels(&MelTransform::hifigan(), true)?;
+            let data = smg_clap::corpus::SplitData::new(&ds, &cache, split)?;
+            let text = text_encoder()?;
+            let emb = smg_clap::corpus::caption_embeddings(&text, &[&data])?;
+            let s = smg_clap::eval::score(&model, &text, &data.view(&emb))?;
+            println!("{} clips, {} caption queries", s.clips, s.queries);
+            println!("text->audio recall@1 {:.3} (chance {:.3})", s.recall_at_1, s.recall_at_1_chance);
+            println!("text->audio recall@5 {:.3} (chance {:.3})", s.recall_at_5, s.recall_at_5_chance);
+            println!("zero-shot category accuracy {:.3} over {} categories (chance {:.3})", s.zero_shot_accuracy, s.categories, s.zero_shot_chance);
         }
         EmbedCommand::Audio { audio, checkpoint } => {
             let dir = checkpoint.unwrap_or_else(shipped_clap_dir);
