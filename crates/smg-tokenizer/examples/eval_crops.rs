@@ -1,5 +1,5 @@
 //! Held-out L1 of a tokenizer checkpoint on whole clips and on time crops (diagnostic).
-//! `cargo run --release --example eval_crops -- <checkpoint dir> <frames per crop>`
+//! `cargo run --release --example eval_crops -- <checkpoint dir> <frames per crop> [train|valid|test]`
 use candle_core::{Device, Tensor};
 fn main() {
     let args: Vec<String> = std::env::args().collect();
@@ -9,7 +9,12 @@ fn main() {
     let data = std::path::PathBuf::from(std::env::var("SMG_DATA_DIR").unwrap());
     let ds = smg_data::Dataset::open_sound(&data, &smg_data::ClipConfig::small()).unwrap();
     let cache = ds.mels(&smg_audio::MelTransform::hifigan(), false).unwrap();
-    let idx = ds.split_indices(smg_data::Split::Valid);
+    let split = match args.get(3).map(|s| s.as_str()) {
+        Some("train") => smg_data::Split::Train,
+        Some("test") => smg_data::Split::Test,
+        _ => smg_data::Split::Valid,
+    };
+    let idx: Vec<usize> = ds.split_indices(split).into_iter().take(139).collect();
     let (mut full, mut cropped) = (0f64, 0f64);
     for &i in &idx {
         let x = smg_audio::norm::log_mel_to_unit_tensor(&cache.mels[i]).unwrap().unsqueeze(0).unwrap();
