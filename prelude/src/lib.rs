@@ -40,6 +40,7 @@ pub mod prelude {
         self as audio, fit_to_frames, load, load_mono, mel_to_audio, peak_normalize, prepare_clip, resample,
         write_wav, GriffinLimConfig, MelConfig, MelTransform, WavEncoding,
     };
+    pub use serde_json;
     pub use smg_core::{best_device, DeviceChoice};
     pub use smg_tokenizer::SpecVqGan;
     pub use smg_clap::{AudioEncoder, Conditioner, TextEncoder};
