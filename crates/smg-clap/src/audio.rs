@@ -27,7 +27,7 @@ pub struct AudioEncoderConfig {
 }
 
 impl AudioEncoderConfig {
-    /// The configuration trained here: 4 stages 16-32-64-128 (≈1.3M parameters).
+    /// The configuration trained here: 4 stages 16-32-64-128 (≈1.15M parameters).
     pub fn small() -> Self {
         Self { n_mels: 80, channels: vec![16, 32, 64, 128], hidden: 512, dim: crate::TEXT_DIM }
     }
