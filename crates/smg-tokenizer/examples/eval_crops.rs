@@ -16,6 +16,7 @@ fn main() {
     };
     let idx: Vec<usize> = ds.split_indices(split).into_iter().take(139).collect();
     let (mut full, mut cropped) = (0f64, 0f64);
+    let mut codes: Vec<u32> = Vec::new();
     for &i in &idx {
         let x = smg_audio::norm::log_mel_to_unit_tensor(&cache.mels[i]).unwrap().unsqueeze(0).unwrap();
         let l1 = |x: &Tensor| -> f64 {
@@ -23,8 +24,19 @@ fn main() {
             (y - x).unwrap().abs().unwrap().mean_all().unwrap().to_scalar::<f32>().unwrap() as f64
         };
         full += l1(&x);
+        codes.extend(m.encode(&x).unwrap().flatten_all().unwrap().to_vec1::<u32>().unwrap());
         let n = 256 / crop;
         cropped += (0..n).map(|k| l1(&x.narrow(2, k * crop, crop).unwrap())).sum::<f64>() / n as f64;
     }
-    println!("whole clips L1 {:.4}; {crop}-frame crops L1 {:.4}", full / idx.len() as f64, cropped / idx.len() as f64);
+    let (_, u) = smg_tokenizer::usage(&codes, m.config.n_embed);
+    println!(
+        "{} clips: whole clips L1 {:.4}; {crop}-frame crops L1 {:.4}; codes used {} of {} ({:.0}%), perplexity {:.0}",
+        idx.len(),
+        full / idx.len() as f64,
+        cropped / idx.len() as f64,
+        u.used,
+        m.config.n_embed,
+        100.0 * u.used as f64 / m.config.n_embed as f64,
+        u.perplexity
+    );
 }
