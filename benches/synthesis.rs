@@ -22,7 +22,7 @@ fn secs<T>(f: impl FnOnce() -> T) -> (T, f64) {
 fn main() {
     let dev = Device::Cpu;
     let mt = MelTransform::hifigan();
-    println!("| config | forward pass (2 × 1 seqs) | 16-iter CFG synthesis | passes | tokenizer decode | Griffin-Lim 32 it | audio | RTF total |");
+    println!("| config | one batched call (cond + uncond) | 16-iter CFG synthesis | calls | tokenizer decode | Griffin-Lim 32 it | audio | RTF total |");
     println!("|---|---|---|---|---|---|---|---|");
     for (name, g, t, frames) in [
         ("small", smg_maskgit::Config::small(), smg_tokenizer::Config::small(), 256usize),
@@ -43,7 +43,7 @@ fn main() {
         let (_, voc) = secs(|| smg_audio::mel_to_audio(&mt, &m, &GriffinLimConfig { n_iter: 32, ..Default::default() }).unwrap());
         let audio = (frames * 256) as f64 / 22050.0;
         println!(
-            "| {name} | {fwd:.3} s | {total:.2} s | 32 ({:.1}× one pass) | {dec:.2} s | {voc:.2} s | {audio:.2} s | {:.2} |",
+            "| {name} | {fwd:.3} s | {total:.2} s | 16 ({:.1}× one call) | {dec:.2} s | {voc:.2} s | {audio:.2} s | {:.2} |",
             total / fwd,
             (total + dec + voc) / audio
         );
