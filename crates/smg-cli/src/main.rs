@@ -179,6 +179,9 @@ struct TokenizerTrainArgs {
     /// Validate (and checkpoint) every this many steps.
     #[arg(long, default_value_t = 100)]
     val_every: usize,
+    /// Start a cosine learning-rate decay to 0 (at --steps) from this step.
+    #[arg(long)]
+    lr_decay_from: Option<usize>,
     /// Output folder (checkpoint, metrics.jsonl, exported tokenizer); default <data>/runs/tokenizer-<config>.
     #[arg(long)]
     out: Option<PathBuf>,
@@ -475,6 +478,7 @@ fn train_tokenizer(a: &TokenizerTrainArgs) -> Result<()> {
         seed: a.seed,
         disc_start: a.disc_start,
         crop_frames: a.crop,
+        lr_decay_start: a.lr_decay_from,
         val_every: a.val_every,
         ckpt_every: a.val_every,
         ..Default::default()

@@ -39,6 +39,10 @@ pub struct TrainConfig {
     /// changing what it learns locally; validation always uses whole clips.
     #[serde(default)]
     pub crop_frames: usize,
+    /// From this step on, the learning rate follows a half cosine from `lr` down to 0 at
+    /// `steps` (a decay phase after constant-rate training); `None` keeps it constant.
+    #[serde(default)]
+    pub lr_decay_start: Option<usize>,
 }
 
 impl Default for TrainConfig {
@@ -58,6 +62,7 @@ impl Default for TrainConfig {
             ckpt_every: 200,
             restart_below: 0.03,
             crop_frames: 0,
+            lr_decay_start: None,
         }
     }
 }
@@ -188,6 +193,17 @@ impl Trainer {
         ))
     }
 
+    /// Learning rate at `step` (constant, or the cosine decay phase).
+    pub fn lr_at(&self, step: usize) -> f64 {
+        match self.cfg.lr_decay_start {
+            Some(s0) if step >= s0 && self.cfg.steps > s0 => {
+                let p = ((step - s0) as f64 / (self.cfg.steps - s0) as f64).min(1.0);
+                self.cfg.lr * 0.5 * (1.0 + (std::f64::consts::PI * p).cos())
+            }
+            _ => self.cfg.lr,
+        }
+    }
+
     /// One optimisation step on a batch of normalised mels (B, 1, n_mels, T).
     pub fn train_step(&mut self, x: &Tensor) -> Result<Metrics> {
         let step = self.step;
@@ -203,6 +219,8 @@ impl Trainer {
             g_loss = (g_loss + (g * self.cfg.disc_weight)?)?;
         }
         let grads = g_loss.backward()?;
+        self.opt_g.lr = self.lr_at(step);
+        self.opt_d.lr = self.opt_g.lr;
         self.opt_g.step(&grads)?;
         let mut restarts = 0;
         if self.model.config.ema {
