@@ -125,3 +125,17 @@ fn exported_tokenizer_loads_and_bad_ones_are_named() {
     let e = SpecVqGan::from_pretrained(&dir.path().join("nothing"), &Device::Cpu).err().expect("must fail").to_string();
     assert!(e.contains("no trained tokenizer"), "{e}");
 }
+
+#[test]
+fn learning_rate_decay_phase_is_a_half_cosine() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = TrainConfig { lr_decay_start: Some(4), ..tcfg(10) };
+    let t = Trainer::new(&tiny(), cfg, dir.path(), false, &Device::Cpu).unwrap();
+    let lr = t.cfg.lr;
+    assert_eq!(t.lr_at(0), lr);
+    assert_eq!(t.lr_at(4), lr);
+    assert!((t.lr_at(7) - 0.5 * lr).abs() < 1e-12);
+    assert!(t.lr_at(10).abs() < 1e-12);
+    let constant = Trainer::new(&tiny(), tcfg(10), dir.path(), false, &Device::Cpu).unwrap();
+    assert_eq!(constant.lr_at(9), lr);
+}
