@@ -1,0 +1,25 @@
+//! Instruments for the paper's claims: the Fréchet distance between two embedding sets
+//! (SPEC.md §6), cheap mel-statistics features, and an independent multinomial
+//! logistic-regression classifier (the "does generated audio sound like its prompt" judge of
+//! issue 7). Plain `f64` matrices as row-major `Vec<Vec<f64>>`: these are small (clips ×
+//! features), and the evaluator should not depend on the models it judges.
+
+pub mod features;
+pub mod frechet;
+pub mod logistic;
+
+pub use features::{mel_statistics, MEL_STAT_DIM};
+pub use frechet::{frechet_distance, Gaussian};
+pub use logistic::{LogisticRegression, LogisticConfig};
+
+#[derive(Debug, thiserror::Error)]
+pub enum EvalError {
+    #[error("{0}")]
+    Invalid(String),
+}
+
+pub type Result<T> = std::result::Result<T, EvalError>;
+
+fn invalid<T>(msg: impl Into<String>) -> Result<T> {
+    Err(EvalError::Invalid(msg.into()))
+}
