@@ -23,6 +23,10 @@ pub use smg_data as data;
 pub use smg_core as core;
 pub use smg_tokenizer as tokenizer;
 pub use smg_clap as conditioning;
+pub use smg_eval as eval;
+pub use smg_maskgit as maskgit;
+pub use smg_pipeline as pipeline;
+pub use smg_vocoder as vocoder;
 pub use serde_json;
 
 /// Everything a notebook cell usually needs.
@@ -44,4 +48,9 @@ pub mod prelude {
     pub use smg_core::{best_device, DeviceChoice};
     pub use smg_tokenizer::SpecVqGan;
     pub use smg_clap::{AudioEncoder, Conditioner, TextEncoder};
+    pub use smg_maskgit::{
+        tasks::Grid, CfgSchedule, Guidance, Gumbel, MaskSchedule, MaskedVit, Remask, RemaskRule, Sampler, Schedule,
+        Temperature,
+    };
+    pub use smg_pipeline::{judge, low_frequency_replacement, Generated, Pipeline, Vocoder};
 }

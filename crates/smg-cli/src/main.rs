@@ -8,6 +8,7 @@ use smg_audio::{GriffinLimConfig, MelConfig, MelTransform, WavEncoding};
 use std::path::PathBuf;
 
 mod clap_cmd;
+mod eval_cmd;
 mod generate_cmd;
 mod maskgit_cmd;
 mod plot_cmd;
@@ -122,6 +123,11 @@ enum Command {
         #[arg(long)]
         checkpoint: Option<PathBuf>,
     },
+    /// Evaluations (issue 7, 9): `smg eval generation` judges text-to-audio by category.
+    Eval {
+        #[command(subcommand)]
+        command: EvalCommand,
+    },
     /// The embedded default data: fetch the pinned assets, build the corpus, show its numbers.
     Data {
         #[command(subcommand)]
@@ -137,6 +143,13 @@ enum TrainCommand {
     Clap(clap_cmd::ClapTrainArgs),
     /// Train the masked generator on the tokenized corpus (SPEC.md §3.5).
     Maskgit(maskgit_cmd::MaskGitTrainArgs),
+}
+
+#[derive(Subcommand)]
+enum EvalCommand {
+    /// Generate from held-out captions with and without CFG; an independent classifier on mel
+    /// statistics judges the category; Fréchet distances to real held-out clips.
+    Generation(eval_cmd::GenerationEvalArgs),
 }
 
 #[derive(Subcommand)]
@@ -317,6 +330,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Train { command: TrainCommand::Tokenizer(args) } => train_tokenizer(&args)?,
         Command::Train { command: TrainCommand::Clap(args) } => clap_cmd::train(&args)?,
         Command::Train { command: TrainCommand::Maskgit(args) } => maskgit_cmd::train(&args)?,
+        Command::Eval { command: EvalCommand::Generation(args) } => eval_cmd::run(&args)?,
         Command::Embed { command } => clap_cmd::embed(command)?,
         Command::Vocode { input, output, vocoder } => {
             let mt = MelTransform::hifigan();

@@ -2,9 +2,10 @@
 //! embeddings (as the paper trains on CLAP audio embeddings, SPEC.md §3.5, §5).
 
 use crate::{data_dir, load_tokenizer};
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 use candle_core::{Device, Tensor};
 use smg_audio::MelTransform;
+use smg_pipeline::rows;
 use std::path::PathBuf;
 
 #[derive(clap::Args)]
@@ -30,24 +31,28 @@ pub struct MaskGitTrainArgs {
     out: Option<PathBuf>,
     #[arg(long)]
     resume: bool,
+    /// What the generator is conditioned on while training: the audio branch's embedding of each
+    /// clip (the paper's choice, SPEC.md §3.5), the MiniLM embedding of each of its captions, or
+    /// both (default: one row per clip and one per caption; see `cond_rows`).
+    #[arg(long, value_enum, default_value_t = CondSource::Mix)]
+    cond: CondSource,
 }
 
-/// Token grids `(N, rows·cols)` and audio embeddings `(N, 384)` of the clips `idx`.
-pub fn tokens_and_embeddings(
-    tok: &smg_tokenizer::SpecVqGan,
-    clap: &smg_clap::AudioEncoder,
-    mels: &[Tensor],
-    idx: &[usize],
-) -> Result<(Tensor, Tensor)> {
-    let (mut t, mut c) = (Vec::new(), Vec::new());
-    for chunk in idx.chunks(32) {
-        let x = Tensor::stack(&chunk.iter().map(|&i| mels[i].clone()).collect::<Vec<_>>(), 0)?;
-        let g = tok.encode(&x)?;
-        let (b, r, k) = g.dims3()?;
-        t.push(g.reshape((b, r * k))?);
-        c.push(clap.embed(&x)?);
+#[derive(Clone, Copy, Debug, PartialEq, clap::ValueEnum)]
+pub enum CondSource {
+    Audio,
+    Text,
+    Mix,
+}
+
+impl From<CondSource> for rows::CondSource {
+    fn from(c: CondSource) -> Self {
+        match c {
+            CondSource::Audio => rows::CondSource::Audio,
+            CondSource::Text => rows::CondSource::Text,
+            CondSource::Mix => rows::CondSource::Mix,
+        }
     }
-    Ok((Tensor::cat(&t, 0)?, Tensor::cat(&c, 0)?))
 }
 
 pub fn train(a: &MaskGitTrainArgs) -> Result<()> {
@@ -61,14 +66,39 @@ pub fn train(a: &MaskGitTrainArgs) -> Result<()> {
     let cache = ds.mels(&MelTransform::hifigan(), true)?;
     let mels = cache.mels.iter().map(smg_audio::norm::log_mel_to_unit_tensor).collect::<candle_core::Result<Vec<_>>>()?;
     eprintln!("tokenizing {} clips and embedding them with the audio branch", mels.len());
-    let (tt, tc) = tokens_and_embeddings(&tok, &clap, &mels, &ds.split_indices(Split::Train))?;
-    let (vt, vc) = tokens_and_embeddings(&tok, &clap, &mels, &ds.split_indices(Split::Valid))?;
+    let text = if a.cond == CondSource::Audio {
+        None
+    } else {
+        Some(smg_clap::TextEncoder::load(&data_dir().join("weights/minilm"), &Device::Cpu).context("MiniLM is fetched by `smg data fetch`")?)
+    };
+    let split_rows = |split: Split| -> Result<(Tensor, Tensor)> {
+        let idx = ds.split_indices(split);
+        let (t, c) = rows::tokens_and_embeddings(&tok, &clap, &mels, &idx)?;
+        let caps: Vec<Vec<String>> = idx.iter().map(|&i| ds.records[i].captions.clone()).collect();
+        Ok(rows::cond_rows(a.cond.into(), &t, &c, &caps, text.as_ref())?)
+    };
+    let out = a.out.clone().unwrap_or_else(|| data_dir().join("runs/maskgit-small"));
+    // Tokens and embeddings are computed once per run folder and cached beside the checkpoint.
+    let cache = out.join(format!("rows-{:?}.safetensors", a.cond).to_lowercase());
+    let rows = if a.resume && cache.is_file() {
+        eprintln!("reading cached tokens and embeddings from {}", cache.display());
+        candle_core::safetensors::load(&cache, &Device::Cpu)?
+    } else {
+        let (tt, tc) = split_rows(Split::Train)?;
+        let (vt, vc) = split_rows(Split::Valid)?;
+        let m: std::collections::HashMap<String, Tensor> =
+            [("train_tokens", tt), ("train_cond", tc), ("valid_tokens", vt), ("valid_cond", vc)].into_iter().map(|(k, v)| (k.to_string(), v)).collect();
+        std::fs::create_dir_all(&out)?;
+        candle_core::safetensors::save(&m, &cache)?;
+        m
+    };
+    let get = |k: &str| rows.get(k).cloned().with_context(|| format!("{} lacks {k}: delete it to recompute", cache.display()));
+    let (tt, tc, vt, vc) = (get("train_tokens")?, get("train_cond")?, get("valid_tokens")?, get("valid_cond")?);
     let (rows, cols) = tok.config.grid(ClipConfig::small().frames);
     let model_cfg = smg_maskgit::Config { vocab: tok.config.n_embed, rows, cols, ..smg_maskgit::Config::small() };
     let cfg = smg_maskgit::train::TrainConfig { steps: a.steps, batch_size: a.batch, lr: a.lr, seed: a.seed, val_every: a.val_every, ..Default::default() };
-    let out = a.out.clone().unwrap_or_else(|| data_dir().join("runs/maskgit-small"));
     let device = smg_core::best_device();
-    eprintln!("training on {} ({} train / {} valid grids of {rows}x{cols})", device, tt.dim(0)?, vt.dim(0)?);
+    eprintln!("training on {} ({} train / {} valid rows of {rows}x{cols} tokens, conditioned on {:?})", device, tt.dim(0)?, vt.dim(0)?, a.cond);
     let mut t = smg_maskgit::train::Trainer::new(&model_cfg, cfg, &out, a.resume, &device.device)?;
     if t.step > 0 {
         eprintln!("resuming at step {}", t.step);

@@ -96,6 +96,55 @@ pub struct TokenData<'a> {
     pub cond: &'a Tensor,
 }
 
+/// Label-smoothed (ε) cross-entropy and accuracy over the masked positions (`mask`, row-major).
+fn masked_loss(logits: &Tensor, target: &Tensor, mask: &[bool], eps: f64) -> Result<(Tensor, f32)> {
+    let (b, n, v) = logits.dims3()?;
+    let idx: Vec<u32> = mask.iter().enumerate().filter(|(_, &m)| m).map(|(i, _)| i as u32).collect();
+    let idx = Tensor::new(idx.as_slice(), logits.device())?;
+    let l = logits.reshape((b * n, v))?.index_select(&idx, 0)?;
+    let y = target.flatten_all()?.index_select(&idx, 0)?;
+    let logp = candle_nn::ops::log_softmax(&l, D::Minus1)?;
+    let nll = logp.gather(&y.unsqueeze(1)?, 1)?.squeeze(1)?.neg()?;
+    let smooth = logp.mean(1)?.neg()?;
+    let loss = ((nll * (1.0 - eps))? + (smooth * eps)?)?.mean_all()?;
+    let acc = l.argmax(1)?.eq(&y)?.to_dtype(DType::F32)?.mean_all()?.to_scalar::<f32>()?;
+    Ok((loss, acc))
+}
+
+/// Held-out masked-token accuracy (and label-smoothed loss, ε = `label_smoothing`) of `model`
+/// on `data` at each masking ratio: every grid gets `ceil(ratio·N)` random positions masked
+/// (fixed seed, so runs and checkpoints compare) and the argmax prediction is scored there.
+pub fn evaluate(model: &MaskedVit, data: &TokenData, ratios: &[f64], label_smoothing: f64) -> Result<Vec<RatioAccuracy>> {
+    let cfg = &model.config;
+    let seq = cfg.seq_len();
+    let total = data.tokens.dim(0)?;
+    let device = model.device().clone();
+    let mut out = Vec::new();
+    for &ratio in ratios {
+        if !(0.0..=1.0).contains(&ratio) {
+            return Err(MaskGitError::Invalid(format!("masking ratio {ratio} is outside [0, 1]")));
+        }
+        let mut rng = rand::rngs::StdRng::seed_from_u64(1234);
+        let (mut correct, mut loss, mut count) = (0f64, 0f64, 0f64);
+        for start in (0..total).step_by(64) {
+            let b = (total - start).min(64);
+            let target = data.tokens.narrow(0, start, b)?.to_device(&device)?;
+            let cond = data.cond.narrow(0, start, b)?.to_device(&device)?;
+            let n = ((seq as f64 * ratio).ceil() as usize).clamp(1, seq);
+            let mask = draw_mask(&mut rng, b, seq, n);
+            let m = Tensor::from_vec(mask.iter().map(|&x| x as u8).collect::<Vec<_>>(), (b, seq), &device)?;
+            let input = m.where_cond(&Tensor::full(cfg.mask_id(), (b, seq), &device)?, &target)?;
+            let (l, a) = masked_loss(&model.forward(&input, &cond)?, &target, &mask, label_smoothing)?;
+            let k = (b * n) as f64;
+            correct += a as f64 * k;
+            loss += l.to_scalar::<f32>()? as f64 * k;
+            count += k;
+        }
+        out.push(RatioAccuracy { ratio, accuracy: correct / count.max(1.0), loss: loss / count.max(1.0) });
+    }
+    Ok(out)
+}
+
 pub struct Trainer {
     pub model: MaskedVit,
     pub cfg: TrainConfig,
@@ -149,22 +198,6 @@ impl Trainer {
         self.cfg.lr * 0.5 * (1.0 + (std::f64::consts::PI * p).cos())
     }
 
-    /// Label-smoothed cross-entropy and accuracy over the masked positions.
-    fn masked_loss(&self, logits: &Tensor, target: &Tensor, mask: &[bool]) -> Result<(Tensor, f32)> {
-        let (b, n, v) = logits.dims3()?;
-        let idx: Vec<u32> = mask.iter().enumerate().filter(|(_, &m)| m).map(|(i, _)| i as u32).collect();
-        let idx = Tensor::new(idx.as_slice(), &self.device)?;
-        let l = logits.reshape((b * n, v))?.index_select(&idx, 0)?;
-        let y = target.flatten_all()?.index_select(&idx, 0)?;
-        let logp = candle_nn::ops::log_softmax(&l, D::Minus1)?;
-        let nll = logp.gather(&y.unsqueeze(1)?, 1)?.squeeze(1)?.neg()?;
-        let smooth = logp.mean(1)?.neg()?;
-        let eps = self.cfg.label_smoothing;
-        let loss = ((nll * (1.0 - eps))? + (smooth * eps)?)?.mean_all()?;
-        let acc = l.argmax(1)?.eq(&y)?.to_dtype(DType::F32)?.mean_all()?.to_scalar::<f32>()?;
-        Ok((loss, acc))
-    }
-
     /// One step on the clips `order` of `data`; returns (loss, accuracy, ratio).
     pub fn train_step(&mut self, data: &TokenData, order: &[usize]) -> Result<(f32, f32, f64)> {
         let cfg = self.model.config.clone();
@@ -182,7 +215,7 @@ impl Trainer {
         let m = Tensor::from_vec(mask.iter().map(|&x| x as u8).collect::<Vec<_>>(), (b, seq), &self.device)?;
         let input = m.where_cond(&Tensor::full(cfg.mask_id(), (b, seq), &self.device)?, &target)?;
         let logits = self.model.forward(&input, &cond)?;
-        let (loss, acc) = self.masked_loss(&logits, &target, &mask)?;
+        let (loss, acc) = masked_loss(&logits, &target, &mask, self.cfg.label_smoothing)?;
         let lv = loss.to_scalar::<f32>()?;
         if !lv.is_finite() {
             return Err(MaskGitError::Invalid(format!("loss became {lv} at step {}", self.step)));
@@ -195,32 +228,9 @@ impl Trainer {
         Ok((lv, acc, r))
     }
 
-    /// Masked-token accuracy on `data` at fixed ratios (fixed seed, so runs compare).
+    /// Masked-token accuracy on `data` at fixed ratios (see [`evaluate`]).
     pub fn evaluate(&self, data: &TokenData, ratios: &[f64]) -> Result<Vec<RatioAccuracy>> {
-        let cfg = &self.model.config;
-        let seq = cfg.seq_len();
-        let total = data.tokens.dim(0)?;
-        let mut out = Vec::new();
-        for &ratio in ratios {
-            let mut rng = rand::rngs::StdRng::seed_from_u64(1234);
-            let (mut correct, mut loss, mut count) = (0f64, 0f64, 0f64);
-            for start in (0..total).step_by(64) {
-                let b = (total - start).min(64);
-                let target = data.tokens.narrow(0, start, b)?.to_device(&self.device)?;
-                let cond = data.cond.narrow(0, start, b)?.to_device(&self.device)?;
-                let n = ((seq as f64 * ratio).ceil() as usize).clamp(1, seq);
-                let mask = draw_mask(&mut rng, b, seq, n);
-                let m = Tensor::from_vec(mask.iter().map(|&x| x as u8).collect::<Vec<_>>(), (b, seq), &self.device)?;
-                let input = m.where_cond(&Tensor::full(cfg.mask_id(), (b, seq), &self.device)?, &target)?;
-                let (l, a) = self.masked_loss(&self.model.forward(&input, &cond)?, &target, &mask)?;
-                let k = (b * n) as f64;
-                correct += a as f64 * k;
-                loss += l.to_scalar::<f32>()? as f64 * k;
-                count += k;
-            }
-            out.push(RatioAccuracy { ratio, accuracy: correct / count.max(1.0), loss: loss / count.max(1.0) });
-        }
-        Ok(out)
+        evaluate(&self.model, data, ratios, self.cfg.label_smoothing)
     }
 
     pub fn save_checkpoint(&self) -> Result<()> {

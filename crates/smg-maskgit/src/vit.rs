@@ -5,7 +5,8 @@
 //! Tensor names follow timm's ViT (`blocks.N.norm1`, `blocks.N.attn.qkv`, …, `norm`, `head`).
 
 use candle_core::{DType, Device, Module, Result, Tensor, D};
-use candle_nn::{Init, LayerNorm, Linear, VarBuilder};
+use candle_nn::{Init, Linear, VarBuilder};
+use smg_core::ops::LayerNorm;
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -102,7 +103,7 @@ impl Module for Attention {
         let qkv = self.qkv.forward(x)?.reshape((b, l, 3, self.heads, hd))?.permute((2, 0, 3, 1, 4))?;
         let (q, k, v) = (qkv.get(0)?.contiguous()?, qkv.get(1)?.contiguous()?, qkv.get(2)?.contiguous()?);
         let att = (q.matmul(&k.t()?)? * (hd as f64).powf(-0.5))?;
-        let att = candle_nn::ops::softmax_last_dim(&att)?;
+        let att = smg_core::ops::softmax_last_dim(&att)?;
         let out = att.matmul(&v)?.transpose(1, 2)?.reshape((b, l, d))?;
         self.proj.forward(&out)
     }
@@ -173,6 +174,11 @@ impl MaskedVit {
             head: xavier_linear(cfg.dim, cfg.vocab, vb.pp("head"))?,
             config: cfg.clone(),
         })
+    }
+
+    /// The device the weights live on.
+    pub fn device(&self) -> &Device {
+        self.pos.device()
     }
 
     /// Logits `(B, N, vocab)` for tokens `(B, N)` (u32; `vocab` = masked) and conditioning

@@ -11,6 +11,9 @@ use smg_maskgit::tasks::{apply_mask, Grid};
 use smg_maskgit::{MaskedVit, Sampler};
 use smg_tokenizer::SpecVqGan;
 
+pub mod judge;
+pub mod rows;
+
 #[derive(Debug, thiserror::Error)]
 pub enum PipelineError {
     #[error(transparent)]
@@ -21,6 +24,8 @@ pub enum PipelineError {
     Clap(#[from] smg_clap::ClapError),
     #[error(transparent)]
     MaskGit(#[from] smg_maskgit::MaskGitError),
+    #[error(transparent)]
+    Eval(#[from] smg_eval::EvalError),
     #[error("{0}")]
     Invalid(String),
 }
@@ -78,30 +83,38 @@ impl Pipeline {
         Grid { rows: self.generator.config.rows, cols: self.generator.config.cols, factor: self.tokenizer.config.factor() }
     }
 
+    /// Token grids `(B, N)` or `(B, rows, cols)` → natural-log mels `(80, T)` through the
+    /// tokenizer's decoder (no vocoder).
+    pub fn decode_mels(&self, tokens: &Tensor) -> Result<Vec<Array2<f32>>> {
+        let b = tokens.dim(0)?;
+        let grids = tokens.reshape((b, self.generator.config.rows, self.generator.config.cols))?;
+        let unit = self.tokenizer.decode(&grids)?.clamp(-1f32, 1f32)?;
+        (0..b).map(|i| Ok(smg_audio::norm::to_vocoder_range(&smg_audio::tensor_to_array(&unit.get(i)?)?))).collect()
+    }
+
     /// Token grids `(B, N)` → log-mels and waveforms.
     fn render(&self, tokens: &Tensor, start: Tensor, history: Vec<smg_maskgit::Step>) -> Result<Generated> {
         let (b, _) = tokens.dims2()?;
         let (rows, cols) = (self.generator.config.rows, self.generator.config.cols);
-        let grids = tokens.reshape((b, rows, cols))?;
-        let unit = self.tokenizer.decode(&grids)?.clamp(-1f32, 1f32)?;
-        let mut mels = Vec::new();
-        let mut audio = Vec::new();
-        for i in 0..b {
-            let m = smg_audio::norm::to_vocoder_range(&smg_audio::tensor_to_array(&unit.get(i)?)?);
-            audio.push(self.vocoder.synthesize(&self.mel, &m)?);
-            mels.push(m);
-        }
-        Ok(Generated { tokens: grids, start: start.reshape((b, rows, cols))?, mels, audio, history })
+        let mels = self.decode_mels(tokens)?;
+        let audio = mels.iter().map(|m| self.vocoder.synthesize(&self.mel, m)).collect::<Result<Vec<_>>>()?;
+        Ok(Generated { tokens: tokens.reshape((b, rows, cols))?, start: start.reshape((b, rows, cols))?, mels, audio, history })
+    }
+
+    /// Text → token grids `(B, N)` only (no decoding): the generator's part of
+    /// [`Pipeline::text_to_audio`], for evaluations that judge mels or tokens.
+    pub fn text_to_tokens(&self, prompts: &[&str], sampler: &Sampler) -> Result<smg_maskgit::SampleOutput> {
+        let text = self.text.as_ref().ok_or_else(|| PipelineError::Invalid("text-to-audio needs the text encoder (MiniLM)".into()))?;
+        let cond = text.embed(prompts)?.embeddings.to_device(&self.device)?;
+        let start = Tensor::full(self.generator.config.mask_id(), (prompts.len(), self.generator.config.seq_len()), &self.device)?;
+        Ok(sampler.sample(&self.generator, &start, &cond)?)
     }
 
     /// Text-to-audio: each prompt is embedded by the text branch and decoded from a fully
     /// masked grid with `sampler` (the paper: 16 iterations, CFG 3 with linear warm-up).
     pub fn text_to_audio(&self, prompts: &[&str], sampler: &Sampler) -> Result<Generated> {
-        let text = self.text.as_ref().ok_or_else(|| PipelineError::Invalid("text-to-audio needs the text encoder (MiniLM)".into()))?;
-        let cond = text.embed(prompts)?.embeddings.to_device(&self.device)?;
-        let n = self.generator.config.seq_len();
-        let start = Tensor::full(self.generator.config.mask_id(), (prompts.len(), n), &self.device)?;
-        let out = sampler.sample(&self.generator, &start, &cond)?;
+        let out = self.text_to_tokens(prompts, sampler)?;
+        let start = Tensor::full(self.generator.config.mask_id(), out.tokens.dims2()?, &self.device)?;
         self.render(&out.tokens, start, out.history)
     }
 

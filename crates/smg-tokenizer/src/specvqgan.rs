@@ -162,7 +162,7 @@ impl Module for AttnBlock {
         let k = self.k.forward(&n)?.reshape((b, c, h * w))?; // (b, c, hw)
         let v = self.v.forward(&n)?.reshape((b, c, h * w))?;
         let att = (q.contiguous()?.matmul(&k.contiguous()?)? * (c as f64).powf(-0.5))?; // (b, hw_q, hw_k)
-        let att = candle_nn::ops::softmax_last_dim(&att)?;
+        let att = smg_core::ops::softmax_last_dim(&att)?;
         let out = v.contiguous()?.matmul(&att.transpose(1, 2)?.contiguous()?)?; // (b, c, hw_q)
         x + self.proj_out.forward(&out.reshape((b, c, h, w))?)?
     }

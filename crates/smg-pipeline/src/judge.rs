@@ -1,0 +1,146 @@
+//! The independent judge of generated audio (issue 7's done-criterion, SPEC.md §10): a
+//! multinomial logistic regression on mel statistics, trained on real training clips, says which
+//! category a clip sounds like; a Fréchet distance on the same features says how far a set of
+//! clips lies from real held-out audio. Neither touches the conditioning encoder, so the judge
+//! cannot be fooled by a generator that merely pleases CLAP.
+
+use crate::{Pipeline, Result};
+use ndarray::Array2;
+use serde::{Deserialize, Serialize};
+use smg_eval::{frechet_distance, mel_statistics, Gaussian, LogisticConfig, LogisticRegression};
+use smg_maskgit::Sampler;
+
+/// Mel statistics of a natural-log mel `(80, T)`, computed on the tokenizer's unit range so real
+/// clips and decoder outputs (clamped to [−1, 1]) are described on the same scale.
+pub fn judge_features(log_mel: &Array2<f32>) -> Result<Vec<f64>> {
+    let unit = smg_audio::norm::to_tokenizer_range(log_mel);
+    let (n_mels, frames) = unit.dim();
+    let v: Vec<f32> = unit.iter().copied().collect();
+    Ok(mel_statistics(&v, n_mels, frames)?)
+}
+
+/// Features of many mels.
+pub fn judge_features_all(mels: &[Array2<f32>]) -> Result<Vec<Vec<f64>>> {
+    mels.iter().map(judge_features).collect()
+}
+
+/// One set of clips as the judge sees it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SetScore {
+    pub name: String,
+    pub clips: usize,
+    /// Fraction assigned to the intended category.
+    pub accuracy: f64,
+    /// Fréchet distance of the set's features to the reference (real held-out) set.
+    pub frechet: f64,
+}
+
+/// The fitted classifier plus the reference Gaussian of real held-out features.
+pub struct Judge {
+    pub classifier: LogisticRegression,
+    /// The L2 penalty picked on the validation set.
+    pub l2: f64,
+    pub valid_accuracy: f64,
+    pub reference: Gaussian,
+}
+
+impl Judge {
+    /// Fits the classifier on real training clips, choosing the L2 penalty (1e-4 … 1e-1) by
+    /// accuracy on the validation clips; `reference` are the real held-out features that
+    /// Fréchet distances are measured against.
+    pub fn fit(
+        train: (&[Vec<f64>], &[String]),
+        valid: (&[Vec<f64>], &[String]),
+        reference: &[Vec<f64>],
+    ) -> Result<Self> {
+        let mut best: Option<(f64, f64, LogisticRegression)> = None;
+        for l2 in [1e-4, 1e-3, 1e-2, 1e-1] {
+            let m = LogisticRegression::fit(train.0, train.1, &LogisticConfig { l2, ..Default::default() })?;
+            let acc = m.accuracy(valid.0, valid.1)?;
+            if best.as_ref().is_none_or(|b| acc > b.1) {
+                best = Some((l2, acc, m));
+            }
+        }
+        let (l2, valid_accuracy, classifier) = best.expect("four candidates were fitted");
+        Ok(Self { classifier, l2, valid_accuracy, reference: Gaussian::fit(reference)? })
+    }
+
+    /// 1 / number of categories.
+    pub fn chance(&self) -> f64 {
+        1.0 / self.classifier.classes.len() as f64
+    }
+
+    /// Accuracy against `labels` and Fréchet distance to the reference.
+    pub fn score(&self, name: &str, features: &[Vec<f64>], labels: &[String]) -> Result<SetScore> {
+        Ok(SetScore {
+            name: name.to_string(),
+            clips: features.len(),
+            accuracy: self.classifier.accuracy(features, labels)?,
+            frechet: frechet_distance(&Gaussian::fit(features)?, &self.reference)?,
+        })
+    }
+}
+
+/// `per_category` prompts for each category, cycling through that category's captions
+/// (`(category, caption)` pairs, in a fixed order), so every category is prompted equally often.
+pub fn balanced_prompts(captions: &[(String, String)], per_category: usize) -> Vec<(String, String)> {
+    let mut cats: Vec<&String> = captions.iter().map(|c| &c.0).collect();
+    cats.sort();
+    cats.dedup();
+    let mut out = Vec::new();
+    for cat in cats {
+        let mine: Vec<&(String, String)> = captions.iter().filter(|c| &c.0 == cat).collect();
+        out.extend((0..per_category).map(|i| mine[i % mine.len()].clone()));
+    }
+    out
+}
+
+/// Generates one clip per prompt (batches of `batch`, batch `k` with seed `seed + k`, so a run is
+/// reproducible) and returns the mels (decoder output, no vocoder) in prompt order.
+pub fn generate_mels(
+    p: &Pipeline,
+    prompts: &[(String, String)],
+    sampler: &mut Sampler,
+    seed: u64,
+    batch: usize,
+    mut progress: impl FnMut(usize),
+) -> Result<Vec<Array2<f32>>> {
+    let mut mels = Vec::with_capacity(prompts.len());
+    for (k, chunk) in prompts.chunks(batch.max(1)).enumerate() {
+        sampler.seed = seed + k as u64;
+        let texts: Vec<&str> = chunk.iter().map(|c| c.1.as_str()).collect();
+        let out = p.text_to_tokens(&texts, sampler)?;
+        mels.extend(p.decode_mels(&out.tokens)?);
+        progress(chunk.len());
+    }
+    Ok(mels)
+}
+
+/// Tokenizer reconstructions (encode → decode) of natural-log mels, in batches of 16: the
+/// ceiling a generator over these tokens can reach.
+pub fn reconstruct_mels(p: &Pipeline, mels: &[Array2<f32>]) -> Result<Vec<Array2<f32>>> {
+    let mut out = Vec::with_capacity(mels.len());
+    for chunk in mels.chunks(16) {
+        let units = chunk
+            .iter()
+            .map(|m| smg_audio::array_to_tensor(&smg_audio::norm::to_tokenizer_range(m), &p.device))
+            .collect::<std::result::Result<Vec<_>, _>>()?;
+        let tokens = p.tokenizer.encode(&candle_core::Tensor::stack(&units, 0)?)?;
+        out.extend(p.decode_mels(&tokens)?);
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prompts_are_balanced_and_cycle() {
+        let caps: Vec<(String, String)> =
+            [("dog", "a"), ("cat", "b"), ("dog", "c")].iter().map(|(a, b)| (a.to_string(), b.to_string())).collect();
+        let p = balanced_prompts(&caps, 3);
+        let got: Vec<(&str, &str)> = p.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
+        assert_eq!(got, vec![("cat", "b"), ("cat", "b"), ("cat", "b"), ("dog", "a"), ("dog", "c"), ("dog", "a")]);
+    }
+}
