@@ -21,6 +21,12 @@ pub struct GenerationEvalArgs {
     /// CFG scale of the guided run (linear warm-up from 0, SPEC.md §3.6).
     #[arg(long, default_value_t = 3.0)]
     cfg: f64,
+    /// CFG schedule of the guided run: `linear` (0 → scale, the paper's warm-up) or `constant`.
+    #[arg(long, default_value = "linear")]
+    cfg_schedule: String,
+    /// Also judge unconditional samples (null condition).
+    #[arg(long)]
+    unconditional: bool,
     #[arg(long, default_value_t = 16)]
     steps: usize,
     #[arg(long, default_value_t = 1.5)]
@@ -49,6 +55,7 @@ pub struct GenerationReport {
     pub judge_valid_accuracy: f64,
     pub sets: Vec<SetScore>,
     pub cfg: f64,
+    pub cfg_schedule: String,
     pub per_category: usize,
     pub seed: u64,
 }
@@ -98,7 +105,19 @@ pub fn run(a: &GenerationEvalArgs) -> Result<()> {
         .collect();
     let prompts = judge::balanced_prompts(&captions, a.per_category);
     let labels: Vec<String> = prompts.iter().map(|c| c.0.clone()).collect();
-    for (name, guidance) in [(format!("generated, CFG {}", a.cfg), Guidance::Linear(a.cfg)), ("generated, no CFG".to_string(), Guidance::Off)] {
+    let guided = match a.cfg_schedule.as_str() {
+        "linear" => Guidance::Linear(a.cfg),
+        "constant" => Guidance::Constant(a.cfg),
+        s => anyhow::bail!("--cfg-schedule must be linear or constant, not {s:?}"),
+    };
+    let mut runs = vec![
+        (format!("generated, CFG {} ({})", a.cfg, a.cfg_schedule), guided, false),
+        ("generated, no CFG".to_string(), Guidance::Off, false),
+    ];
+    if a.unconditional {
+        runs.push(("generated, unconditional".to_string(), Guidance::Off, true));
+    }
+    for (name, guidance, uncond) in runs {
         let mut s = Sampler {
             iterations: a.steps,
             guidance: Box::new(guidance),
@@ -107,7 +126,11 @@ pub fn run(a: &GenerationEvalArgs) -> Result<()> {
         };
         let bar = indicatif::ProgressBar::new(prompts.len() as u64).with_message(name.clone());
         bar.set_style(indicatif::ProgressStyle::with_template("{msg} {bar:30} {pos}/{len} [{elapsed}<{eta}]")?);
-        let mels = judge::generate_mels(&p, &prompts, &mut s, a.seed, 32, |n| bar.inc(n as u64))?;
+        let mels = if uncond {
+            judge::generate_unconditional_mels(&p, prompts.len(), &mut s, a.seed, 32)?
+        } else {
+            judge::generate_mels(&p, &prompts, &mut s, a.seed, 32, |n| bar.inc(n as u64))?
+        };
         bar.finish_and_clear();
         sets.push(judge.score(&name, &judge::judge_features_all(&mels)?, &labels)?);
     }
@@ -118,6 +141,7 @@ pub fn run(a: &GenerationEvalArgs) -> Result<()> {
         judge_valid_accuracy: judge.valid_accuracy,
         sets,
         cfg: a.cfg,
+        cfg_schedule: a.cfg_schedule.clone(),
         per_category: a.per_category,
         seed: a.seed,
     };
@@ -137,6 +161,44 @@ pub fn print_report(r: &GenerationReport) {
     println!("| set | clips | judged as the intended category | × chance | Fréchet distance to real held-out |");
     println!("|---|---|---|---|---|");
     for s in &r.sets {
-        println!("| {} | {} | {:.3} | {:.1} | {:.1} |", s.name, s.clips, s.accuracy, s.accuracy / r.chance, s.frechet);
+        println!("| {} | {} | {:.3} | {:.1} | {:.3} |", s.name, s.clips, s.accuracy, s.accuracy / r.chance, s.frechet);
     }
+}
+
+/// `smg fad`: Fréchet distance between the clips of two folders (SPEC.md §6). The embedder is
+/// the mel-statistics baseline (one 245-number vector per clip: per-band mean, spread and
+/// frame-to-frame change plus five global numbers, `smg_eval::mel_statistics`); the neural
+/// embedders of issue 9 (aisfx, VGGish) join here.
+pub fn fad(a: &std::path::Path, b: &std::path::Path) -> Result<f64> {
+    let ea = folder_embeddings(a)?;
+    let eb = folder_embeddings(b)?;
+    let d = smg_eval::frechet_distance(&smg_eval::Gaussian::fit(&ea)?, &smg_eval::Gaussian::fit(&eb)?)?;
+    Ok(d)
+}
+
+fn folder_embeddings(dir: &std::path::Path) -> Result<Vec<Vec<f64>>> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .with_context(|| format!("cannot read folder {}", dir.display()))?
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().and_then(|e| e.to_str()).is_some_and(|e| matches!(e.to_ascii_lowercase().as_str(), "wav" | "flac" | "ogg" | "mp3")))
+        .collect();
+    files.sort();
+    if files.len() < 2 {
+        anyhow::bail!("{} holds {} audio files; a Fréchet distance needs at least 2 per folder", dir.display(), files.len());
+    }
+    let mt = MelTransform::hifigan();
+    let bar = indicatif::ProgressBar::new(files.len() as u64).with_message(dir.display().to_string());
+    bar.set_style(indicatif::ProgressStyle::with_template("{msg} {bar:30} {pos}/{len}")?);
+    let mut out = Vec::with_capacity(files.len());
+    for f in &files {
+        let x = smg_audio::load_mono(f, mt.config.sample_rate).with_context(|| f.display().to_string())?;
+        let m = mt.log_mel(&x).with_context(|| f.display().to_string())?;
+        let (n, t) = m.dim();
+        let v: Vec<f32> = m.iter().copied().collect();
+        out.push(smg_eval::mel_statistics(&v, n, t).with_context(|| f.display().to_string())?);
+        bar.inc(1);
+    }
+    bar.finish_and_clear();
+    Ok(out)
 }

@@ -57,9 +57,14 @@ fn write(out: &std::path::Path, audio: &[f32]) -> Result<()> {
     Ok(())
 }
 
-pub fn generate(prompt: &str, cfg: f64, output: &std::path::Path, a: &SampleArgs) -> Result<()> {
+pub fn generate(prompt: &str, cfg: f64, schedule: &str, output: &std::path::Path, a: &SampleArgs) -> Result<()> {
+    let g = match (cfg, schedule) {
+        (c, _) if c == 0.0 => Guidance::Off,
+        (c, "constant") => Guidance::Constant(c),
+        (c, "linear") => Guidance::Linear(c),
+        (_, s) => anyhow::bail!("--cfg-schedule must be constant or linear, not {s:?}"),
+    };
     let p = pipeline(a, true)?;
-    let g = if cfg == 0.0 { Guidance::Off } else { Guidance::Linear(cfg) };
     let out = p.text_to_audio(&[prompt], &sampler(a, g))?;
     write(output, &out.audio[0])
 }

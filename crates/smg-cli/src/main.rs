@@ -57,9 +57,13 @@ enum Command {
         prompt: String,
         #[arg(short, long)]
         output: PathBuf,
-        /// Classifier-free guidance scale, warmed up linearly from 0 (paper: 3; 0 = off).
+        /// Classifier-free guidance scale (paper: 3; 0 = off).
         #[arg(long, default_value_t = 3.0)]
         cfg: f64,
+        /// `constant`, or `linear` (the paper's warm-up from 0; worse for the shipped small
+        /// generator, see data/checkpoints/maskgit-small/TRAINING.md).
+        #[arg(long, default_value = "constant")]
+        cfg_schedule: String,
         #[command(flatten)]
         sample: generate_cmd::SampleArgs,
     },
@@ -122,6 +126,11 @@ enum Command {
         output: PathBuf,
         #[arg(long)]
         checkpoint: Option<PathBuf>,
+    },
+    /// Fréchet distance between the audio files of two folders (mel-statistics embedder).
+    Fad {
+        dir_a: PathBuf,
+        dir_b: PathBuf,
     },
     /// Evaluations (issue 7, 9): `smg eval generation` judges text-to-audio by category.
     Eval {
@@ -331,6 +340,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Train { command: TrainCommand::Clap(args) } => clap_cmd::train(&args)?,
         Command::Train { command: TrainCommand::Maskgit(args) } => maskgit_cmd::train(&args)?,
         Command::Eval { command: EvalCommand::Generation(args) } => eval_cmd::run(&args)?,
+        Command::Fad { dir_a, dir_b } => println!("{:.4}", eval_cmd::fad(&dir_a, &dir_b)?),
         Command::Embed { command } => clap_cmd::embed(command)?,
         Command::Vocode { input, output, vocoder } => {
             let mt = MelTransform::hifigan();
@@ -351,7 +361,7 @@ fn run(cli: Cli) -> Result<()> {
             smg_audio::write_wav(&output, &y, mt.config.sample_rate, WavEncoding::Pcm16)?;
             eprintln!("wrote {} ({:.2} s)", output.display(), y.len() as f64 / mt.config.sample_rate as f64);
         }
-        Command::Generate { prompt, output, cfg, sample } => generate_cmd::generate(&prompt, cfg, &output, &sample)?,
+        Command::Generate { prompt, output, cfg, cfg_schedule, sample } => generate_cmd::generate(&prompt, cfg, &cfg_schedule, &output, &sample)?,
         Command::Inpaint { audio, from, to, output, sample } => generate_cmd::inpaint(&audio, from, to, &output, &sample)?,
         Command::Bwe { audio, cutoff, lfr, output, sample } => generate_cmd::bwe(&audio, cutoff, lfr, &output, &sample)?,
         Command::Plot { command: PlotCommand::Metrics { log, x, y, title, log_y, output } } => {

@@ -10,6 +10,10 @@ use std::path::PathBuf;
 
 #[derive(clap::Args)]
 pub struct MaskGitTrainArgs {
+    /// `small` (3 blocks × 128 on 2.97 s clips; trains on 2 CPU cores) or `paper` (24 blocks ×
+    /// 768 on 9.85 s clips; give it a paper-size --tokenizer).
+    #[arg(long, default_value = "small")]
+    config: String,
     #[arg(long, default_value_t = 2400)]
     steps: usize,
     #[arg(long, default_value_t = 64)]
@@ -62,7 +66,12 @@ pub fn train(a: &MaskGitTrainArgs) -> Result<()> {
     }
     let tok = load_tokenizer(a.tokenizer.clone())?;
     let clap = smg_clap::AudioEncoder::from_pretrained(&a.clap.clone().unwrap_or_else(crate::clap_cmd::shipped_clap_dir), &Device::Cpu)?;
-    let ds = Dataset::open_sound(&data_dir(), &ClipConfig::small())?;
+    let (clip_cfg, base) = match a.config.as_str() {
+        "small" => (ClipConfig::small(), smg_maskgit::Config::small()),
+        "paper" => (ClipConfig::paper(), smg_maskgit::Config::paper()),
+        c => bail!("--config must be small or paper, not {c:?}"),
+    };
+    let ds = Dataset::open_sound(&data_dir(), &clip_cfg)?;
     let cache = ds.mels(&MelTransform::hifigan(), true)?;
     let mels = cache.mels.iter().map(smg_audio::norm::log_mel_to_unit_tensor).collect::<candle_core::Result<Vec<_>>>()?;
     eprintln!("tokenizing {} clips and embedding them with the audio branch", mels.len());
@@ -77,7 +86,7 @@ pub fn train(a: &MaskGitTrainArgs) -> Result<()> {
         let caps: Vec<Vec<String>> = idx.iter().map(|&i| ds.records[i].captions.clone()).collect();
         Ok(rows::cond_rows(a.cond.into(), &t, &c, &caps, text.as_ref())?)
     };
-    let out = a.out.clone().unwrap_or_else(|| data_dir().join("runs/maskgit-small"));
+    let out = a.out.clone().unwrap_or_else(|| data_dir().join(format!("runs/maskgit-{}", a.config)));
     // Tokens and embeddings are computed once per run folder and cached beside the checkpoint.
     let cache = out.join(format!("rows-{:?}.safetensors", a.cond).to_lowercase());
     let rows = if a.resume && cache.is_file() {
@@ -94,8 +103,8 @@ pub fn train(a: &MaskGitTrainArgs) -> Result<()> {
     };
     let get = |k: &str| rows.get(k).cloned().with_context(|| format!("{} lacks {k}: delete it to recompute", cache.display()));
     let (tt, tc, vt, vc) = (get("train_tokens")?, get("train_cond")?, get("valid_tokens")?, get("valid_cond")?);
-    let (rows, cols) = tok.config.grid(ClipConfig::small().frames);
-    let model_cfg = smg_maskgit::Config { vocab: tok.config.n_embed, rows, cols, ..smg_maskgit::Config::small() };
+    let (rows, cols) = tok.config.grid(clip_cfg.frames);
+    let model_cfg = smg_maskgit::Config { vocab: tok.config.n_embed, rows, cols, ..base };
     let cfg = smg_maskgit::train::TrainConfig { steps: a.steps, batch_size: a.batch, lr: a.lr, seed: a.seed, val_every: a.val_every, ..Default::default() };
     let device = smg_core::best_device();
     eprintln!("training on {} ({} train / {} valid rows of {rows}x{cols} tokens, conditioned on {:?})", device, tt.dim(0)?, vt.dim(0)?, a.cond);

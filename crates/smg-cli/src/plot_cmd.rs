@@ -3,9 +3,12 @@
 use anyhow::{bail, Context, Result};
 use std::path::Path;
 
-/// A (possibly nested, dot-separated) numeric field of a JSON object.
+/// A (possibly nested, dot-separated) numeric field of a JSON object; a numeric part indexes
+/// an array (`val.1.accuracy`).
 fn field(v: &serde_json::Value, key: &str) -> Option<f64> {
-    key.split('.').try_fold(v, |v, k| v.get(k)).and_then(|v| v.as_f64())
+    key.split('.')
+        .try_fold(v, |v, k| if let (Some(a), Ok(i)) = (v.as_array(), k.parse::<usize>()) { a.get(i) } else { v.get(k) })
+        .and_then(|v| v.as_f64())
 }
 
 /// Plots `y` fields (each a series; nulls skipped) against `x` and saves the PNG; `--log-y`
@@ -30,4 +33,16 @@ pub fn metrics(log: &Path, x: &str, ys: &[String], title: &str, log_y: bool, out
     }
     plot.render()?.save(out)?;
     Ok(n)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn fields_nest_through_objects_and_arrays() {
+        let v: serde_json::Value = serde_json::from_str(r#"{"step": 3, "val": [{"accuracy": 0.5}, {"accuracy": 0.25}], "m": {"x": 1}}"#).unwrap();
+        assert_eq!(super::field(&v, "val.1.accuracy"), Some(0.25));
+        assert_eq!(super::field(&v, "m.x"), Some(1.0));
+        assert_eq!(super::field(&v, "val.7.accuracy"), None);
+        assert_eq!(super::field(&v, "step"), Some(3.0));
+    }
 }

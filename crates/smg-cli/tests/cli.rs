@@ -147,3 +147,73 @@ fn embed_audio_with_the_shipped_encoder() {
     let (ok, _, err) = smg(&["embed", "audio", fixture("audio/speech.wav").to_str().unwrap(), "--checkpoint", "/nonexistent"]);
     assert!(!ok && err.contains("missing") && err.lines().count() == 1, "{err}");
 }
+
+/// `smg generate` with the shipped generator: a 2.97 s WAV, the same bytes for the same seed,
+/// different audio for another seed, and absurd settings refused in one line without output.
+#[test]
+fn generate_is_seeded_and_refuses_absurd_settings() {
+    minilm_present();
+    let dir = tempfile::tempdir().unwrap();
+    let p = |n: &str| dir.path().join(n).to_str().unwrap().to_string();
+    let run = |out: &str, extra: &[&str]| {
+        let mut args = vec!["generate", "a dog barking", "-o", out, "--griffin-lim", "4", "--steps", "8"];
+        args.extend_from_slice(extra);
+        smg(&args)
+    };
+    let (ok, _, err) = run(&p("a.wav"), &["--seed", "1"]);
+    assert!(ok, "{err}");
+    let (ok, _, err) = run(&p("b.wav"), &["--seed", "1"]);
+    assert!(ok, "{err}");
+    let (ok, _, err) = run(&p("c.wav"), &["--seed", "2"]);
+    assert!(ok, "{err}");
+    let (a, b, c) = (std::fs::read(p("a.wav")).unwrap(), std::fs::read(p("b.wav")).unwrap(), std::fs::read(p("c.wav")).unwrap());
+    assert_eq!(a, b, "same seed, same bytes");
+    assert_ne!(a, c, "another seed, other audio");
+    let (ok, info, _) = smg(&["info", &p("a.wav")]);
+    assert!(ok && info.contains("frames: 65536"), "{info}");
+    for (extra, needle) in [(&["--steps", "0"][..], "at least 1 iteration"), (&["--steps", "500"][..], "at most one iteration"), (&["--temperature", "-1"][..], "temperature")] {
+        let (ok, _, err) = run(&p("bad.wav"), extra);
+        assert!(!ok && err.contains(needle) && err.trim().lines().count() == 1, "{extra:?}: {err}");
+        assert!(!dir.path().join("bad.wav").exists());
+    }
+}
+
+#[test]
+fn inpaint_and_bandwidth_extension_write_clips() {
+    let dir = tempfile::tempdir().unwrap();
+    let speech = fixture("audio/speech.wav");
+    let out = dir.path().join("inpainted.wav");
+    let (ok, _, err) = smg(&["inpaint", speech.to_str().unwrap(), "--from", "1.0", "--to", "2.0", "-o", out.to_str().unwrap(), "--griffin-lim", "4"]);
+    assert!(ok, "{err}");
+    let (ok, info, _) = smg(&["info", out.to_str().unwrap()]);
+    assert!(ok && info.contains("frames: 65536"), "{info}");
+    let out = dir.path().join("bwe.wav");
+    let (ok, _, err) = smg(&["bwe", speech.to_str().unwrap(), "--cutoff", "2000", "--lfr", "-o", out.to_str().unwrap(), "--griffin-lim", "4"]);
+    assert!(ok, "{err}");
+    let (ok, _, err) = smg(&["inpaint", speech.to_str().unwrap(), "--from", "2.0", "--to", "1.0", "-o", out.to_str().unwrap()]);
+    assert!(!ok && err.trim().lines().count() == 1, "{err}");
+}
+
+#[test]
+fn fad_between_folders() {
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+    std::fs::create_dir_all(&a).unwrap();
+    std::fs::create_dir_all(&b).unwrap();
+    for f in ["speech.wav", "chirp.wav", "noise_bursts.wav"] {
+        std::fs::copy(fixture(&format!("audio/{f}")), a.join(f)).unwrap();
+        std::fs::copy(fixture(&format!("audio/{f}")), b.join(f)).unwrap();
+    }
+    let (ok, out, err) = smg(&["fad", a.to_str().unwrap(), b.to_str().unwrap()]);
+    assert!(ok, "{err}");
+    assert!(out.trim().parse::<f64>().unwrap().abs() < 1e-3, "same clips: {out}");
+    std::fs::remove_file(b.join("speech.wav")).unwrap();
+    std::fs::copy(fixture("audio/tone440.flac"), b.join("tone.flac")).unwrap();
+    let (ok, out, err) = smg(&["fad", a.to_str().unwrap(), b.to_str().unwrap()]);
+    assert!(ok, "{err}");
+    assert!(out.trim().parse::<f64>().unwrap() > 1.0, "different clips: {out}");
+    std::fs::remove_file(b.join("tone.flac")).unwrap();
+    std::fs::remove_file(b.join("chirp.wav")).unwrap();
+    let (ok, _, err) = smg(&["fad", a.to_str().unwrap(), b.to_str().unwrap()]);
+    assert!(!ok && err.contains("at least 2"), "{err}");
+}

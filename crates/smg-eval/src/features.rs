@@ -52,6 +52,17 @@ pub fn mel_statistics(mel: &[f32], n_mels: usize, frames: usize) -> Result<Vec<f
     Ok(out)
 }
 
+/// The first `2·n_mels` numbers of [`mel_statistics`]: per-band mean and standard deviation over
+/// time. The generation judge uses these alone: frame-to-frame change and the global contrast
+/// measures mostly describe how sharp a spectrogram is, which a tokenizer's decoder changes
+/// (a classifier trained on real clips with them put 27% of tokenizer reconstructions of test
+/// clips in the right category, without them 45%, at about the same accuracy on real clips).
+pub fn band_mean_std(mel: &[f32], n_mels: usize, frames: usize) -> Result<Vec<f64>> {
+    let mut f = mel_statistics(mel, n_mels, frames)?;
+    f.truncate(2 * n_mels);
+    Ok(f)
+}
+
 fn mean_std(x: &[f64]) -> (f64, f64) {
     let m = x.iter().sum::<f64>() / x.len() as f64;
     (m, (x.iter().map(|v| (v - m).powi(2)).sum::<f64>() / x.len() as f64).sqrt())
@@ -73,6 +84,13 @@ mod tests {
         // centroid per frame (lo = 0): weights [0,4], [1,4], [2,4] -> 1, 0.8, 4/6
         let c = [1.0, 0.8, 4.0 / 6.0];
         assert!((f[8] - c.iter().sum::<f64>() / 3.0).abs() < 1e-12);
+    }
+
+    #[test]
+    fn band_mean_std_is_the_first_two_blocks() {
+        let mel: Vec<f32> = (0..40).map(|i| (i as f32 * 0.37).sin()).collect();
+        let full = mel_statistics(&mel, 4, 10).unwrap();
+        assert_eq!(band_mean_std(&mel, 4, 10).unwrap(), full[..8].to_vec());
     }
 
     #[test]

@@ -8,7 +8,7 @@ pub mod features;
 pub mod frechet;
 pub mod logistic;
 
-pub use features::{mel_statistics, MEL_STAT_DIM};
+pub use features::{band_mean_std, mel_statistics, MEL_STAT_DIM};
 pub use frechet::{frechet_distance, Gaussian};
 pub use logistic::{LogisticRegression, LogisticConfig};
 

@@ -1,22 +1,23 @@
 //! The independent judge of generated audio (issue 7's done-criterion, SPEC.md §10): a
-//! multinomial logistic regression on mel statistics, trained on real training clips, says which
-//! category a clip sounds like; a Fréchet distance on the same features says how far a set of
+//! multinomial logistic regression on mel statistics (per-band mean and spread), trained on
+//! real training clips, says which category a clip sounds like; a Fréchet distance on the same features says how far a set of
 //! clips lies from real held-out audio. Neither touches the conditioning encoder, so the judge
 //! cannot be fooled by a generator that merely pleases CLAP.
 
 use crate::{Pipeline, Result};
 use ndarray::Array2;
 use serde::{Deserialize, Serialize};
-use smg_eval::{frechet_distance, mel_statistics, Gaussian, LogisticConfig, LogisticRegression};
+use smg_eval::{band_mean_std, frechet_distance, Gaussian, LogisticConfig, LogisticRegression};
 use smg_maskgit::Sampler;
 
-/// Mel statistics of a natural-log mel `(80, T)`, computed on the tokenizer's unit range so real
-/// clips and decoder outputs (clamped to [−1, 1]) are described on the same scale.
+/// The judge's features of a natural-log mel `(80, T)`: per-band mean and standard deviation
+/// over time ([`smg_eval::band_mean_std`], 160 numbers), computed on the tokenizer's unit range
+/// so real clips and decoder outputs (clamped to [−1, 1]) are described on the same scale.
 pub fn judge_features(log_mel: &Array2<f32>) -> Result<Vec<f64>> {
     let unit = smg_audio::norm::to_tokenizer_range(log_mel);
     let (n_mels, frames) = unit.dim();
     let v: Vec<f32> = unit.iter().copied().collect();
-    Ok(mel_statistics(&v, n_mels, frames)?)
+    Ok(band_mean_std(&v, n_mels, frames)?)
 }
 
 /// Features of many mels.
@@ -45,7 +46,7 @@ pub struct Judge {
 }
 
 impl Judge {
-    /// Fits the classifier on real training clips, choosing the L2 penalty (1e-4 … 1e-1) by
+    /// Fits the classifier on real training clips, choosing the L2 penalty (1e-3 … 1e-1) by
     /// accuracy on the validation clips; `reference` are the real held-out features that
     /// Fréchet distances are measured against.
     pub fn fit(
@@ -54,14 +55,14 @@ impl Judge {
         reference: &[Vec<f64>],
     ) -> Result<Self> {
         let mut best: Option<(f64, f64, LogisticRegression)> = None;
-        for l2 in [1e-4, 1e-3, 1e-2, 1e-1] {
+        for l2 in [1e-3, 1e-2, 1e-1] {
             let m = LogisticRegression::fit(train.0, train.1, &LogisticConfig { l2, ..Default::default() })?;
             let acc = m.accuracy(valid.0, valid.1)?;
             if best.as_ref().is_none_or(|b| acc > b.1) {
                 best = Some((l2, acc, m));
             }
         }
-        let (l2, valid_accuracy, classifier) = best.expect("four candidates were fitted");
+        let (l2, valid_accuracy, classifier) = best.expect("three candidates were fitted");
         Ok(Self { classifier, l2, valid_accuracy, reference: Gaussian::fit(reference)? })
     }
 
@@ -112,6 +113,21 @@ pub fn generate_mels(
         let out = p.text_to_tokens(&texts, sampler)?;
         mels.extend(p.decode_mels(&out.tokens)?);
         progress(chunk.len());
+    }
+    Ok(mels)
+}
+
+/// `n` unconditional clips (null condition), batch `k` seeded `seed + k`: the floor a
+/// conditional generator should rise above.
+pub fn generate_unconditional_mels(p: &Pipeline, n: usize, sampler: &mut Sampler, seed: u64, batch: usize) -> Result<Vec<Array2<f32>>> {
+    let cfg = &p.generator.config;
+    let mut mels = Vec::with_capacity(n);
+    for (k, start) in (0..n).step_by(batch.max(1)).enumerate() {
+        let b = batch.max(1).min(n - start);
+        sampler.seed = seed + k as u64;
+        let tokens = candle_core::Tensor::full(cfg.mask_id(), (b, cfg.seq_len()), &p.device)?;
+        let null = candle_core::Tensor::zeros((b, cfg.cond_dim), candle_core::DType::F32, &p.device)?;
+        mels.extend(p.decode_mels(&sampler.sample(&p.generator, &tokens, &null)?.tokens)?);
     }
     Ok(mels)
 }
