@@ -21,7 +21,8 @@ pub struct GenerationEvalArgs {
     /// CFG scale of the guided run (linear warm-up from 0, SPEC.md §3.6).
     #[arg(long, default_value_t = 3.0)]
     cfg: f64,
-    /// CFG schedule of the guided run: `linear` (0 → scale, the paper's warm-up) or `constant`.
+    /// CFG schedule of the guided run: `linear` (0 → scale, the paper's warm-up),
+    /// `linear-from-conditional` (1 → scale) or `constant`.
     #[arg(long, default_value = "linear")]
     cfg_schedule: String,
     /// Also judge unconditional samples (null condition).
@@ -108,7 +109,8 @@ pub fn run(a: &GenerationEvalArgs) -> Result<()> {
     let guided = match a.cfg_schedule.as_str() {
         "linear" => Guidance::Linear(a.cfg),
         "constant" => Guidance::Constant(a.cfg),
-        s => anyhow::bail!("--cfg-schedule must be linear or constant, not {s:?}"),
+        "linear-from-conditional" => Guidance::LinearFromConditional(a.cfg),
+        s => anyhow::bail!("--cfg-schedule must be linear, linear-from-conditional or constant, not {s:?}"),
     };
     let mut runs = vec![
         (format!("generated, CFG {} ({})", a.cfg, a.cfg_schedule), guided, false),

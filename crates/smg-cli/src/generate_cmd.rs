@@ -62,7 +62,8 @@ pub fn generate(prompt: &str, cfg: f64, schedule: &str, output: &std::path::Path
         (c, _) if c == 0.0 => Guidance::Off,
         (c, "constant") => Guidance::Constant(c),
         (c, "linear") => Guidance::Linear(c),
-        (_, s) => anyhow::bail!("--cfg-schedule must be constant or linear, not {s:?}"),
+        (c, "linear-from-conditional") => Guidance::LinearFromConditional(c),
+        (_, s) => anyhow::bail!("--cfg-schedule must be constant, linear or linear-from-conditional, not {s:?}"),
     };
     let p = pipeline(a, true)?;
     let out = p.text_to_audio(&[prompt], &sampler(a, g))?;

@@ -60,8 +60,9 @@ enum Command {
         /// Classifier-free guidance scale (paper: 3; 0 = off).
         #[arg(long, default_value_t = 3.0)]
         cfg: f64,
-        /// `constant`, or `linear` (the paper's warm-up from 0; worse for the shipped small
-        /// generator, see data/checkpoints/maskgit-small/TRAINING.md).
+        /// `constant`, `linear` (the paper's warm-up from 0; worse for the shipped small
+        /// generator, see data/checkpoints/maskgit-small/TRAINING.md) or
+        /// `linear-from-conditional` (1 → scale).
         #[arg(long, default_value = "constant")]
         cfg_schedule: String,
         #[command(flatten)]

@@ -53,6 +53,9 @@ pub enum Guidance {
     Constant(f64),
     /// Linear warm-up 0 → scale over the steps (the paper's setting, with scale 3).
     Linear(f64),
+    /// Linear warm-up 1 → scale: starts from the plain conditional model rather than the
+    /// unconditional one (the `(1+w)ℓc − w·ℓu`, w: 0 → scale−1, form of Besnier's MaskGIT).
+    LinearFromConditional(f64),
 }
 
 impl CfgSchedule for Guidance {
@@ -61,6 +64,7 @@ impl CfgSchedule for Guidance {
             Guidance::Off => 1.0,
             Guidance::Constant(s) => s,
             Guidance::Linear(s) => s * i as f64 / (t.max(2) - 1) as f64,
+            Guidance::LinearFromConditional(s) => 1.0 + (s - 1.0) * i as f64 / (t.max(2) - 1) as f64,
         }
     }
     fn needs_uncond(&self) -> bool {

@@ -123,3 +123,15 @@ fn zero_shot_masks_follow_the_spec() {
     assert_eq!(masked.to_vec2::<u32>().unwrap()[1].iter().filter(|&&x| x == 1024).count(), 50);
     assert!(apply_mask(&t, &vec![false; 265], 1024).unwrap_err().to_string().contains("no token"));
 }
+
+#[test]
+fn guidance_schedules_have_their_endpoints() {
+    use smg_maskgit::CfgSchedule;
+    let t = 16;
+    assert_eq!((Guidance::Linear(3.0).scale(0, t), Guidance::Linear(3.0).scale(t - 1, t)), (0.0, 3.0));
+    let g = Guidance::LinearFromConditional(3.0);
+    assert_eq!((g.scale(0, t), g.scale(t - 1, t)), (1.0, 3.0));
+    assert!((g.scale(5, t) - (1.0 + 2.0 * 5.0 / 15.0)).abs() < 1e-12);
+    assert_eq!(Guidance::Constant(2.0).scale(7, t), 2.0);
+    assert!(!Guidance::Off.needs_uncond() && g.needs_uncond());
+}
