@@ -12,6 +12,7 @@ mod eval_cmd;
 mod generate_cmd;
 mod maskgit_cmd;
 mod plot_cmd;
+mod vocoder_cmd;
 
 #[derive(Parser)]
 #[command(name = "smg", version, about = "SpecMaskGIT-rs: masked generative modelling of mel-spectrogram tokens")]
@@ -97,9 +98,16 @@ enum Command {
         input: PathBuf,
         #[arg(short, long)]
         output: PathBuf,
-        /// hifigan (universal checkpoint) or griffin-lim.
+        /// hifigan (universal checkpoint), bigvsan (needs --checkpoint) or griffin-lim.
         #[arg(long, default_value = "hifigan")]
         vocoder: String,
+        /// A converted generator checkpoint (.safetensors): required for bigvsan, optional for
+        /// hifigan (default: the universal checkpoint).
+        #[arg(long)]
+        checkpoint: Option<PathBuf>,
+        /// BigVSAN configuration: paper (22 kHz 80-band, 112M) or base (14M).
+        #[arg(long, default_value = "paper")]
+        bigvsan_config: String,
     },
     /// Plot training curves: `smg plot metrics run/metrics.jsonl --y rec_l1 --y val_l1 -o curve.png`.
     Plot {
@@ -160,6 +168,8 @@ enum EvalCommand {
     /// Generate from held-out captions with and without CFG; an independent classifier on mel
     /// statistics judges the category; Fréchet distances to real held-out clips.
     Generation(eval_cmd::GenerationEvalArgs),
+    /// Resynthesise held-out clips from their mel with each vocoder: mel-L1 and real-time factor.
+    Vocoder(vocoder_cmd::VocoderEvalArgs),
 }
 
 #[derive(Subcommand)]
@@ -341,9 +351,10 @@ fn run(cli: Cli) -> Result<()> {
         Command::Train { command: TrainCommand::Clap(args) } => clap_cmd::train(&args)?,
         Command::Train { command: TrainCommand::Maskgit(args) } => maskgit_cmd::train(&args)?,
         Command::Eval { command: EvalCommand::Generation(args) } => eval_cmd::run(&args)?,
+        Command::Eval { command: EvalCommand::Vocoder(args) } => vocoder_cmd::run(&args)?,
         Command::Fad { dir_a, dir_b } => println!("{:.4}", eval_cmd::fad(&dir_a, &dir_b)?),
         Command::Embed { command } => clap_cmd::embed(command)?,
-        Command::Vocode { input, output, vocoder } => {
+        Command::Vocode { input, output, vocoder, checkpoint, bigvsan_config } => {
             let mt = MelTransform::hifigan();
             let mel = if input.extension().is_some_and(|e| e == "npy") {
                 read_npy(&input)?
@@ -354,10 +365,21 @@ fn run(cli: Cli) -> Result<()> {
                 bail!("{}: expected a ({}, T) log-mel, got ({}, {})", input.display(), mt.config.n_mels, mel.nrows(), mel.ncols());
             }
             let y = match vocoder.as_str() {
-                "hifigan" => smg_vocoder::HifiGan::load_v1(&data_dir().join("weights/hifigan_universal.safetensors"), &candle_core::Device::Cpu)?
-                    .synthesize(&smg_audio::array_to_tensor(&mel, &candle_core::Device::Cpu)?)?,
+                "hifigan" => {
+                    let path = checkpoint.unwrap_or_else(|| data_dir().join("weights/hifigan_universal.safetensors"));
+                    smg_vocoder::HifiGan::load_v1(&path, &candle_core::Device::Cpu)?.synthesize(&smg_audio::array_to_tensor(&mel, &candle_core::Device::Cpu)?)?
+                }
+                "bigvsan" => {
+                    let cfg = match bigvsan_config.as_str() {
+                        "paper" => smg_vocoder::BigVsanConfig::paper(),
+                        "base" => smg_vocoder::BigVsanConfig::base(),
+                        other => bail!("--bigvsan-config must be paper or base, not {other:?}"),
+                    };
+                    let path = checkpoint.context("--vocoder bigvsan needs --checkpoint <converted generator .safetensors> (no BigVSAN checkpoint ships with the project)")?;
+                    smg_vocoder::BigVsan::load(&path, &cfg, &candle_core::Device::Cpu)?.synthesize(&smg_audio::array_to_tensor(&mel, &candle_core::Device::Cpu)?)?
+                }
                 "griffin-lim" => smg_audio::mel_to_audio(&mt, &mel, &GriffinLimConfig::default())?,
-                other => bail!("unknown vocoder '{other}' (hifigan, griffin-lim)"),
+                other => bail!("unknown vocoder '{other}' (hifigan, bigvsan, griffin-lim)"),
             };
             smg_audio::write_wav(&output, &y, mt.config.sample_rate, WavEncoding::Pcm16)?;
             eprintln!("wrote {} ({:.2} s)", output.display(), y.len() as f64 / mt.config.sample_rate as f64);

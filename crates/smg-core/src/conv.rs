@@ -174,12 +174,14 @@ pub struct Conv2d {
     bias: Option<Tensor>,
     stride: usize,
     padding: usize,
+    /// The layer prepared for the chunked inference kernel (`smg_kernels::conv2d`), on first use.
+    fast: std::sync::Arc<std::sync::OnceLock<smg_kernels::conv2d::Conv2d>>,
 }
 
 impl Conv2d {
     /// Wraps an existing weight `(Cout, Cin, k, k)` and optional bias `(Cout,)`.
     pub fn new(weight: Tensor, bias: Option<Tensor>, stride: usize, padding: usize) -> Self {
-        Self { weight, bias, stride, padding }
+        Self { weight, bias, stride, padding, fast: Default::default() }
     }
 
     /// A `k`×`k` convolution with bias, weights read or created under `vb`.
@@ -197,8 +199,44 @@ impl Conv2d {
     }
 }
 
+impl Conv2d {
+    fn kernel(&self) -> Result<&smg_kernels::conv2d::Conv2d> {
+        if let Some(k) = self.fast.get() {
+            return Ok(k);
+        }
+        let (cout, cin, k, _) = self.weight.dims4()?;
+        let bias = self.bias.as_ref().map(|b| b.to_vec1::<f32>()).transpose()?;
+        let c = smg_kernels::conv2d::Conv2d::new(self.weight.flatten_all()?.to_vec1()?, bias, cin, cout, k, self.stride, self.padding);
+        Ok(self.fast.get_or_init(|| c))
+    }
+
+    fn fast_ok(&self, x: &Tensor) -> bool {
+        let square = self.weight.dims4().is_ok_and(|(_, _, kh, kw)| kh == kw);
+        square && crate::fast::eligible(x) && !self.weight.track_op() && self.bias.as_ref().is_none_or(|b| !b.track_op()) && self.weight.device().is_cpu()
+    }
+
+    /// The inference path: chunked im2col + gemm per item (`smg_kernels::conv2d`).
+    fn forward_fast(&self, x: &Tensor) -> Result<Tensor> {
+        let (b, cin, h, w) = x.dims4()?;
+        let k = self.kernel()?;
+        if cin != k.cin {
+            candle_core::bail!("conv2d: input has {cin} channels, kernel expects {}", k.cin);
+        }
+        if h + 2 * self.padding < k.k || w + 2 * self.padding < k.k {
+            candle_core::bail!("conv2d: input {h}×{w} (padding {}) is smaller than the {}×{} kernel", self.padding, k.k, k.k);
+        }
+        let (oh, ow) = k.out_hw(h, w);
+        let y = crate::fast::with_f32(x, |v| v.chunks(cin * h * w).take(b).flat_map(|item| k.forward(item, h, w)).collect::<Vec<f32>>())?;
+        Tensor::from_vec(y, (b, k.cout, oh, ow), x.device())
+    }
+}
+
 impl Module for Conv2d {
+    /// At inference on CPU the chunked kernel; otherwise [`conv2d`] (differentiable).
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        if self.fast_ok(x) {
+            return self.forward_fast(x);
+        }
         conv2d(x, &self.weight, self.bias.as_ref(), self.stride, self.padding)
     }
 }
@@ -260,6 +298,19 @@ mod tests {
             let lhs = (&cols * &c).unwrap().sum_all().unwrap().to_scalar::<f32>().unwrap();
             let rhs = (&x * &back).unwrap().sum_all().unwrap().to_scalar::<f32>().unwrap();
             assert!((lhs - rhs).abs() < 1e-4 * (1.0 + lhs.abs()), "{lhs} vs {rhs} for {h}×{w} k{k} s{stride} p{pad}");
+        }
+    }
+
+    #[test]
+    fn inference_layer_matches_the_differentiable_path() {
+        for &(cin, cout, h, w, k, stride, pad) in &[(3, 5, 9, 11, 3, 1, 1), (4, 6, 10, 10, 3, 2, 0), (3, 4, 5, 6, 1, 1, 0)] {
+            let x = rand(&[2, cin, h, w], 1);
+            let layer = Conv2d::new(rand(&[cout, cin, k, k], 2), Some(rand(&[cout], 3)), stride, pad);
+            assert!(layer.fast_ok(&x) || !smg_kernels::fast_enabled());
+            let fast = layer.forward(&x).unwrap();
+            let plain = conv2d(&x, layer.weight(), layer.bias(), stride, pad).unwrap();
+            assert_eq!(fast.dims(), plain.dims());
+            assert!(max_diff(&fast, &plain) < 1e-5);
         }
     }
 

@@ -15,11 +15,20 @@ use std::sync::{Arc, Mutex};
 pub struct SeededVarMap {
     pub varmap: VarMap,
     rng: Arc<Mutex<rand::rngs::StdRng>>,
+    /// Hand out detached tensors (no autograd), as weights loaded from a file are.
+    frozen: bool,
 }
 
 impl SeededVarMap {
     pub fn new(seed: u64) -> Self {
-        Self { varmap: VarMap::new(), rng: Arc::new(Mutex::new(rand::rngs::StdRng::seed_from_u64(seed))) }
+        Self { varmap: VarMap::new(), rng: Arc::new(Mutex::new(rand::rngs::StdRng::seed_from_u64(seed))), frozen: false }
+    }
+
+    /// A `VarBuilder` of the same seeded weights handed out as plain tensors, like weights loaded
+    /// from a checkpoint: a model built from it runs the inference fast paths (`smg_core::fast`)
+    /// and cannot be trained. Benchmarks and tests of inference use it.
+    pub fn frozen_builder(&self, dtype: DType, device: &Device) -> VarBuilder<'static> {
+        VarBuilder::from_backend(Box::new(Self { frozen: true, ..self.clone() }), dtype, device.clone())
     }
 
     /// A `VarBuilder` that creates (or returns existing) variables in this map.
@@ -62,12 +71,12 @@ impl SimpleBackend for SeededVarMap {
                 if v.shape() != &s {
                     candle_core::bail!("shape mismatch for {name}: {:?} vs {:?}", v.shape(), s);
                 }
-                return Ok(v.as_tensor().clone());
+                return Ok(if self.frozen { v.as_tensor().detach() } else { v.as_tensor().clone() });
             }
         }
         let values = self.draw(&s, h);
         let var = Var::from_tensor(&Tensor::from_vec(values, s, dev)?.to_dtype(dtype)?)?;
-        let t = var.as_tensor().clone();
+        let t = if self.frozen { var.as_tensor().detach() } else { var.as_tensor().clone() };
         self.varmap.data().lock().expect("varmap lock").insert(name.to_string(), var);
         Ok(t)
     }

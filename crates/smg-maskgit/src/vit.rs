@@ -5,7 +5,8 @@
 //! Tensor names follow timm's ViT (`blocks.N.norm1`, `blocks.N.attn.qkv`, …, `norm`, `head`).
 
 use candle_core::{DType, Device, Module, Result, Tensor, D};
-use candle_nn::{Init, Linear, VarBuilder};
+use candle_nn::{Init, VarBuilder};
+use smg_core::fast::{Act, Linear};
 use smg_core::ops::LayerNorm;
 use serde::{Deserialize, Serialize};
 
@@ -100,7 +101,11 @@ impl Module for Attention {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         let (b, l, d) = x.dims3()?;
         let hd = d / self.heads;
-        let qkv = self.qkv.forward(x)?.reshape((b, l, 3, self.heads, hd))?.permute((2, 0, 3, 1, 4))?;
+        let qkv = self.qkv.forward(x)?;
+        if let Some(out) = smg_core::fast::attention(&qkv, self.heads)? {
+            return self.proj.forward(&out);
+        }
+        let qkv = qkv.reshape((b, l, 3, self.heads, hd))?.permute((2, 0, 3, 1, 4))?;
         let (q, k, v) = (qkv.get(0)?.contiguous()?, qkv.get(1)?.contiguous()?, qkv.get(2)?.contiguous()?);
         let att = (q.matmul(&k.t()?)? * (hd as f64).powf(-0.5))?;
         let att = smg_core::ops::softmax_last_dim(&att)?;
@@ -137,7 +142,7 @@ impl Block {
 impl Module for Block {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         let x = (x + self.attn.forward(&self.norm1.forward(x)?)?)?;
-        let h = self.fc2.forward(&self.fc1.forward(&self.norm2.forward(&x)?)?.gelu_erf()?)?;
+        let h = self.fc2.forward(&self.fc1.forward_act(&self.norm2.forward(&x)?, Act::Gelu)?)?;
         x + h
     }
 }

@@ -12,6 +12,7 @@ use smg_maskgit::{MaskedVit, Sampler};
 use smg_tokenizer::SpecVqGan;
 
 pub mod judge;
+pub mod resynth;
 pub mod rows;
 
 #[derive(Debug, thiserror::Error)]
@@ -38,6 +39,8 @@ pub enum Vocoder {
     GriffinLim(GriffinLimConfig),
     /// A HiFi-GAN generator (e.g. the universal checkpoint, whose mel is the project's).
     HifiGan(Box<smg_vocoder::HifiGan>),
+    /// A BigVSAN generator (the official 22 kHz 80-band checkpoints share the project's mel).
+    BigVsan(Box<smg_vocoder::BigVsan>),
 }
 
 impl Vocoder {
@@ -46,6 +49,7 @@ impl Vocoder {
         match self {
             Vocoder::GriffinLim(cfg) => Ok(smg_audio::mel_to_audio(mt, log_mel, cfg)?),
             Vocoder::HifiGan(g) => Ok(g.synthesize(&smg_audio::array_to_tensor(log_mel, &candle_core::Device::Cpu)?)?),
+            Vocoder::BigVsan(g) => Ok(g.synthesize(&smg_audio::array_to_tensor(log_mel, &candle_core::Device::Cpu)?)?),
         }
     }
 }

@@ -7,6 +7,8 @@
 use candle_core::{Module, Result, Tensor, D};
 use candle_nn::VarBuilder;
 use serde::{Deserialize, Serialize};
+use smg_kernels::conv1d as kernels;
+use std::sync::{Arc, OnceLock};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Config {
@@ -56,28 +58,47 @@ impl Config {
 }
 
 /// A weight-normed (or plain) weight: `g · v / ‖v‖` with the norm over all axes but the first.
-fn weight(vb: &VarBuilder, shape: (usize, usize, usize)) -> Result<Tensor> {
+pub(crate) fn weight(vb: &VarBuilder, shape: (usize, usize, usize)) -> Result<Tensor> {
     if vb.contains_tensor("weight_v") {
         let v = vb.get(shape, "weight_v")?;
         let g = vb.get((shape.0, 1, 1), "weight_g")?;
         let norm = v.sqr()?.sum_keepdim(2)?.sum_keepdim(1)?.sqrt()?;
         v.broadcast_mul(&g.broadcast_div(&norm)?)
     } else {
-        vb.get(shape, "weight")
+        // HiFi-GAN's `init_weights`: N(0, 0.01) for a model trained from scratch.
+        vb.get_with_hints(shape, "weight", candle_nn::Init::Randn { mean: 0.0, stdev: 0.01 })
     }
 }
 
 #[derive(Debug, Clone)]
-struct Conv {
-    w: Tensor,
-    b: Tensor,
+pub(crate) struct Conv {
+    pub(crate) w: Tensor,
+    pub(crate) b: Tensor,
     padding: usize,
     dilation: usize,
+    /// The same layer prepared for the CPU inference kernel, on first use.
+    fast: Arc<OnceLock<kernels::Conv1d>>,
 }
 
 impl Conv {
-    fn new(cin: usize, cout: usize, k: usize, dilation: usize, vb: VarBuilder) -> Result<Self> {
-        Ok(Self { w: weight(&vb, (cout, cin, k))?, b: vb.get(cout, "bias")?, padding: (k * dilation - dilation) / 2, dilation })
+    pub(crate) fn new(cin: usize, cout: usize, k: usize, dilation: usize, vb: VarBuilder) -> Result<Self> {
+        Ok(Self { w: weight(&vb, (cout, cin, k))?, b: vb.get(cout, "bias")?, padding: (k * dilation - dilation) / 2, dilation, fast: Default::default() })
+    }
+
+    pub(crate) fn kernel(&self) -> Result<&kernels::Conv1d> {
+        if let Some(k) = self.fast.get() {
+            return Ok(k);
+        }
+        let (cout, cin, k) = self.w.dims3()?;
+        let c = kernels::Conv1d::new(self.w.flatten_all()?.to_vec1()?, self.b.to_vec1()?, cin, cout, k, self.dilation, self.padding);
+        Ok(self.fast.get_or_init(|| c))
+    }
+}
+
+impl Conv {
+    /// The candle op (differentiable).
+    pub(crate) fn forward_plain(&self, x: &Tensor) -> Result<Tensor> {
+        self.forward(x)
     }
 }
 
@@ -127,11 +148,49 @@ impl Module for ResBlock {
 }
 
 #[derive(Debug, Clone)]
-struct Up {
-    w: Tensor,
-    b: Tensor,
-    stride: usize,
-    padding: usize,
+pub(crate) struct Up {
+    pub(crate) w: Tensor,
+    pub(crate) b: Tensor,
+    pub(crate) stride: usize,
+    pub(crate) padding: usize,
+    fast: Arc<OnceLock<kernels::ConvTranspose1d>>,
+}
+
+impl Up {
+    /// `ConvTranspose1d(cin → cout, k, stride u, padding (k − u)/2)`, weight-normed or plain.
+    pub(crate) fn new(cin: usize, cout: usize, k: usize, u: usize, vb: VarBuilder) -> Result<Self> {
+        Ok(Up { w: weight(&vb, (cin, cout, k))?, b: vb.get(cout, "bias")?, stride: u, padding: (k - u) / 2, fast: Default::default() })
+    }
+
+    /// Candle ops. candle's `conv_transpose1d` has no backward pass, so under autograd the same
+    /// values come from a `conv1d` over the input with `stride − 1` zeros between samples and the
+    /// kernel flipped and transposed (padding `k − 1 − p`).
+    pub(crate) fn forward_plain(&self, x: &Tensor) -> Result<Tensor> {
+        let b = self.b.reshape((1, (), 1))?;
+        let (_, _, k) = self.w.dims3()?;
+        if !(x.track_op() || self.w.track_op()) || k < self.padding + 1 {
+            return x.conv_transpose1d(&self.w, self.padding, 0, self.stride, 1, 1)?.broadcast_add(&b);
+        }
+        let (bs, c, t) = x.dims3()?;
+        let s = self.stride;
+        let stuffed = if s == 1 {
+            x.clone()
+        } else {
+            let z = Tensor::zeros((bs, c, t, s - 1), x.dtype(), x.device())?;
+            Tensor::cat(&[&x.unsqueeze(3)?, &z], 3)?.reshape((bs, c, t * s))?.narrow(2, 0, (t - 1) * s + 1)?
+        };
+        let w = self.w.transpose(0, 1)?.contiguous()?.flip(&[2])?.contiguous()?;
+        stuffed.conv1d(&w, k - 1 - self.padding, 1, 1, 1)?.broadcast_add(&b)
+    }
+
+    pub(crate) fn kernel(&self) -> Result<&kernels::ConvTranspose1d> {
+        if let Some(k) = self.fast.get() {
+            return Ok(k);
+        }
+        let (cin, cout, k) = self.w.dims3()?;
+        let c = kernels::ConvTranspose1d::new(&self.w.flatten_all()?.to_vec1::<f32>()?, self.b.to_vec1()?, cin, cout, k, self.stride, self.padding);
+        Ok(self.fast.get_or_init(|| c))
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -152,8 +211,7 @@ impl HifiGan {
         let mut resblocks = Vec::new();
         for (i, (&u, &k)) in cfg.upsample_rates.iter().zip(&cfg.upsample_kernel_sizes).enumerate() {
             let (cin, cout) = (c0 >> i, c0 >> (i + 1));
-            let vbu = vb.pp(format!("ups.{i}"));
-            ups.push(Up { w: weight(&vbu, (cin, cout, k))?, b: vbu.get(cout, "bias")?, stride: u, padding: (k - u) / 2 });
+            ups.push(Up::new(cin, cout, k, u, vb.pp(format!("ups.{i}")))?);
             for (j, (&rk, d)) in cfg.resblock_kernel_sizes.iter().zip(&cfg.resblock_dilation_sizes).enumerate() {
                 let n = i * cfg.resblock_kernel_sizes.len() + j;
                 resblocks.push(ResBlock::new(&cfg.resblock, cout, rk, d, vb.pp(format!("resblocks.{n}")))?);
@@ -172,12 +230,25 @@ impl HifiGan {
 
 impl Module for HifiGan {
     /// `(B, 80, T)` natural-log mel → `(B, T·hop)` waveform in [−1, 1].
+    /// On CPU at inference this runs [`HifiGan::forward_fast`]; elsewhere (autograd, CUDA,
+    /// `SMG_FAST=0`) [`HifiGan::forward_plain`].
     fn forward(&self, mel: &Tensor) -> Result<Tensor> {
+        if smg_core::fast::eligible(mel) && !self.conv_pre.w.track_op() {
+            return self.forward_fast(mel);
+        }
+        self.forward_plain(mel)
+    }
+}
+
+impl HifiGan {
+    /// The straightforward port on candle's `conv1d` / `conv_transpose1d` (differentiable, any
+    /// device): the reference for the fast path and the baseline of `cargo bench --bench vocoder`.
+    pub fn forward_plain(&self, mel: &Tensor) -> Result<Tensor> {
         let nk = self.config.resblock_kernel_sizes.len();
         let mut x = self.conv_pre.forward(mel)?;
         for (i, up) in self.ups.iter().enumerate() {
             x = lrelu(&x, 0.1)?;
-            x = x.conv_transpose1d(&up.w, up.padding, 0, up.stride, 1, 1)?.broadcast_add(&up.b.reshape((1, (), 1))?)?;
+            x = up.forward_plain(&x)?;
             let mut xs = self.resblocks[i * nk].forward(&x)?;
             for j in 1..nk {
                 xs = (xs + self.resblocks[i * nk + j].forward(&x)?)?;
@@ -190,6 +261,55 @@ impl Module for HifiGan {
 }
 
 impl HifiGan {
+    /// The forward pass on the CPU inference kernels (`smg_kernels::conv1d`): the same layers
+    /// with each leaky ReLU fused into the convolution after it and each ResBlock sum into the
+    /// convolution before it (issue 6). Used by `forward` at inference on CPU.
+    pub fn forward_fast(&self, mel: &Tensor) -> Result<Tensor> {
+        let (b, c, t) = mel.dims3()?;
+        if c != self.config.num_mels {
+            candle_core::bail!("HiFi-GAN expects {} mel bands, got {c}", self.config.num_mels);
+        }
+        let nk = self.config.resblock_kernel_sizes.len();
+        let mels = smg_core::fast::with_f32(mel, |v| v.to_vec())?;
+        let mut out = Vec::new();
+        for item in mels.chunks(c * t.max(1)).take(b) {
+            let pre = self.conv_pre.kernel()?;
+            let mut x = pre.forward(item, t, None, None);
+            let mut len = pre.out_len(t);
+            for (i, up) in self.ups.iter().enumerate() {
+                let u = up.kernel()?;
+                x = u.forward(&x, len, Some(0.1));
+                len = u.out_len(len);
+                let mut sum: Option<Vec<f32>> = None;
+                for rb in &self.resblocks[i * nk..(i + 1) * nk] {
+                    let mut h = x.clone();
+                    for (j, c1) in rb.convs1.iter().enumerate() {
+                        h = match rb.convs2.get(j) {
+                            Some(c2) => {
+                                let xt = c1.kernel()?.forward(&h, len, Some(0.1), None);
+                                c2.kernel()?.forward(&xt, len, Some(0.1), Some(&h))
+                            }
+                            None => c1.kernel()?.forward(&h, len, Some(0.1), Some(&h)),
+                        };
+                    }
+                    match sum.as_mut() {
+                        Some(s) => s.iter_mut().zip(&h).for_each(|(s, h)| *s += h),
+                        None => sum = Some(h),
+                    }
+                }
+                x = sum.unwrap_or(x);
+                let inv = 1.0 / nk as f32;
+                x.iter_mut().for_each(|v| *v *= inv);
+            }
+            let post = self.conv_post.kernel()?;
+            let mut y = post.forward(&x, len, Some(0.01), None);
+            y.iter_mut().for_each(|v| *v = v.tanh());
+            out.extend(y);
+        }
+        let samples = out.len() / b.max(1);
+        Tensor::from_vec(out, (b, samples), mel.device())
+    }
+
     /// The converted official checkpoint (e.g. `<data>/weights/hifigan_universal.safetensors`,
     /// generator under `generator.`), V1 configuration.
     pub fn load_v1(path: &std::path::Path, device: &candle_core::Device) -> Result<Self> {

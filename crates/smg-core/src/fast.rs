@@ -1,0 +1,181 @@
+//! Candle glue for the CPU inference kernels of `smg-kernels` (issue 8): a drop-in [`Linear`]
+//! with the bias (and optionally an exact GELU) fused into one AVX-512 f32 or AMX bf16 product,
+//! taken only where it is safe: CPU tensors in f32 that no autograd graph tracks (inference), with
+//! [`smg_kernels::fast_enabled`]. Everywhere else (training, CUDA, other dtypes, `SMG_FAST=0`) the
+//! plain candle ops run, which stay the reference the fast path is tested against.
+//!
+//! The arithmetic of the fast path is [`precision`]: f32 by default; bf16 products (f32
+//! accumulation) with `SMG_PRECISION=bf16` or [`set_precision`], on AMX where the machine has it.
+
+use candle_core::{CpuStorage, Module, Result, Storage, Tensor};
+pub use smg_kernels::{Act, Precision};
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::{Arc, OnceLock};
+
+static PRECISION: AtomicU8 = AtomicU8::new(2);
+
+/// Arithmetic of the fast inference path (default f32; `SMG_PRECISION=bf16` for bf16 products).
+pub fn precision() -> Precision {
+    match PRECISION.load(Ordering::Relaxed) {
+        0 => Precision::F32,
+        1 => Precision::Bf16,
+        _ => {
+            let p = match std::env::var("SMG_PRECISION").as_deref() {
+                Ok("bf16") => Precision::Bf16,
+                _ => Precision::F32,
+            };
+            set_precision(p);
+            p
+        }
+    }
+}
+
+/// Sets the arithmetic of the fast inference path for the whole process.
+pub fn set_precision(p: Precision) {
+    PRECISION.store(matches!(p, Precision::Bf16) as u8, Ordering::Relaxed);
+}
+
+/// Whether `x` may take a fast kernel: CPU, f32, outside any autograd graph, fast path on.
+pub fn eligible(x: &Tensor) -> bool {
+    x.device().is_cpu() && x.dtype() == candle_core::DType::F32 && !x.track_op() && smg_kernels::fast_enabled()
+}
+
+/// Runs `f` on the f32 contents of a contiguous CPU tensor without copying them.
+pub fn with_f32<R>(x: &Tensor, f: impl FnOnce(&[f32]) -> R) -> Result<R> {
+    let x = x.contiguous()?;
+    let (storage, layout) = x.storage_and_layout();
+    let Storage::Cpu(CpuStorage::F32(v)) = &*storage else { candle_core::bail!("fast path: expected an f32 CPU tensor") };
+    let (a, b) = layout.contiguous_offsets().ok_or_else(|| candle_core::Error::Msg("fast path: contiguous tensor expected".into()))?;
+    Ok(f(&v[a..b]))
+}
+
+/// `candle_nn::Linear` (PyTorch layout and names, `weight (out, in)`, `bias (out)`) whose
+/// inference forward is one fused kernel; the weight is prepared on first use and shared by clones.
+#[derive(Debug, Clone)]
+pub struct Linear {
+    inner: candle_nn::Linear,
+    packed: Arc<OnceLock<smg_kernels::PackedWeight>>,
+}
+
+impl Linear {
+    pub fn new(weight: Tensor, bias: Option<Tensor>) -> Self {
+        Self { inner: candle_nn::Linear::new(weight, bias), packed: Arc::new(OnceLock::new()) }
+    }
+
+    pub fn weight(&self) -> &Tensor {
+        self.inner.weight()
+    }
+
+    pub fn bias(&self) -> Option<&Tensor> {
+        self.inner.bias()
+    }
+
+    fn fast_ok(&self, x: &Tensor) -> bool {
+        eligible(x) && !self.weight().track_op() && self.bias().is_none_or(|b| !b.track_op()) && self.weight().device().is_cpu()
+    }
+
+    /// `act(x · Wᵀ + b)` over the last axis of `x`.
+    pub fn forward_act(&self, x: &Tensor, act: Act) -> Result<Tensor> {
+        if !self.fast_ok(x) {
+            let y = self.inner.forward(x)?;
+            return match act {
+                Act::None => Ok(y),
+                Act::Gelu => y.gelu_erf(),
+            };
+        }
+        let (n, k) = self.weight().dims2()?;
+        let dims = x.dims().to_vec();
+        let Some((&kx, lead)) = dims.split_last() else { candle_core::bail!("linear: scalar input") };
+        if kx != k {
+            candle_core::bail!("linear: input width {kx}, the weight expects {k}");
+        }
+        let m: usize = lead.iter().product();
+        let w = self.weight();
+        let packed = match self.packed.get() {
+            Some(p) => p,
+            None => {
+                let p = smg_kernels::PackedWeight::new(w.flatten_all()?.to_vec1::<f32>()?, n, k);
+                let _ = self.packed.set(p);
+                self.packed.get().expect("just set")
+            }
+        };
+        let bias = match self.bias() {
+            Some(b) => Some(b.to_vec1::<f32>()?),
+            None => None,
+        };
+        let y = with_f32(x, |xs| packed.forward(xs, m, bias.as_deref(), act, precision()))?;
+        let mut shape = lead.to_vec();
+        shape.push(n);
+        Tensor::from_vec(y, shape, x.device())
+    }
+}
+
+impl Module for Linear {
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        self.forward_act(x, Act::None)
+    }
+}
+
+/// Multi-head self-attention from timm's packed `qkv (B, L, 3·D)` to `(B, L, D)` (heads
+/// concatenated, before the output projection), by the fused kernel of
+/// `smg_kernels::attention`. `None` when `qkv` is not [`eligible`]: the caller runs its own ops.
+pub fn attention(qkv: &Tensor, heads: usize) -> Result<Option<Tensor>> {
+    if !eligible(qkv) {
+        return Ok(None);
+    }
+    let (b, l, d3) = qkv.dims3()?;
+    if d3 % (3 * heads) != 0 {
+        candle_core::bail!("attention: qkv width {d3} does not split into 3 × {heads} heads");
+    }
+    let hd = d3 / 3 / heads;
+    let out = with_f32(qkv, |v| smg_kernels::attention::attention(v, b, l, heads, hd))?;
+    Ok(Some(Tensor::from_vec(out, (b, l, heads * hd), qkv.device())?))
+}
+
+/// Exact GELU; the fast kernel at inference on CPU.
+pub fn gelu_erf(x: &Tensor) -> Result<Tensor> {
+    if !eligible(x) {
+        return x.gelu_erf();
+    }
+    let mut v = with_f32(x, |s| s.to_vec())?;
+    use rayon::prelude::*;
+    v.par_chunks_mut(4096).for_each(smg_kernels::gelu::gelu_inplace);
+    Tensor::from_vec(v, x.shape(), x.device())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::{Device, Var};
+
+    #[test]
+    fn fast_linear_matches_candle_and_stays_differentiable() {
+        let dev = Device::Cpu;
+        let w = Tensor::randn(0f32, 0.1, (48, 40), &dev).unwrap();
+        let b = Tensor::randn(0f32, 0.1, 48, &dev).unwrap();
+        let x = Tensor::randn(0f32, 1.0, (2, 37, 40), &dev).unwrap();
+        let lin = Linear::new(w.clone(), Some(b.clone()));
+        let plain = candle_nn::Linear::new(w, Some(b));
+        for act in [Act::None, Act::Gelu] {
+            let want = plain.forward(&x).unwrap();
+            let want = if act == Act::Gelu { want.gelu_erf().unwrap() } else { want };
+            set_precision(Precision::F32);
+            let got = lin.forward_act(&x, act).unwrap();
+            let d = (&got - &want).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
+            assert!(d < 1e-5, "{act:?} f32: {d}");
+            set_precision(Precision::Bf16);
+            let got = lin.forward_act(&x, act).unwrap();
+            let d = (&got - &want).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
+            set_precision(Precision::F32);
+            assert!(d < 0.03, "{act:?} bf16: {d}");
+        }
+        // Under autograd the plain ops run, so gradients reach the input.
+        let xv = Var::from_tensor(&x).unwrap();
+        let y = lin.forward_act(xv.as_tensor(), Act::Gelu).unwrap();
+        let g = y.sum_all().unwrap().backward().unwrap();
+        assert!(g.get(xv.as_tensor()).is_some());
+        let g2 = gelu_erf(&x).unwrap();
+        let d = (&g2 - &x.gelu_erf().unwrap()).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
+        assert!(d < 1e-5, "gelu {d}");
+    }
+}

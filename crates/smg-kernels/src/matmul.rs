@@ -1,0 +1,156 @@
+//! `y = act(x · Wᵀ + b)` for a weight prepared once (PyTorch `Linear` layout, `W` is `n × k`):
+//! f32 through the `gemm` crate (AVX-512 kernels, bias fused as the initial accumulator), or
+//! bf16 on AMX tiles ([`crate::amx`]) when [`Precision::Bf16`] is asked for and the machine has
+//! them; otherwise bf16 requests fall back to f32.
+
+use crate::{amx, gelu, threads};
+use rayon::prelude::*;
+use std::sync::OnceLock;
+
+/// Arithmetic of a product: f32 throughout, or bf16 inputs with f32 accumulation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Precision {
+    #[default]
+    F32,
+    Bf16,
+}
+
+/// Activation fused after the bias.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Act {
+    None,
+    /// Exact (erf) GELU, [`crate::gelu`].
+    Gelu,
+}
+
+/// A linear layer's weight, row-major `n × k`, with its AMX tiles packed on first bf16 use.
+#[derive(Debug)]
+pub struct PackedWeight {
+    pub n: usize,
+    pub k: usize,
+    w: Vec<f32>,
+    tiles: OnceLock<Option<amx::PackedB>>,
+}
+
+impl PackedWeight {
+    /// Takes the row-major `n × k` weight.
+    pub fn new(w: Vec<f32>, n: usize, k: usize) -> Self {
+        assert_eq!(w.len(), n * k, "weight is not {n} × {k}");
+        Self { n, k, w, tiles: OnceLock::new() }
+    }
+
+    fn tiles(&self) -> Option<&amx::PackedB> {
+        self.tiles.get_or_init(|| amx::available().then(|| amx::PackedB::new(&self.w, self.n, self.k))).as_ref()
+    }
+
+    /// Whether a product at `precision` with `m` rows runs on AMX tiles.
+    pub fn uses_amx(&self, m: usize, precision: Precision) -> bool {
+        precision == Precision::Bf16 && m >= 16 && amx::available()
+    }
+
+    /// `act(x · Wᵀ + bias)` for row-major `x (m × k)`; returns row-major `m × n`.
+    pub fn forward(&self, x: &[f32], m: usize, bias: Option<&[f32]>, act: Act, precision: Precision) -> Vec<f32> {
+        assert_eq!(x.len(), m * self.k, "input is not {m} × {}", self.k);
+        if let Some(b) = bias {
+            assert_eq!(b.len(), self.n, "bias is not {}", self.n);
+        }
+        if self.uses_amx(m, precision) {
+            if let Some(t) = self.tiles() {
+                return match act {
+                    Act::None => amx::matmul(x, m, t, bias, |v| v),
+                    Act::Gelu => amx::matmul(x, m, t, bias, gelu::gelu),
+                };
+            }
+        }
+        let (n, k) = (self.n, self.k);
+        let mut y = vec![0f32; m * n];
+        if let Some(b) = bias {
+            y.par_chunks_mut(n).for_each(|row| row.copy_from_slice(b));
+        }
+        gemm_f32(m, n, k, &mut y, n, bias.is_some(), x, k, &self.w, k);
+        if act == Act::Gelu {
+            y.par_chunks_mut(4096).for_each(gelu::gelu_inplace);
+        }
+        y
+    }
+}
+
+/// `dst (m × n, row stride ldd) (+)= a (m × k, row stride lda) · bᵀ` where `b` is `n × k` with row
+/// stride `ldb`; accumulates onto `dst` when `accumulate`. Multi-threaded when it pays.
+#[allow(clippy::too_many_arguments)]
+pub fn gemm_f32(m: usize, n: usize, k: usize, dst: &mut [f32], ldd: usize, accumulate: bool, a: &[f32], lda: usize, b: &[f32], ldb: usize) {
+    let par = if m * n * k >= 1 << 18 { gemm::Parallelism::Rayon(threads()) } else { gemm::Parallelism::None };
+    gemm_f32_with(m, n, k, dst, ldd, accumulate, a, lda, b, ldb, par)
+}
+
+/// [`gemm_f32`] with an explicit parallelism (callers that already split work use `None`).
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn gemm_f32_with(m: usize, n: usize, k: usize, dst: &mut [f32], ldd: usize, accumulate: bool, a: &[f32], lda: usize, b: &[f32], ldb: usize, par: gemm::Parallelism) {
+    if m == 0 || n == 0 {
+        return;
+    }
+    assert!(dst.len() >= (m - 1) * ldd + n && a.len() >= (m - 1) * lda + k && b.len() >= (n - 1) * ldb + k);
+    // Safety: the bounds above cover every element the strided views touch.
+    unsafe { gemm_raw(m, n, k, dst.as_mut_ptr(), ldd, accumulate, a.as_ptr(), lda, (b.as_ptr(), ldb as isize, 1), par) }
+}
+
+/// `dst (m × n, row stride ldd) (+)= a (m × k, row stride lda) · B`, B given as
+/// `(pointer, column stride, row stride)` of a `k × n` view.
+///
+/// # Safety
+/// Every element of the strided views must be inside live allocations, and no other thread may
+/// touch the `m × n` elements of `dst` meanwhile.
+#[allow(clippy::too_many_arguments)]
+pub(crate) unsafe fn gemm_raw(m: usize, n: usize, k: usize, dst: *mut f32, ldd: usize, accumulate: bool, a: *const f32, lda: usize, b: (*const f32, isize, isize), par: gemm::Parallelism) {
+    if m == 0 || n == 0 {
+        return;
+    }
+    gemm::gemm(m, n, k, dst, 1, ldd as isize, accumulate, a, 1, lda as isize, b.0, b.1, b.2, 1.0f32, 1.0f32, false, false, false, par)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn data(len: usize, seed: u64) -> Vec<f32> {
+        let mut s = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        (0..len)
+            .map(|_| {
+                s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                ((s >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
+            })
+            .collect()
+    }
+
+    fn reference(x: &[f32], m: usize, w: &[f32], n: usize, k: usize, b: &[f32], gelu: bool) -> Vec<f64> {
+        let mut y = vec![0f64; m * n];
+        for i in 0..m {
+            for j in 0..n {
+                let v = (0..k).map(|t| x[i * k + t] as f64 * w[j * k + t] as f64).sum::<f64>() + b[j] as f64;
+                y[i * n + j] = if gelu { crate::gelu::gelu(v as f32) as f64 } else { v };
+            }
+        }
+        y
+    }
+
+    #[test]
+    fn f32_and_bf16_products_match_f64() {
+        for &(m, n, k) in &[(1, 3, 5), (40, 70, 130), (100, 64, 768)] {
+            let (x, w, b) = (data(m * k, 1), data(n * k, 2), data(n, 3));
+            let pw = PackedWeight::new(w.clone(), n, k);
+            for act in [Act::None, Act::Gelu] {
+                let r = reference(&x, m, &w, n, k, &b, act == Act::Gelu);
+                let y = pw.forward(&x, m, Some(&b), act, Precision::F32);
+                let e = y.iter().zip(&r).map(|(a, b)| (*a as f64 - b).abs()).fold(0f64, f64::max);
+                assert!(e < 1e-4, "f32 ({m},{n},{k}) {act:?}: {e}");
+                let y = pw.forward(&x, m, Some(&b), act, Precision::Bf16);
+                let e = y.iter().zip(&r).map(|(a, b)| (*a as f64 - b).abs()).fold(0f64, f64::max);
+                // bf16 keeps 8 bits: error of order 2^-8 · sqrt(k) · |x||w| for uniform inputs.
+                assert!(e < 0.01 * (k as f64).sqrt(), "bf16 ({m},{n},{k}) {act:?}: {e}");
+            }
+            let y = pw.forward(&x, m, None, Act::None, Precision::F32);
+            let r = reference(&x, m, &w, n, k, &vec![0.0; n], false);
+            assert!(y.iter().zip(&r).all(|(a, b)| (*a as f64 - b).abs() < 1e-4));
+        }
+    }
+}
