@@ -99,50 +99,61 @@ const CONFIG: TileConfig = TileConfig {
     rows: [16, 16, 16, 16, 16, 16, 16, 16, 0, 0, 0, 0, 0, 0, 0, 0],
 };
 
-/// `c[32][32] = A[32 rows][kb·32] · B(two column tiles)`; `a` points at the first row of the
-/// block with row stride `sa` bytes; `b0`, `b1` at the first tile of two column panels.
+/// `c[32][32] (+)= A(two row panels) · B(two column panels)` over `kb` K-tiles: `a0`, `a1` point
+/// at the first tile of the two 16-row panels of A, `b0`, `b1` at the first tile of two
+/// 16-column panels of B (each panel's tiles 1 KiB apart); `c` is row-major with stride 32 and
+/// is read first when `accumulate`. Loads are interleaved with the products so that a tile is
+/// reloaded as soon as the products reading it have issued (tiles are not renamed).
 #[cfg(target_arch = "x86_64")]
 #[inline(always)]
-unsafe fn block_2x2(a: *const u16, sa: usize, b0: *const u16, b1: *const u16, kb: usize, c: *mut f32) {
+unsafe fn block_2x2(a0: *const u16, a1: *const u16, b0: *const u16, b1: *const u16, kb: usize, c: *mut f32, accumulate: bool) {
+    if accumulate {
+        std::arch::asm!(
+            "tileloadd tmm0, [{c} + {sc}*1]",
+            "tileloadd tmm1, [{c} + {sc}*1 + 64]",
+            "tileloadd tmm2, [{c} + {sc}*1 + 2048]",
+            "tileloadd tmm3, [{c} + {sc}*1 + 2112]",
+            c = in(reg) c, sc = in(reg) 128usize, options(nostack, readonly)
+        );
+    } else {
+        std::arch::asm!("tilezero tmm0", "tilezero tmm1", "tilezero tmm2", "tilezero tmm3", options(nostack, nomem));
+    }
     std::arch::asm!(
-        "tilezero tmm0",
-        "tilezero tmm1",
-        "tilezero tmm2",
-        "tilezero tmm3",
         "2:",
-        "tileloadd tmm4, [{a0} + {sa}*1]",
+        "tileloadd tmm4, [{a0} + {sb}*1]",
         "tileloadd tmm6, [{b0} + {sb}*1]",
-        "tileloadd tmm5, [{a1} + {sa}*1]",
-        "tileloadd tmm7, [{b1} + {sb}*1]",
         "tdpbf16ps tmm0, tmm4, tmm6",
+        "tileloadd tmm7, [{b1} + {sb}*1]",
         "tdpbf16ps tmm1, tmm4, tmm7",
+        "tileloadd tmm5, [{a1} + {sb}*1]",
         "tdpbf16ps tmm2, tmm5, tmm6",
         "tdpbf16ps tmm3, tmm5, tmm7",
-        "add {a0}, 64",
-        "add {a1}, 64",
+        "add {a0}, 1024",
+        "add {a1}, 1024",
         "add {b0}, 1024",
         "add {b1}, 1024",
         "dec {n}",
         "jnz 2b",
         "tilestored [{c} + {sc}*1], tmm0",
-        "add {c}, 64",
-        "tilestored [{c} + {sc}*1], tmm1",
-        "add {c}, 1984",
-        "tilestored [{c} + {sc}*1], tmm2",
-        "add {c}, 64",
-        "tilestored [{c} + {sc}*1], tmm3",
-        a0 = inout(reg) a => _,
-        a1 = inout(reg) a.byte_add(16 * sa) => _,
+        "tilestored [{c} + {sc}*1 + 64], tmm1",
+        "tilestored [{c} + {sc}*1 + 2048], tmm2",
+        "tilestored [{c} + {sc}*1 + 2112], tmm3",
+        a0 = inout(reg) a0 => _,
+        a1 = inout(reg) a1 => _,
         b0 = inout(reg) b0 => _,
         b1 = inout(reg) b1 => _,
         n = inout(reg) kb => _,
-        c = inout(reg) c => _,
-        sa = in(reg) sa,
+        c = in(reg) c,
         sb = in(reg) 64usize,
         sc = in(reg) 128usize,
         options(nostack)
     );
 }
+
+/// K-tiles per pass: a pass's B panels (2 × 8 KiB) stay in L1 while A streams from L2.
+const KC: usize = 8;
+/// Column pairs per task.
+const GROUP: usize = 4;
 
 /// `out[m][n] = epilogue(row m, columns n0.., the 32 × 32 block)` for `x (m × k)` times the
 /// packed weight; `epilogue(block, m0, n0)` receives each finished block of 32 × 32 f32
@@ -151,27 +162,50 @@ pub fn matmul_blocks(x: &[f32], m: usize, w: &PackedB, epilogue: impl Fn(&[f32; 
     assert!(available(), "AMX is not available on this machine");
     let k = w.k;
     assert_eq!(x.len(), m * k, "input is not {m} × {k}");
-    let kp = w.kb * 32;
+    let kb = w.kb;
     let mp = m.div_ceil(32) * 32;
-    let mut a = vec![0u16; mp * kp];
-    a.par_chunks_mut(kp).zip(x.par_chunks(k)).for_each(|(dst, src)| {
-        for (d, &s) in dst.iter_mut().zip(src) {
-            *d = bf16::from_f32(s);
+    // A in tiles too: for each block of 16 rows, its kb tiles of 16 × 32 bf16 back to back, so
+    // every tile load reads 1 KiB of contiguous memory.
+    let mut a = vec![0u16; mp * kb * 32];
+    a.par_chunks_mut(16 * kb * 32).enumerate().for_each(|(mb, panel)| {
+        for r in 0..16 {
+            let row = mb * 16 + r;
+            if row >= m {
+                break;
+            }
+            let src = &x[row * k..(row + 1) * k];
+            for (kt, piece) in src.chunks(32).enumerate() {
+                bf16::convert(piece, &mut panel[kt * TILE + r * 32..kt * TILE + r * 32 + piece.len()]);
+            }
         }
     });
     let a = &a;
-    (0..w.nb / 2).into_par_iter().for_each(|pair| {
+    let pairs = w.nb / 2;
+    (0..pairs.div_ceil(GROUP)).into_par_iter().for_each(|g| {
+        let group = g * GROUP..((g + 1) * GROUP).min(pairs);
+        let blocks = mp / 32;
+        // One task: GROUP column pairs; per K pass, each A panel is read once and used against
+        // every pair of the group (from L1), the group's B panels stay in L2.
+        let mut c = vec![[0f32; 1024]; blocks * group.len()];
         #[cfg(target_arch = "x86_64")]
         unsafe {
             std::arch::asm!("ldtilecfg [{0}]", in(reg) &CONFIG as *const TileConfig, options(nostack, readonly));
-            let b0 = w.tiles.as_ptr().add(2 * pair * w.kb * TILE);
-            let b1 = b0.add(w.kb * TILE);
-            let mut block = [0f32; 1024];
-            for m0 in (0..mp).step_by(32) {
-                block_2x2(a.as_ptr().add(m0 * kp), kp * 2, b0, b1, w.kb, block.as_mut_ptr());
-                epilogue(&block, m0, pair * 32);
+            for k0 in (0..kb).step_by(KC) {
+                let nk = KC.min(kb - k0);
+                for mb in 0..blocks {
+                    let a0 = a.as_ptr().add((2 * mb * kb + k0) * TILE);
+                    for (gi, pair) in group.clone().enumerate() {
+                        let b0 = w.tiles.as_ptr().add((2 * pair * kb + k0) * TILE);
+                        block_2x2(a0, a0.add(kb * TILE), b0, b0.add(kb * TILE), nk, c[gi * blocks + mb].as_mut_ptr(), k0 > 0);
+                    }
+                }
             }
             std::arch::asm!("tilerelease", options(nostack, nomem));
+        }
+        for (gi, pair) in group.enumerate() {
+            for mb in 0..blocks {
+                epilogue(&c[gi * blocks + mb], mb * 32, pair * 32);
+            }
         }
     });
 }

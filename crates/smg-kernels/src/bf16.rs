@@ -10,6 +10,32 @@ pub fn from_f32(x: f32) -> u16 {
     ((b + 0x7fff + ((b >> 16) & 1)) >> 16) as u16
 }
 
+/// Branch-free [`from_f32`], so that slices of it vectorise.
+#[inline(always)]
+fn from_f32_select(x: f32) -> u16 {
+    let b = x.to_bits();
+    let rounded = (b.wrapping_add(0x7fff + ((b >> 16) & 1))) >> 16;
+    let nan = (b & 0x7fff_ffff) > 0x7f80_0000;
+    (if nan { (b >> 16) | 0x40 } else { rounded }) as u16
+}
+
+/// `dst[i] = from_f32(src[i])`, with AVX-512 where the CPU has it.
+pub fn convert(src: &[f32], dst: &mut [u16]) {
+    assert_eq!(src.len(), dst.len());
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx512bw") {
+        unsafe { convert_avx512(src, dst) };
+        return;
+    }
+    dst.iter_mut().zip(src).for_each(|(d, &s)| *d = from_f32_select(s));
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512bw")]
+unsafe fn convert_avx512(src: &[f32], dst: &mut [u16]) {
+    dst.iter_mut().zip(src).for_each(|(d, &s)| *d = from_f32_select(s));
+}
+
 /// bf16 bits back to f32 (exact).
 #[inline(always)]
 pub fn to_f32(h: u16) -> f32 {
@@ -34,6 +60,12 @@ mod tests {
         assert_eq!(round(-2.5), -2.5);
         assert!(round(f32::NAN).is_nan());
         assert_eq!(round(f32::INFINITY), f32::INFINITY);
+        let xs = [1.0f32, 1.0 + 1.0 / 256.0, f32::NAN, -2.5, f32::INFINITY, 0.1, -3.7, 1e-20, 6.5e4, -0.0, f32::MAX];
+        let mut v = [0u16; 11];
+        convert(&xs, &mut v);
+        for (h, &x) in v.iter().zip(&xs) {
+            assert!(*h == from_f32(x) || (x.is_nan() && to_f32(*h).is_nan()), "{x}");
+        }
         for &x in &[0.1f32, -3.7, 1e-20, 6.5e4] {
             assert!((round(x) - x).abs() <= x.abs() / 256.0, "{x}");
         }

@@ -10,7 +10,6 @@
 use crate::matmul::gemm_raw;
 use crate::{threads, SendPtr};
 use rayon::prelude::*;
-use std::borrow::Cow;
 
 /// Leaky ReLU with the given negative slope (0 is ReLU).
 #[inline(always)]
@@ -19,13 +18,6 @@ pub fn leaky_relu(x: f32, slope: f32) -> f32 {
         x * slope
     } else {
         x
-    }
-}
-
-fn activated(x: &[f32], pre: Option<f32>) -> Cow<'_, [f32]> {
-    match pre {
-        Some(s) => Cow::Owned(x.par_iter().map(|&v| leaky_relu(v, s)).collect()),
-        None => Cow::Borrowed(x),
     }
 }
 
@@ -67,17 +59,12 @@ impl Conv1d {
         assert_eq!(x.len(), cin * t, "conv1d input is not {cin} × {t}");
         let to = self.out_len(t);
         let mut y = vec![0f32; cout * to];
-        y.par_chunks_mut(to.max(1)).enumerate().for_each(|(co, row)| match residual {
-            Some(r) => row.iter_mut().zip(&r[co * to..(co + 1) * to]).for_each(|(y, &r)| *y = r + self.b[co]),
-            None => row.fill(self.b[co]),
-        });
         if to == 0 {
             return y;
         }
         if let Some(r) = residual {
             assert_eq!(r.len(), cout * to, "residual is not {cout} × {to}");
         }
-        let xa = activated(x, pre);
         let ck = cin * k;
         let tb = chunk(ck, to, 16);
         let out = SendPtr(y.as_mut_ptr());
@@ -87,8 +74,9 @@ impl Conv1d {
                 let out = out;
                 let t0 = c * tb;
                 let n = tb.min(to - t0);
+                // im2col of this chunk, the leaky ReLU applied on the way.
                 for ci in 0..cin {
-                    let src = &xa[ci * t..(ci + 1) * t];
+                    let src = &x[ci * t..(ci + 1) * t];
                     for j in 0..k {
                         let row = &mut cols[(ci * k + j) * n..(ci * k + j + 1) * n];
                         let off = (t0 + j * d) as isize - p as isize;
@@ -98,12 +86,23 @@ impl Conv1d {
                         row[hi..].fill(0.0);
                         if lo < hi {
                             let s0 = (off + lo as isize) as usize;
-                            row[lo..hi].copy_from_slice(&src[s0..s0 + hi - lo]);
+                            let (dst, src) = (&mut row[lo..hi], &src[s0..s0 + hi - lo]);
+                            match pre {
+                                Some(sl) => dst.iter_mut().zip(src).for_each(|(d, &v)| *d = leaky_relu(v, sl)),
+                                None => dst.copy_from_slice(src),
+                            }
                         }
                     }
                 }
                 // Safety: this task alone writes columns t0..t0+n of every output row.
                 unsafe {
+                    for co in 0..cout {
+                        let dst = std::slice::from_raw_parts_mut(out.0.add(co * to + t0), n);
+                        match residual {
+                            Some(r) => dst.iter_mut().zip(&r[co * to + t0..co * to + t0 + n]).for_each(|(y, &r)| *y = r + self.b[co]),
+                            None => dst.fill(self.b[co]),
+                        }
+                    }
                     gemm_raw(cout, n, ck, out.0.add(t0), to, true, self.w.as_ptr(), ck, (cols.as_ptr(), 1, n as isize), gemm::Parallelism::None);
                 }
             },
@@ -156,7 +155,6 @@ impl ConvTranspose1d {
         if to == 0 {
             return y;
         }
-        let xa = activated(x, pre);
         let ob = chunk(cout * k / s, to, s);
         let out = SendPtr(y.as_mut_ptr());
         (0..to.div_ceil(ob)).into_par_iter().for_each(|c| {
@@ -174,9 +172,18 @@ impl ConvTranspose1d {
                 return;
             }
             let ni = i_hi - i_lo;
+            // This chunk's inputs, the leaky ReLU applied.
+            let mut xa = vec![0f32; cin * ni];
+            for (ci, row) in xa.chunks_mut(ni).enumerate() {
+                let src = &x[ci * t + i_lo..ci * t + i_hi];
+                match pre {
+                    Some(sl) => row.iter_mut().zip(src).for_each(|(d, &v)| *d = leaky_relu(v, sl)),
+                    None => row.copy_from_slice(src),
+                }
+            }
             let mut z = vec![0f32; cout * k * ni];
             unsafe {
-                gemm_raw(cout * k, ni, cin, z.as_mut_ptr(), ni, false, self.wt.as_ptr(), cin, (xa.as_ptr().add(i_lo), 1, t as isize), gemm::Parallelism::None);
+                gemm_raw(cout * k, ni, cin, z.as_mut_ptr(), ni, false, self.wt.as_ptr(), cin, (xa.as_ptr(), 1, ni as isize), gemm::Parallelism::None);
             }
             for co in 0..cout {
                 let row = unsafe { std::slice::from_raw_parts_mut(out.0.add(co * to + o0), o1 - o0) };
