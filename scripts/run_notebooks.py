@@ -79,6 +79,9 @@ def run_one(path, timeout, out_dir):
         startup_timeout=int(os.environ.get("SMG_KERNEL_STARTUP_TIMEOUT", "2400")),
         resources={"metadata": {"path": os.path.dirname(os.path.abspath(path))}},
         allow_errors=False,
+        # Wait for every output of a cell (evcxr can send a cell's stderr after its reply when
+        # the machine is busy; nbclient's default of 4 s then drops it and an `Err` goes unseen).
+        iopub_timeout=int(os.environ.get("SMG_IOPUB_TIMEOUT", "60")),
     )
     t0 = time.time()
     failures = []

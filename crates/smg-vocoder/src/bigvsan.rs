@@ -11,7 +11,7 @@
 //! (differentiable, any device: the training path) and [`BigVsan::forward_fast`] on the CPU
 //! kernels (`smg_kernels::{conv1d, snake}`), which `forward` takes at inference on CPU.
 
-use crate::hifigan::{Conv, Up};
+use crate::hifigan::{per_item, Conv, Up};
 use candle_core::{Module, Result, Tensor, D};
 use candle_nn::VarBuilder;
 use serde::{Deserialize, Serialize};
@@ -265,14 +265,8 @@ impl BigVsan {
 
     /// The CPU inference kernels (same values as [`BigVsan::forward_plain`] to ~1e-5).
     pub fn forward_fast(&self, mel: &Tensor) -> Result<Tensor> {
-        let (b, c, t) = mel.dims3()?;
-        if c != self.config.num_mels {
-            candle_core::bail!("BigVSAN expects {} mel bands, got {c}", self.config.num_mels);
-        }
         let nk = self.config.resblock_kernel_sizes.len();
-        let mels = smg_core::fast::with_f32(mel, |v| v.to_vec())?;
-        let mut out = Vec::new();
-        for item in mels.chunks(c * t.max(1)).take(b) {
+        per_item(mel, self.config.num_mels, "BigVSAN", |item, t| {
             let pre = self.conv_pre.kernel()?;
             let mut x = pre.forward(item, t, None, None);
             let (mut ch, mut len) = (pre.cout, pre.out_len(t));
@@ -288,10 +282,8 @@ impl BigVsan {
                 x = sum.into_iter().map(|v| v * inv).collect();
             }
             let h = self.activation_post.forward_fast(&x, ch, len)?;
-            out.extend(self.conv_post.kernel()?.forward(&h, len, None, None).into_iter().map(f32::tanh));
-        }
-        let samples = out.len() / b.max(1);
-        Tensor::from_vec(out, (b, samples), mel.device())
+            Ok(self.conv_post.kernel()?.forward(&h, len, None, None).into_iter().map(f32::tanh).collect())
+        })
     }
 
     /// Waveform of one natural-log mel `(80, T)`.

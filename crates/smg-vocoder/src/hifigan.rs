@@ -57,6 +57,22 @@ impl Config {
     }
 }
 
+/// Runs `f(item, frames)` on the f32 values of each `(num_mels, T)` item of a `(B, num_mels, T)`
+/// CPU mel and stacks the waveforms into `(B, samples)`: the driver of the generators' fast paths.
+pub(crate) fn per_item(mel: &Tensor, num_mels: usize, name: &str, f: impl Fn(&[f32], usize) -> Result<Vec<f32>>) -> Result<Tensor> {
+    let (b, c, t) = mel.dims3()?;
+    if c != num_mels {
+        candle_core::bail!("{name} expects {num_mels} mel bands, got {c}");
+    }
+    let mels = smg_core::fast::with_f32(mel, |v| v.to_vec())?;
+    let mut out = Vec::new();
+    for item in mels.chunks(c * t.max(1)).take(b) {
+        out.extend(f(item, t)?);
+    }
+    let samples = out.len() / b.max(1);
+    Tensor::from_vec(out, (b, samples), mel.device())
+}
+
 /// A weight-normed (or plain) weight: `g · v / ‖v‖` with the norm over all axes but the first.
 pub(crate) fn weight(vb: &VarBuilder, shape: (usize, usize, usize)) -> Result<Tensor> {
     if vb.contains_tensor("weight_v") {
@@ -265,14 +281,8 @@ impl HifiGan {
     /// with each leaky ReLU fused into the convolution after it and each ResBlock sum into the
     /// convolution before it (issue 6). Used by `forward` at inference on CPU.
     pub fn forward_fast(&self, mel: &Tensor) -> Result<Tensor> {
-        let (b, c, t) = mel.dims3()?;
-        if c != self.config.num_mels {
-            candle_core::bail!("HiFi-GAN expects {} mel bands, got {c}", self.config.num_mels);
-        }
         let nk = self.config.resblock_kernel_sizes.len();
-        let mels = smg_core::fast::with_f32(mel, |v| v.to_vec())?;
-        let mut out = Vec::new();
-        for item in mels.chunks(c * t.max(1)).take(b) {
+        per_item(mel, self.config.num_mels, "HiFi-GAN", |item, t| {
             let pre = self.conv_pre.kernel()?;
             let mut x = pre.forward(item, t, None, None);
             let mut len = pre.out_len(t);
@@ -304,10 +314,8 @@ impl HifiGan {
             let post = self.conv_post.kernel()?;
             let mut y = post.forward(&x, len, Some(0.01), None);
             y.iter_mut().for_each(|v| *v = v.tanh());
-            out.extend(y);
-        }
-        let samples = out.len() / b.max(1);
-        Tensor::from_vec(out, (b, samples), mel.device())
+            Ok(y)
+        })
     }
 
     /// The converted official checkpoint (e.g. `<data>/weights/hifigan_universal.safetensors`,

@@ -21,6 +21,7 @@ fn official_configurations_have_their_sizes() {
     assert!((110_000_000..114_500_000).contains(&paper), "22 kHz 80-band: {paper}");
     let base = count(&BigVsanConfig::base());
     assert!((13_500_000..14_500_000).contains(&base), "base: {base}");
+    println!("BigVSAN parameters: 22 kHz 80-band {paper}, base {base}");
 }
 
 #[test]
