@@ -44,6 +44,15 @@ pub enum Vocoder {
 }
 
 impl Vocoder {
+    /// A short name for tables and titles.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Vocoder::GriffinLim(_) => "Griffin-Lim",
+            Vocoder::HifiGan(_) => "HiFi-GAN",
+            Vocoder::BigVsan(_) => "BigVSAN",
+        }
+    }
+
     /// Waveform (22 050 Hz) of a natural-log mel `(80, T)`.
     pub fn synthesize(&self, mt: &MelTransform, log_mel: &Array2<f32>) -> Result<Vec<f32>> {
         match self {
