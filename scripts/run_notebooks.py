@@ -4,7 +4,8 @@
 A notebook fails when any cell raises (compile error, dead kernel, timeout), when any output
 is an error, when a cell wrote to stderr (evcxr reports panics, and `Err`s propagated with `?`,
 as stderr text, which nbclient alone does not treat as failure; notebooks write everything
-else to stdout; a cell tagged ``smg-allow-stderr`` is exempt), or when the notebook did not
+else to stdout; a cell tagged ``smg-allow-stderr`` is exempt, but stderr that arrives
+after its cell finished always fails), or when the notebook did not
 produce the outputs its metadata promises: ``metadata.smg.expect = {"image/png": N, "audio": M}``.
 
     run_notebooks.py notebooks/00_quickstart.ipynb ...        # all must pass
@@ -19,9 +20,39 @@ import time
 
 import nbformat
 from nbclient import NotebookClient
-from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernelError
+from nbclient.exceptions import CellExecutionComplete, CellExecutionError, CellTimeoutError, DeadKernelError
+from nbclient.util import ensure_async
 
 PANIC_MARKERS = ("SMG_CELL_FAILED", "panicked at", "Child process terminated", "EVCXR_ERROR")
+
+
+# evcxr forwards a cell's stderr (where an `Err` propagated with `?` is printed) on its own
+# thread, tagged with whichever request is the latest when the line gets there. On a busy machine
+# the line can come after the cell's reply: nbclient then files it under no cell and drops it, and
+# after the last cell nobody is listening at all. So every notebook gets one trailing cell that
+# waits a little, and every stream message that reaches no cell is kept and counts as a failure.
+SENTINEL_SOURCE = "// smg: trailing cell added by run_notebooks.py\nstd::thread::sleep(std::time::Duration::from_millis(1500));"
+
+
+class RecordingClient(NotebookClient):
+    """nbclient's client that keeps the stream messages it would otherwise drop."""
+
+    stray = None
+
+    async def _async_poll_output_msg(self, parent_msg_id, cell, cell_index):
+        # nbclient 0.11's loop (pinned in requirements-ci.txt) plus the `else` branch.
+        assert self.kc is not None
+        while True:
+            msg = await ensure_async(self.kc.iopub_channel.get_msg(timeout=None))
+            if msg["parent_header"].get("msg_id") == parent_msg_id:
+                try:
+                    self.process_message(msg, cell, cell_index)
+                except CellExecutionComplete:
+                    return
+            elif msg.get("msg_type") == "stream":
+                if self.stray is None:
+                    self.stray = []
+                self.stray.append(msg)
 
 
 def problems_in_outputs(nb):
@@ -71,7 +102,8 @@ def count_outputs(nb):
 
 def run_one(path, timeout, out_dir):
     nb = nbformat.read(path, as_version=4)
-    client = NotebookClient(
+    nb.cells.append(nbformat.v4.new_code_cell(SENTINEL_SOURCE))
+    client = RecordingClient(
         nb,
         timeout=timeout,
         kernel_name="rust",
@@ -93,6 +125,13 @@ def run_one(path, timeout, out_dir):
         failures.append(f"{type(e).__name__}: {e}")
     elapsed = time.time() - t0
     failures += problems_in_outputs(nb)
+    for msg in client.stray or []:
+        content = msg.get("content", {})
+        text = content.get("text", "")
+        if (content.get("name") == "stderr" and text.strip()) or any(m in text for m in PANIC_MARKERS):
+            failures.append(f"late {content.get('name')} output (after its cell finished): {text.strip()[:300]}")
+    if nb.cells and nb.cells[-1].get("source") == SENTINEL_SOURCE:
+        nb.cells.pop()
     if not failures:
         expect = nb.metadata.get("smg", {}).get("expect", {})
         got = count_outputs(nb)

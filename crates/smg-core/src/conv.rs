@@ -19,17 +19,20 @@ struct Geom {
     w: usize,
     kh: usize,
     kw: usize,
-    stride: usize,
-    pad: usize,
+    /// Stride and zero padding along rows (`h`) and columns (`w`).
+    sh: usize,
+    sw: usize,
+    ph: usize,
+    pw: usize,
 }
 
 impl Geom {
     fn out_hw(&self) -> (usize, usize) {
-        ((self.h + 2 * self.pad - self.kh) / self.stride + 1, (self.w + 2 * self.pad - self.kw) / self.stride + 1)
+        ((self.h + 2 * self.ph - self.kh) / self.sh + 1, (self.w + 2 * self.pw - self.kw) / self.sw + 1)
     }
     /// Output columns `ox` whose input column `ox·s + j − p` lies inside `[0, w)`.
     fn valid_cols(&self, j: usize, ow: usize) -> (usize, usize) {
-        let (s, p) = (self.stride as isize, self.pad as isize);
+        let (s, p) = (self.sw as isize, self.pw as isize);
         let lo = ((p - j as isize).max(0) + s - 1) / s;
         let hi = ((self.w as isize - 1 + p - j as isize).div_euclid(s) + 1).clamp(0, ow as isize);
         (lo.min(hi) as usize, hi as usize)
@@ -69,18 +72,18 @@ impl CustomOp1 for Im2Col {
                     let row = &mut out[(i * g.kw + j) * ohw..(i * g.kw + j + 1) * ohw];
                     let (lo, hi) = g.valid_cols(j, ow);
                     for oy in 0..oh {
-                        let iy = (oy * g.stride + i) as isize - g.pad as isize;
+                        let iy = (oy * g.sh + i) as isize - g.ph as isize;
                         if iy < 0 || iy >= g.h as isize || lo >= hi {
                             continue;
                         }
                         let src = &plane[iy as usize * g.w..(iy as usize + 1) * g.w];
                         let dst_row = &mut row[oy * ow..(oy + 1) * ow];
-                        let x0 = lo * g.stride + j - g.pad;
-                        if g.stride == 1 {
+                        let x0 = lo * g.sw + j - g.pw;
+                        if g.sw == 1 {
                             dst_row[lo..hi].copy_from_slice(&src[x0..x0 + hi - lo]);
                         } else {
                             for (k, d) in dst_row[lo..hi].iter_mut().enumerate() {
-                                *d = src[x0 + k * g.stride];
+                                *d = src[x0 + k * g.sw];
                             }
                         }
                     }
@@ -114,14 +117,14 @@ impl CustomOp1 for Col2Im {
                     let row = &src[(i * g.kw + j) * ohw..(i * g.kw + j + 1) * ohw];
                     let (lo, hi) = g.valid_cols(j, ow);
                     for oy in 0..oh {
-                        let iy = (oy * g.stride + i) as isize - g.pad as isize;
+                        let iy = (oy * g.sh + i) as isize - g.ph as isize;
                         if iy < 0 || iy >= g.h as isize || lo >= hi {
                             continue;
                         }
                         let out = &mut plane[iy as usize * g.w..(iy as usize + 1) * g.w];
-                        let x0 = lo * g.stride + j - g.pad;
+                        let x0 = lo * g.sw + j - g.pw;
                         for (k, v) in row[oy * ow + lo..oy * ow + hi].iter().enumerate() {
-                            out[x0 + k * g.stride] += v;
+                            out[x0 + k * g.sw] += v;
                         }
                     }
                 }
@@ -139,26 +142,35 @@ impl CustomOp1 for Col2Im {
 /// symmetric zero `padding`, no dilation, no groups). On the CPU in f32 it runs as
 /// im2col + gemm with a gemm-based backward pass; otherwise it is candle's `conv2d`.
 pub fn conv2d(x: &Tensor, w: &Tensor, bias: Option<&Tensor>, stride: usize, padding: usize) -> Result<Tensor> {
+    conv2d_hw(x, w, bias, (stride, stride), (padding, padding))
+}
+
+/// [`conv2d`] with its own stride and padding along rows and columns (PyTorch's
+/// `stride=(sh, sw)`, `padding=(ph, pw)`), as the vocoders' resolution discriminators use.
+/// Off the CPU only equal strides and paddings are supported (candle's `conv2d`).
+pub fn conv2d_hw(x: &Tensor, w: &Tensor, bias: Option<&Tensor>, (sh, sw): (usize, usize), (ph, pw): (usize, usize)) -> Result<Tensor> {
     let (b, cin, h, wd) = x.dims4()?;
     let (cout, cin_w, kh, kw) = w.dims4()?;
     if cin != cin_w {
         candle_core::bail!("conv2d: input has {cin} channels, kernel expects {cin_w}");
     }
-    if h + 2 * padding < kh || wd + 2 * padding < kw || stride == 0 {
-        candle_core::bail!("conv2d: input {h}×{wd} (padding {padding}) is smaller than the {kh}×{kw} kernel");
+    if h + 2 * ph < kh || wd + 2 * pw < kw || sh == 0 || sw == 0 {
+        candle_core::bail!("conv2d: input {h}×{wd} (padding {ph}×{pw}) is smaller than the {kh}×{kw} kernel");
     }
     let y = if x.device().is_cpu() && x.dtype() == DType::F32 {
-        let g = Geom { c: cin, h, w: wd, kh, kw, stride, pad: padding };
+        let g = Geom { c: cin, h, w: wd, kh, kw, sh, sw, ph, pw };
         let (oh, ow) = g.out_hw();
-        let cols = if kh == 1 && kw == 1 && stride == 1 && padding == 0 {
+        let cols = if kh == 1 && kw == 1 && sh == 1 && sw == 1 && ph == 0 && pw == 0 {
             x.reshape((b, cin, h * wd))?
         } else {
             x.contiguous()?.apply_op1(Im2Col(g))?
         };
         let wm = w.reshape((cout, cin * kh * kw))?.broadcast_left(b)?;
         wm.matmul(&cols)?.reshape((b, cout, oh, ow))?
+    } else if sh == sw && ph == pw {
+        x.conv2d(w, ph, sh, 1, 1)?
     } else {
-        x.conv2d(w, padding, stride, 1, 1)?
+        candle_core::bail!("conv2d with unequal strides or paddings runs on the CPU in f32 only")
     };
     match bias {
         Some(bias) => y.broadcast_add(&bias.reshape((1, cout, 1, 1))?),
@@ -285,12 +297,37 @@ mod tests {
         }
     }
 
+    /// Unequal strides and paddings equal zero-padding by hand, a stride-1 candle conv2d and
+    /// keeping every `s`-th row and column; gradients flow through both.
+    #[test]
+    fn unequal_strides_and_paddings_match_a_subsampled_convolution() {
+        for &(h, w, kh, kw, (sh, sw), (ph, pw)) in &[(9, 20, 3, 9, (1, 2), (1, 4)), (11, 7, 5, 1, (3, 1), (2, 0)), (6, 9, 3, 3, (2, 3), (0, 1))] {
+            let x = Var::from_tensor(&rand(&[2, 3, h, w], 1)).unwrap();
+            let wt = Var::from_tensor(&rand(&[4, 3, kh, kw], 2)).unwrap();
+            let ours = conv2d_hw(&x, &wt, None, (sh, sw), (ph, pw)).unwrap();
+            let padded = x.pad_with_zeros(2, ph, ph).unwrap().pad_with_zeros(3, pw, pw).unwrap();
+            let full = padded.conv2d(&wt, 0, 1, 1, 1).unwrap();
+            let rows: Vec<u32> = (0..full.dim(2).unwrap() as u32).step_by(sh).collect();
+            let cols: Vec<u32> = (0..full.dim(3).unwrap() as u32).step_by(sw).collect();
+            let dev = Device::Cpu;
+            let reference = full.index_select(&Tensor::new(rows.as_slice(), &dev).unwrap(), 2).unwrap().index_select(&Tensor::new(cols.as_slice(), &dev).unwrap(), 3).unwrap();
+            assert_eq!(ours.dims(), reference.dims());
+            assert!(max_diff(&ours, &reference) < 1e-5);
+            let probe = rand(ours.dims(), 4);
+            let g1 = (&ours * &probe).unwrap().sum_all().unwrap().backward().unwrap();
+            let g2 = (&reference * &probe).unwrap().sum_all().unwrap().backward().unwrap();
+            for v in [x.as_tensor(), wt.as_tensor()] {
+                assert!(max_diff(g1.get(v).unwrap(), g2.get(v).unwrap()) < 1e-4);
+            }
+        }
+    }
+
     /// `col2im` is the adjoint of `im2col` (⟨im2col x, c⟩ = ⟨x, col2im c⟩) at odd sizes and strides,
     /// where candle's own conv2d backward cannot serve as the reference.
     #[test]
     fn col2im_is_the_adjoint_of_im2col() {
         for &(h, w, k, stride, pad) in &[(10, 7, 3, 2, 0), (9, 13, 4, 2, 1), (5, 8, 3, 3, 2), (6, 6, 1, 2, 0)] {
-            let g = Geom { c: 3, h, w, kh: k, kw: k, stride, pad };
+            let g = Geom { c: 3, h, w, kh: k, kw: k, sh: stride, sw: stride, ph: pad, pw: pad };
             let x = rand(&[2, 3, h, w], 5);
             let cols = x.apply_op1(Im2Col(g)).unwrap();
             let c = rand(cols.dims(), 6);

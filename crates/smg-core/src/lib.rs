@@ -6,6 +6,7 @@
 pub mod adam;
 pub mod checkpoint;
 pub mod conv;
+pub mod conv1d;
 pub mod fast;
 pub mod ops;
 pub mod seeded;

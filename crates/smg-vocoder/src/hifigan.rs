@@ -51,6 +51,18 @@ impl Config {
             ..Self::v1()
         }
     }
+    /// A few-thousand-parameter V1 topology (rates 8-8-4, 32 channels, two ResBlock1 kernels)
+    /// for tests and smoke runs.
+    pub fn tiny() -> Self {
+        Self {
+            upsample_rates: vec![8, 8, 4],
+            upsample_kernel_sizes: vec![16, 16, 8],
+            upsample_initial_channel: 32,
+            resblock_kernel_sizes: vec![3, 7],
+            resblock_dilation_sizes: vec![vec![1, 3, 5]; 2],
+            ..Self::v1()
+        }
+    }
     /// Samples per mel frame (product of the upsampling rates; 256 for all three).
     pub fn hop(&self) -> usize {
         self.upsample_rates.iter().product()
@@ -119,7 +131,12 @@ impl Conv {
 }
 
 impl Module for Conv {
+    /// candle's `conv1d` at inference; under autograd the im2col + gemm convolution of
+    /// `smg_core::conv1d`, whose backward pass is fast on CPU (vocoder training).
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        if x.track_op() || self.w.track_op() {
+            return smg_core::conv1d::conv1d(x, &self.w, Some(&self.b), 1, self.padding, self.dilation, 1);
+        }
         x.conv1d(&self.w, self.padding, 1, self.dilation, 1)?.broadcast_add(&self.b.reshape((1, (), 1))?)
     }
 }
@@ -196,7 +213,7 @@ impl Up {
             Tensor::cat(&[&x.unsqueeze(3)?, &z], 3)?.reshape((bs, c, t * s))?.narrow(2, 0, (t - 1) * s + 1)?
         };
         let w = self.w.transpose(0, 1)?.contiguous()?.flip(&[2])?.contiguous()?;
-        stuffed.conv1d(&w, k - 1 - self.padding, 1, 1, 1)?.broadcast_add(&b)
+        smg_core::conv1d::conv1d(&stuffed, &w, Some(&self.b), 1, k - 1 - self.padding, 1, 1)
     }
 
     pub(crate) fn kernel(&self) -> Result<&kernels::ConvTranspose1d> {
@@ -321,12 +338,18 @@ impl HifiGan {
     /// The converted official checkpoint (e.g. `<data>/weights/hifigan_universal.safetensors`,
     /// generator under `generator.`), V1 configuration.
     pub fn load_v1(path: &std::path::Path, device: &candle_core::Device) -> Result<Self> {
+        Self::load(path, &Config::v1(), device)
+    }
+
+    /// A converted or trained checkpoint of configuration `cfg` (generator at the top level or
+    /// under `generator.`; weight-normed or plain weights).
+    pub fn load(path: &std::path::Path, cfg: &Config, device: &candle_core::Device) -> Result<Self> {
         if !path.is_file() {
             candle_core::bail!("{}: missing (fetched by `smg data fetch`)", path.display());
         }
         let vb = unsafe { VarBuilder::from_mmaped_safetensors(&[path], candle_core::DType::F32, device)? };
         let vb = if vb.contains_tensor("generator.conv_pre.bias") { vb.pp("generator") } else { vb };
-        Self::new(&Config::v1(), vb)
+        Self::new(cfg, vb)
     }
 
     /// Waveform of one natural-log mel `(80, T)`.
