@@ -102,7 +102,7 @@ enum Command {
         #[arg(long, default_value = "hifigan")]
         vocoder: String,
         /// A converted generator checkpoint (.safetensors): required for bigvsan, optional for
-        /// hifigan (default: the universal checkpoint).
+        /// hifigan (default: the universal checkpoint; a folder = what `smg train vocoder` wrote).
         #[arg(long)]
         checkpoint: Option<PathBuf>,
         /// BigVSAN configuration: paper (22 kHz 80-band, 112M) or base (14M).
@@ -161,6 +161,8 @@ enum TrainCommand {
     Clap(clap_cmd::ClapTrainArgs),
     /// Train the masked generator on the tokenized corpus (SPEC.md §3.5).
     Maskgit(maskgit_cmd::MaskGitTrainArgs),
+    /// Fine-tune the universal HiFi-GAN, or train HiFi-GAN / BigVSAN from scratch (SPEC.md §4).
+    Vocoder(vocoder_cmd::VocoderTrainArgs),
 }
 
 #[derive(Subcommand)]
@@ -350,6 +352,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Train { command: TrainCommand::Tokenizer(args) } => train_tokenizer(&args)?,
         Command::Train { command: TrainCommand::Clap(args) } => clap_cmd::train(&args)?,
         Command::Train { command: TrainCommand::Maskgit(args) } => maskgit_cmd::train(&args)?,
+        Command::Train { command: TrainCommand::Vocoder(args) } => vocoder_cmd::train(&args)?,
         Command::Eval { command: EvalCommand::Generation(args) } => eval_cmd::run(&args)?,
         Command::Eval { command: EvalCommand::Vocoder(args) } => vocoder_cmd::run(&args)?,
         Command::Fad { dir_a, dir_b } => println!("{:.4}", eval_cmd::fad(&dir_a, &dir_b)?),
@@ -365,6 +368,10 @@ fn run(cli: Cli) -> Result<()> {
                 bail!("{}: expected a ({}, T) log-mel, got ({}, {})", input.display(), mt.config.n_mels, mel.nrows(), mel.ncols());
             }
             let y = match vocoder.as_str() {
+                "hifigan" if checkpoint.as_ref().is_some_and(|c| c.is_dir()) => {
+                    let dir = checkpoint.expect("checked");
+                    vocoder_cmd::trained(&dir)?.synthesize(&mt, &mel)?
+                }
                 "hifigan" => {
                     let path = checkpoint.unwrap_or_else(|| data_dir().join("weights/hifigan_universal.safetensors"));
                     smg_vocoder::HifiGan::load_v1(&path, &candle_core::Device::Cpu)?.synthesize(&smg_audio::array_to_tensor(&mel, &candle_core::Device::Cpu)?)?

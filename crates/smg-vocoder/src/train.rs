@@ -113,6 +113,11 @@ pub struct TrainConfig {
     pub log_every: usize,
     pub val_every: usize,
     pub ckpt_every: usize,
+    /// First step whose generator loss has the adversarial and feature-matching terms; before
+    /// it the generator learns from the mel-L1 alone while the discriminators already train (a
+    /// fine-tuned generator is not pushed around by fresh discriminators). 0 = from the start.
+    #[serde(default)]
+    pub gan_start: usize,
     /// Divides the discriminators' hidden widths (1 = official; >1 for tests and short CPU runs).
     #[serde(default = "one")]
     pub disc_width_div: usize,
@@ -141,6 +146,7 @@ impl Default for TrainConfig {
             val_every: 100,
             ckpt_every: 50,
             disc_width_div: 1,
+            gan_start: 0,
         }
     }
 }
@@ -155,6 +161,9 @@ pub struct Metrics {
     pub g_adv: f32,
     pub d_loss: f32,
     pub lr: f64,
+    /// Wall-clock seconds of the step.
+    #[serde(default)]
+    pub seconds: f64,
     /// Held-out mel-L1 (the project's mel, inference path), when validated.
     pub val_mel_l1: Option<f64>,
 }
@@ -311,6 +320,7 @@ impl Trainer {
     /// One discriminator and one generator update on waveforms `(B, segment)` and their
     /// natural-log mels `(B, 80, segment/hop)`.
     pub fn train_step(&mut self, wave: &Tensor, mel: &Tensor, lr: f64) -> Result<Metrics> {
+        let t0 = std::time::Instant::now();
         let y_hat = self.generator.forward_plain(mel)?;
         let t = wave.dim(1)?.min(y_hat.dim(1)?);
         let (y, y_hat) = (wave.narrow(1, 0, t)?, y_hat.narrow(1, 0, t)?);
@@ -332,11 +342,16 @@ impl Trainer {
         let frozen = self.frozen_discriminators()?;
         let y_mel = self.loss_mel.forward(&y)?;
         let mel_l1 = (self.loss_mel.forward(&y_hat)? - y_mel)?.abs()?.mean_all()?;
-        let real = frozen.forward(&y, false)?;
-        let fake = frozen.forward(&y_hat, false)?;
-        let fm = feature_loss(&real, &fake)?;
-        let adv = generator_loss(&fake, frozen.san)?;
-        let total = ((&adv + (&fm * self.cfg.fm_weight)?)? + (&mel_l1 * self.cfg.mel_weight)?)?;
+        let (adv, fm, total) = if self.step >= self.cfg.gan_start {
+            let real = frozen.forward(&y.detach(), false)?;
+            let fake = frozen.forward(&y_hat, false)?;
+            let fm = feature_loss(&real, &fake)?;
+            let adv = generator_loss(&fake, frozen.san)?;
+            let total = ((&adv + (&fm * self.cfg.fm_weight)?)? + (&mel_l1 * self.cfg.mel_weight)?)?;
+            (adv.to_scalar::<f32>()?, fm.to_scalar::<f32>()?, total)
+        } else {
+            (f32::NAN, f32::NAN, (&mel_l1 * self.cfg.mel_weight)?)
+        };
         let mut grads = total.backward()?;
         if let Some(c) = self.cfg.grad_clip {
             self.opt_g.clip_grad_norm(&mut grads, c)?;
@@ -345,10 +360,11 @@ impl Trainer {
         let m = Metrics {
             step: self.step,
             mel_l1: mel_l1.to_scalar()?,
-            feature_matching: fm.to_scalar()?,
-            g_adv: adv.to_scalar()?,
+            feature_matching: fm,
+            g_adv: adv,
             d_loss: d_loss.to_scalar()?,
             lr,
+            seconds: t0.elapsed().as_secs_f64(),
             val_mel_l1: None,
         };
         if !(m.mel_l1.is_finite() && m.d_loss.is_finite()) {
@@ -423,7 +439,7 @@ impl Trainer {
         let mut out = Vec::new();
         if self.step == 0 && !valid.is_empty() && self.cfg.val_every > 0 {
             let v = self.validate(valid)?;
-            let m = Metrics { step: 0, mel_l1: f32::NAN, feature_matching: f32::NAN, g_adv: f32::NAN, d_loss: f32::NAN, lr: self.cfg.lr, val_mel_l1: Some(v) };
+            let m = Metrics { step: 0, mel_l1: f32::NAN, feature_matching: f32::NAN, g_adv: f32::NAN, d_loss: f32::NAN, lr: self.cfg.lr, seconds: 0.0, val_mel_l1: Some(v) };
             writeln!(log, "{}", serde_json::to_string(&m).map_err(|e| candle_core::Error::Msg(e.to_string()))?)?;
             bar.set_message(format!("held-out mel-L1 {v:.4}"));
         }
