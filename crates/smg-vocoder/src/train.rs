@@ -4,7 +4,8 @@
 //! exponential decay per epoch, optional gradient-norm clipping (BigVSAN: 1000). Seeded (weights,
 //! batches, segment offsets), with a progress bar, a metrics log, held-out mel-L1 validation,
 //! atomic checkpoints and exact resume. Starts from scratch or from a checkpoint (fine-tuning
-//! the universal HiFi-GAN: its weight-normed `weight_g` / `weight_v` are trained as such).
+//! the universal HiFi-GAN: its weight-normed `weight_g` / `weight_v` are folded into plain weights
+//! that are then trained).
 
 use crate::discriminator::Discriminators;
 use crate::loss::{discriminator_loss, feature_loss, generator_loss, MelSpec};
@@ -202,6 +203,27 @@ fn detached(vm: &VarMap) -> HashMap<String, Tensor> {
     named_vars(vm, |_| false).into_iter().map(|(n, v)| (n, v.as_tensor().detach())).collect()
 }
 
+/// Replaces every `X.weight_g` / `X.weight_v` pair by the plain `X.weight = g · v / ‖v‖`. The
+/// models fold weight norm once when they are built, so training the pair would leave the
+/// folded weight stale; fine-tuning therefore trains the folded weights directly (the official
+/// trainers keep the parametrisation; the function the generator computes is the same).
+fn fold_weight_norm(data: &mut HashMap<String, Var>) -> Result<()> {
+    let bases: Vec<String> = data.keys().filter_map(|k| k.strip_suffix(".weight_v").map(str::to_string)).collect();
+    for base in bases {
+        let (Some(v), Some(g)) = (data.remove(&format!("{base}.weight_v")), data.remove(&format!("{base}.weight_g"))) else {
+            candle_core::bail!("{base}: weight_v without weight_g");
+        };
+        let v = v.as_tensor().detach();
+        let rank = v.rank();
+        let norm = v.sqr()?.flatten_from(1)?.sum_keepdim(1)?.sqrt()?;
+        let mut shape = vec![v.dim(0)?];
+        shape.resize(rank, 1);
+        let w = v.broadcast_mul(&g.as_tensor().detach().reshape(shape.as_slice())?.broadcast_div(&norm.reshape(shape.as_slice())?)?)?;
+        data.insert(format!("{base}.weight"), Var::from_tensor(&w)?);
+    }
+    Ok(())
+}
+
 impl Trainer {
     /// A fresh run (from scratch, or from the generator weights in `init`: a `.safetensors`
     /// with the generator at the top level or under `generator.`), or the continuation of the
@@ -229,6 +251,7 @@ impl Trainer {
                 };
                 data.insert(name, Var::from_tensor(&t.to_dtype(DType::F32)?)?);
             }
+            fold_weight_norm(&mut data)?;
         }
         let generator = Generator::new(gen_cfg, sg.var_builder(DType::F32, device))?;
         let sd = SeededVarMap::new(cfg.seed.wrapping_add(1));
