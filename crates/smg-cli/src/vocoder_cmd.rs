@@ -71,10 +71,14 @@ pub struct VocoderTrainArgs {
     /// Samples per training segment (multiple of 256; HiFi-GAN 8192).
     #[arg(long, default_value_t = 8192)]
     segment: usize,
-    /// Learning rate (from scratch: HiFi-GAN 2e-4, BigVSAN 1e-4; fine-tuning: 2e-5, since
+    /// Learning rate (from scratch: HiFi-GAN 2e-4, BigVSAN 1e-4; fine-tuning: 5e-6, since
     /// Adam's first steps move every weight by about the learning rate).
     #[arg(long)]
     lr: Option<f64>,
+    /// Linear learning-rate warm-up steps (default: 0 from scratch, a quarter of --steps when
+    /// fine-tuning).
+    #[arg(long)]
+    warmup: Option<usize>,
     /// Learning rate × this after every epoch.
     #[arg(long, default_value_t = 0.999)]
     lr_decay: f64,
@@ -146,9 +150,10 @@ pub fn train(a: &VocoderTrainArgs) -> Result<()> {
         steps: a.steps,
         batch_size: a.batch,
         segment: a.segment,
-        lr: a.lr.unwrap_or(if init.is_some() { 2e-5 } else if bigvsan { 1e-4 } else { 2e-4 }),
+        lr: a.lr.unwrap_or(if init.is_some() { 5e-6 } else if bigvsan { 1e-4 } else { 2e-4 }),
         gan_start: a.gan_start.unwrap_or(if init.is_some() { a.steps / 2 } else { 0 }),
         lr_decay: a.lr_decay,
+        warmup: a.warmup.unwrap_or(if init.is_some() { a.steps / 4 } else { 0 }),
         grad_clip: bigvsan.then_some(1000.0),
         seed: a.seed,
         val_every: a.val_every,

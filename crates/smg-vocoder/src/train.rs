@@ -106,6 +106,11 @@ pub struct TrainConfig {
     pub weight_decay: f64,
     /// Learning rate × `lr_decay` after every epoch (`ExponentialLR`, γ = 0.999).
     pub lr_decay: f64,
+    /// Linear learning-rate warm-up over this many steps (0 = none, as the official trainers).
+    /// Fine-tuning without the optimiser state needs it: Adam's first steps move every weight
+    /// by about the learning rate whatever the gradient's size.
+    #[serde(default)]
+    pub warmup: usize,
     pub mel_weight: f64,
     pub fm_weight: f64,
     /// Clip each model's gradient norm (BigVSAN: 1000); `None` = no clipping (HiFi-GAN).
@@ -139,6 +144,7 @@ impl Default for TrainConfig {
             beta2: 0.99,
             weight_decay: 0.01,
             lr_decay: 0.999,
+            warmup: 0,
             mel_weight: 45.0,
             fm_weight: 2.0,
             grad_clip: None,
@@ -335,9 +341,10 @@ impl Trainer {
         Ok(())
     }
 
-    /// Learning rate at `step`: `lr · lr_decay^epoch`.
+    /// Learning rate at `step`: `lr · lr_decay^epoch`, times `(step + 1)/warmup` while warming up.
     pub fn lr_at(&self, step: usize, steps_per_epoch: usize) -> f64 {
-        self.cfg.lr * self.cfg.lr_decay.powi((step / steps_per_epoch.max(1)) as i32)
+        let warm = if step < self.cfg.warmup { (step + 1) as f64 / self.cfg.warmup as f64 } else { 1.0 };
+        warm * self.cfg.lr * self.cfg.lr_decay.powi((step / steps_per_epoch.max(1)) as i32)
     }
 
     /// One discriminator and one generator update on waveforms `(B, segment)` and their
