@@ -40,6 +40,10 @@ pub struct MaskGitTrainArgs {
     /// both (default: one row per clip and one per caption; see `cond_rows`).
     #[arg(long, value_enum, default_value_t = CondSource::Mix)]
     cond: CondSource,
+    /// Masked positions carry the learned mask token instead of the conditioning embedding
+    /// (the paper's "without conditional mask" ablation, Table 1).
+    #[arg(long)]
+    no_conditional_mask: bool,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, clap::ValueEnum)]
@@ -104,7 +108,7 @@ pub fn train(a: &MaskGitTrainArgs) -> Result<()> {
     let get = |k: &str| rows.get(k).cloned().with_context(|| format!("{} lacks {k}: delete it to recompute", cache.display()));
     let (tt, tc, vt, vc) = (get("train_tokens")?, get("train_cond")?, get("valid_tokens")?, get("valid_cond")?);
     let (rows, cols) = tok.config.grid(clip_cfg.frames);
-    let model_cfg = smg_maskgit::Config { vocab: tok.config.n_embed, rows, cols, ..base };
+    let model_cfg = smg_maskgit::Config { vocab: tok.config.n_embed, rows, cols, conditional_mask: !a.no_conditional_mask, ..base };
     let cfg = smg_maskgit::train::TrainConfig { steps: a.steps, batch_size: a.batch, lr: a.lr, seed: a.seed, val_every: a.val_every, ..Default::default() };
     let device = smg_core::best_device();
     eprintln!("training on {} ({} train / {} valid rows of {rows}x{cols} tokens, conditioned on {:?})", device, tt.dim(0)?, vt.dim(0)?, a.cond);

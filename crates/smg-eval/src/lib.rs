@@ -7,15 +7,21 @@
 pub mod features;
 pub mod frechet;
 pub mod logistic;
+pub mod metrics;
+pub mod probe;
 
 pub use features::{band_mean_std, mel_statistics, MEL_STAT_DIM};
 pub use frechet::{frechet_distance, Gaussian};
 pub use logistic::{LogisticRegression, LogisticConfig};
+pub use metrics::{average_precision, macro_scores, roc_auc, MacroScores};
+pub use probe::{LinearProbe, ProbeConfig, ProbeData};
 
 #[derive(Debug, thiserror::Error)]
 pub enum EvalError {
     #[error("{0}")]
     Invalid(String),
+    #[error(transparent)]
+    Candle(#[from] candle_core::Error),
 }
 
 pub type Result<T> = std::result::Result<T, EvalError>;
