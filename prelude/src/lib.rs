@@ -24,6 +24,7 @@ pub use smg_core as core;
 pub use smg_tokenizer as tokenizer;
 pub use smg_clap as conditioning;
 pub use smg_eval as eval;
+pub use smg_embed as embed;
 pub use smg_maskgit as maskgit;
 pub use smg_pipeline as pipeline;
 pub use smg_vocoder as vocoder;
@@ -52,5 +53,7 @@ pub mod prelude {
         tasks::Grid, CfgSchedule, Guidance, Gumbel, MaskSchedule, MaskedVit, Remask, RemaskRule, Sampler, Schedule,
         Temperature,
     };
-    pub use smg_pipeline::{judge, low_frequency_replacement, Generated, Pipeline, Vocoder};
+    pub use smg_pipeline::{judge, low_frequency_replacement, represent, Generated, Pipeline, Vocoder};
+    pub use smg_embed::{fad_between, Aisfx, Clip, Embedder, FadReport, MelStats, Vggish};
+    pub use smg_eval::{LinearProbe, ProbeConfig, ProbeData};
 }

@@ -167,40 +167,13 @@ pub fn print_report(r: &GenerationReport) {
     }
 }
 
-/// `smg fad`: Fréchet distance between the clips of two folders (SPEC.md §6). The embedder is
-/// the mel-statistics baseline (one 245-number vector per clip: per-band mean, spread and
-/// frame-to-frame change plus five global numbers, `smg_eval::mel_statistics`); the neural
-/// embedders of issue 9 (aisfx, VGGish) join here.
-pub fn fad(a: &std::path::Path, b: &std::path::Path) -> Result<f64> {
-    let ea = folder_embeddings(a)?;
-    let eb = folder_embeddings(b)?;
-    let d = smg_eval::frechet_distance(&smg_eval::Gaussian::fit(&ea)?, &smg_eval::Gaussian::fit(&eb)?)?;
-    Ok(d)
-}
-
-fn folder_embeddings(dir: &std::path::Path) -> Result<Vec<Vec<f64>>> {
-    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
-        .with_context(|| format!("cannot read folder {}", dir.display()))?
-        .flatten()
-        .map(|e| e.path())
-        .filter(|p| p.extension().and_then(|e| e.to_str()).is_some_and(|e| matches!(e.to_ascii_lowercase().as_str(), "wav" | "flac" | "ogg" | "mp3")))
-        .collect();
-    files.sort();
-    if files.len() < 2 {
-        anyhow::bail!("{} holds {} audio files; a Fréchet distance needs at least 2 per folder", dir.display(), files.len());
-    }
-    let mt = MelTransform::hifigan();
-    let bar = indicatif::ProgressBar::new(files.len() as u64).with_message(dir.display().to_string());
-    bar.set_style(indicatif::ProgressStyle::with_template("{msg} {bar:30} {pos}/{len}")?);
-    let mut out = Vec::with_capacity(files.len());
-    for f in &files {
-        let x = smg_audio::load_mono(f, mt.config.sample_rate).with_context(|| f.display().to_string())?;
-        let m = mt.log_mel(&x).with_context(|| f.display().to_string())?;
-        let (n, t) = m.dim();
-        let v: Vec<f32> = m.iter().copied().collect();
-        out.push(smg_eval::mel_statistics(&v, n, t).with_context(|| f.display().to_string())?);
-        bar.inc(1);
-    }
-    bar.finish_and_clear();
-    Ok(out)
+/// `smg fad`: Fréchet audio distance between the audio files of two folders (SPEC.md §6), with
+/// the embedder named: `aisfx` (default; FAD-aisfx, not comparable with VGGish numbers),
+/// `vggish` (needs converted torchvggish weights) or `mel` (log-mel statistics, no network).
+pub fn fad(a: &std::path::Path, b: &std::path::Path, embedder: &str) -> Result<smg_embed::FadReport> {
+    let e = smg_embed::by_name(embedder, &data_dir(), &Device::Cpu)?;
+    let ca = smg_embed::load_dir(a)?;
+    let cb = smg_embed::load_dir(b)?;
+    eprintln!("{}: {} clips; {}: {} clips; embedder {}", a.display(), ca.len(), b.display(), cb.len(), e.name());
+    Ok(smg_embed::fad_between(e.as_ref(), &ca, &cb, true)?)
 }

@@ -9,6 +9,7 @@ use std::path::PathBuf;
 
 mod clap_cmd;
 mod eval_cmd;
+mod probe_cmd;
 mod generate_cmd;
 mod maskgit_cmd;
 mod plot_cmd;
@@ -136,11 +137,21 @@ enum Command {
         #[arg(long)]
         checkpoint: Option<PathBuf>,
     },
-    /// Fréchet distance between the audio files of two folders (mel-statistics embedder).
+    /// Fréchet audio distance between the audio files of two folders (SPEC.md §6).
     Fad {
         dir_a: PathBuf,
         dir_b: PathBuf,
+        /// `aisfx` (default: the sound-effects network whose weights ship on PyPI), `vggish`
+        /// (torchvggish weights converted to <data>/weights/vggish.safetensors) or `mel`
+        /// (log-mel statistics, no network).
+        #[arg(long, default_value = "aisfx")]
+        embedder: String,
+        /// Also write the report as JSON here.
+        #[arg(long)]
+        out: Option<PathBuf>,
     },
+    /// Linear probe for the music set's tags on frozen features (SPEC.md §7, paper Table 8).
+    Probe(probe_cmd::ProbeArgs),
     /// Evaluations (issue 7, 9): `smg eval generation` judges text-to-audio by category.
     Eval {
         #[command(subcommand)]
@@ -355,7 +366,14 @@ fn run(cli: Cli) -> Result<()> {
         Command::Train { command: TrainCommand::Vocoder(args) } => vocoder_cmd::train(&args)?,
         Command::Eval { command: EvalCommand::Generation(args) } => eval_cmd::run(&args)?,
         Command::Eval { command: EvalCommand::Vocoder(args) } => vocoder_cmd::run(&args)?,
-        Command::Fad { dir_a, dir_b } => println!("{:.4}", eval_cmd::fad(&dir_a, &dir_b)?),
+        Command::Fad { dir_a, dir_b, embedder, out } => {
+            let r = eval_cmd::fad(&dir_a, &dir_b, &embedder)?;
+            println!("FAD-{} {:.4} ({} / {} clips, {} / {} windows)", r.embedder, r.fad, r.clips[0], r.clips[1], r.windows[0], r.windows[1]);
+            if let Some(o) = out {
+                std::fs::write(&o, serde_json::to_string_pretty(&r)? + "\n")?;
+            }
+        }
+        Command::Probe(args) => probe_cmd::run(&args)?,
         Command::Embed { command } => clap_cmd::embed(command)?,
         Command::Vocode { input, output, vocoder, checkpoint, bigvsan_config } => {
             let mt = MelTransform::hifigan();

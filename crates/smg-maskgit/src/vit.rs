@@ -190,6 +190,18 @@ impl MaskedVit {
     /// `(B, cond_dim)`, where an all-zero row means "unconditional" and is replaced by the
     /// learned mask token (classifier-free guidance, SPEC.md §3.4).
     pub fn forward(&self, tokens: &Tensor, cond: &Tensor) -> Result<Tensor> {
+        let n = self.config.seq_len();
+        let mut h = self.embed(tokens, cond)?;
+        for blk in &self.blocks {
+            h = blk.forward(&h)?;
+        }
+        let h = self.norm.forward(&h)?.narrow(1, 0, n)?;
+        self.head.forward(&h)
+    }
+
+    /// The input sequence `(B, N + 1, D)`: token (or mask / conditional-mask) embeddings, the
+    /// conditioning element, plus positions.
+    fn embed(&self, tokens: &Tensor, cond: &Tensor) -> Result<Tensor> {
         let cfg = &self.config;
         let (b, n) = tokens.dims2()?;
         if n != cfg.seq_len() {
@@ -208,12 +220,22 @@ impl MaskedVit {
         let e = self.token_emb.forward(&safe)?; // (B, N, D)
         let fill = if cfg.conditional_mask { c.unsqueeze(1)? } else { m.unsqueeze(0)? }.broadcast_as((b, n, cfg.dim))?;
         let e = is_mask.unsqueeze(2)?.broadcast_as((b, n, cfg.dim))?.where_cond(&fill, &e)?;
-        let mut h = Tensor::cat(&[e, c.unsqueeze(1)?], 1)?.broadcast_add(&self.pos)?;
+        Tensor::cat(&[e, c.unsqueeze(1)?], 1)?.broadcast_add(&self.pos)
+    }
+
+    /// Clip features for the linear probe (SPEC.md §7): the output of every block (index 0 =
+    /// first block; the last one is taken before the final norm) averaged over the token
+    /// positions (not the conditioning element), each `(B, D)`. Call it with unmasked tokens and
+    /// a zero (unconditional) `cond`, as the paper's representation experiment does.
+    pub fn block_features(&self, tokens: &Tensor, cond: &Tensor) -> Result<Vec<Tensor>> {
+        let n = self.config.seq_len();
+        let mut h = self.embed(tokens, cond)?;
+        let mut out = Vec::with_capacity(self.blocks.len());
         for blk in &self.blocks {
             h = blk.forward(&h)?;
+            out.push(h.narrow(1, 0, n)?.mean(1)?);
         }
-        let h = self.norm.forward(&h)?.narrow(1, 0, n)?;
-        self.head.forward(&h)
+        Ok(out)
     }
 
     /// Number of trainable parameters of a model built with `cfg`.

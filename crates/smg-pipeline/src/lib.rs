@@ -12,6 +12,7 @@ use smg_maskgit::{MaskedVit, Sampler};
 use smg_tokenizer::SpecVqGan;
 
 pub mod judge;
+pub mod represent;
 pub mod resynth;
 pub mod rows;
 
@@ -27,6 +28,10 @@ pub enum PipelineError {
     MaskGit(#[from] smg_maskgit::MaskGitError),
     #[error(transparent)]
     Eval(#[from] smg_eval::EvalError),
+    #[error(transparent)]
+    Embed(#[from] smg_embed::EmbedError),
+    #[error(transparent)]
+    Data(#[from] smg_data::DataError),
     #[error("{0}")]
     Invalid(String),
 }
