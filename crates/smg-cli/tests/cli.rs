@@ -204,16 +204,24 @@ fn fad_between_folders() {
         std::fs::copy(fixture(&format!("audio/{f}")), a.join(f)).unwrap();
         std::fs::copy(fixture(&format!("audio/{f}")), b.join(f)).unwrap();
     }
-    let (ok, out, err) = smg(&["fad", a.to_str().unwrap(), b.to_str().unwrap()]);
-    assert!(ok, "{err}");
-    assert!(out.trim().parse::<f64>().unwrap().abs() < 1e-3, "same clips: {out}");
+    let report = dir.path().join("fad.json");
+    let fad = |b: &std::path::Path| -> f64 {
+        let (ok, out, err) = smg(&["fad", a.to_str().unwrap(), b.to_str().unwrap(), "--embedder", "mel", "--out", report.to_str().unwrap()]);
+        assert!(ok && out.starts_with("FAD-mel "), "{out} {err}");
+        let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+        v["fad"].as_f64().unwrap()
+    };
+    assert!(fad(&b).abs() < 1e-3, "same clips");
     std::fs::remove_file(b.join("speech.wav")).unwrap();
     std::fs::copy(fixture("audio/tone440.flac"), b.join("tone.flac")).unwrap();
+    assert!(fad(&b) > 1.0, "different clips");
+    // the default embedder (aisfx) reads the fetched weights
     let (ok, out, err) = smg(&["fad", a.to_str().unwrap(), b.to_str().unwrap()]);
-    assert!(ok, "{err}");
-    assert!(out.trim().parse::<f64>().unwrap() > 1.0, "different clips: {out}");
+    assert!(ok && out.starts_with("FAD-aisfx "), "{out} {err}");
+    let (ok, _, err) = smg(&["fad", a.to_str().unwrap(), b.to_str().unwrap(), "--embedder", "openl3"]);
+    assert!(!ok && err.contains("unknown embedder"), "{err}");
     std::fs::remove_file(b.join("tone.flac")).unwrap();
     std::fs::remove_file(b.join("chirp.wav")).unwrap();
-    let (ok, _, err) = smg(&["fad", a.to_str().unwrap(), b.to_str().unwrap()]);
+    let (ok, _, err) = smg(&["fad", a.to_str().unwrap(), b.to_str().unwrap(), "--embedder", "mel"]);
     assert!(!ok && err.contains("at least 2"), "{err}");
 }
