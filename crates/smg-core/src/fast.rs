@@ -54,7 +54,7 @@ pub fn with_f32<R>(x: &Tensor, f: impl FnOnce(&[f32]) -> R) -> Result<R> {
 #[derive(Debug, Clone)]
 pub struct Linear {
     inner: candle_nn::Linear,
-    packed: Arc<OnceLock<smg_kernels::PackedWeight>>,
+    packed: Arc<OnceLock<Arc<smg_kernels::PackedWeight>>>,
 }
 
 impl Linear {
@@ -70,8 +70,34 @@ impl Linear {
         self.inner.bias()
     }
 
+    /// The weight prepared for the kernels of `smg-kernels` (on first call; shared by clones).
+    pub fn packed(&self) -> Result<Arc<smg_kernels::PackedWeight>> {
+        if let Some(p) = self.packed.get() {
+            return Ok(p.clone());
+        }
+        let (n, k) = self.weight().dims2()?;
+        let p = Arc::new(smg_kernels::PackedWeight::new(self.weight().flatten_all()?.to_vec1::<f32>()?, n, k));
+        let _ = self.packed.set(p);
+        Ok(self.packed.get().expect("just set").clone())
+    }
+
+    /// The weight and bias for the fused kernels (`smg_kernels::vit::Dense`); a missing bias is zero.
+    pub fn dense(&self) -> Result<smg_kernels::vit::Dense> {
+        let weight = self.packed()?;
+        let bias = match self.bias() {
+            Some(b) => b.to_vec1::<f32>()?,
+            None => vec![0.0; weight.n],
+        };
+        Ok(smg_kernels::vit::Dense { weight, bias })
+    }
+
+    /// Whether the weights are plain inference tensors on the CPU (no autograd variable).
+    pub fn is_frozen_cpu(&self) -> bool {
+        !self.weight().track_op() && self.bias().is_none_or(|b| !b.track_op()) && self.weight().device().is_cpu()
+    }
+
     fn fast_ok(&self, x: &Tensor) -> bool {
-        eligible(x) && !self.weight().track_op() && self.bias().is_none_or(|b| !b.track_op()) && self.weight().device().is_cpu()
+        eligible(x) && self.is_frozen_cpu()
     }
 
     /// `act(x · Wᵀ + b)` over the last axis of `x`.
@@ -90,15 +116,7 @@ impl Linear {
             candle_core::bail!("linear: input width {kx}, the weight expects {k}");
         }
         let m: usize = lead.iter().product();
-        let w = self.weight();
-        let packed = match self.packed.get() {
-            Some(p) => p,
-            None => {
-                let p = smg_kernels::PackedWeight::new(w.flatten_all()?.to_vec1::<f32>()?, n, k);
-                let _ = self.packed.set(p);
-                self.packed.get().expect("just set")
-            }
-        };
+        let packed = self.packed()?;
         let bias = match self.bias() {
             Some(b) => Some(b.to_vec1::<f32>()?),
             None => None,

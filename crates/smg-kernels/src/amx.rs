@@ -55,29 +55,165 @@ pub struct PackedB {
     tiles: Vec<u16>,
 }
 
-const TILE: usize = 512; // u16 per 1 KiB tile
+pub(crate) const TILE: usize = 512; // u16 per 1 KiB tile
 
 impl PackedB {
     /// Packs the row-major `n × k` weight `w` (PyTorch's `Linear.weight`).
     pub fn new(w: &[f32], n: usize, k: usize) -> Self {
         assert_eq!(w.len(), n * k, "weight is not {n} × {k}");
+        Self::from_rows(n, k, |col| &w[col * k..(col + 1) * k])
+    }
+
+    /// Packs `B` whose column `col` (a row of `W`, `k` values) is `row(col)`.
+    pub fn from_rows<'a>(n: usize, k: usize, row: impl Fn(usize) -> &'a [f32] + Sync) -> Self {
         let kb = k.div_ceil(32);
         let nb = n.div_ceil(32) * 2;
         let mut tiles = vec![0u16; nb * kb * TILE];
-        tiles.par_chunks_mut(kb * TILE).enumerate().for_each(|(b, panel)| {
+        let fill = |(b, panel): (usize, &mut [u16])| {
+            let mut h = vec![0u16; kb * 32];
             for c in 0..16 {
                 let col = b * 16 + c;
                 if col >= n {
                     break;
                 }
-                let row = &w[col * k..(col + 1) * k];
-                for (kk, &v) in row.iter().enumerate() {
-                    let (t, r, e) = (kk / 32, (kk % 32) / 2, kk % 2);
-                    panel[t * TILE + r * 32 + 2 * c + e] = bf16::from_f32(v);
+                bf16::convert(&row(col)[..k], &mut h[..k]);
+                // Pairs (2r, 2r+1) of K are adjacent in a tile row: move them as one u32.
+                for (p, pair) in h.chunks_exact(2).enumerate() {
+                    let (t, r) = (p / 16, p % 16);
+                    panel[t * TILE + r * 32 + 2 * c] = pair[0];
+                    panel[t * TILE + r * 32 + 2 * c + 1] = pair[1];
                 }
             }
-        });
+        };
+        if n * k >= 1 << 16 {
+            tiles.par_chunks_mut(kb * TILE).enumerate().for_each(fill);
+        } else {
+            tiles.chunks_mut(kb * TILE).enumerate().for_each(fill);
+        }
         Self { n, k, kb, nb, tiles }
+    }
+
+    /// Packs `B` given by its rows: `row(kk)` is `B[kk][..n]` (single-threaded; for the small
+    /// per-head operands of attention, where `B` is `V`).
+    pub fn from_k_rows<'a>(n: usize, k: usize, row: impl Fn(usize) -> &'a [f32]) -> Self {
+        let kb = k.div_ceil(32);
+        let nb = n.div_ceil(32) * 2;
+        let mut tiles = vec![0u16; nb * kb * TILE];
+        let (mut h0, mut h1) = (vec![0u16; nb * 16], vec![0u16; nb * 16]);
+        for kk in (0..k).step_by(2) {
+            bf16::convert(&row(kk)[..n], &mut h0[..n]);
+            if kk + 1 < k {
+                bf16::convert(&row(kk + 1)[..n], &mut h1[..n]);
+            } else {
+                h1.iter_mut().for_each(|v| *v = 0);
+            }
+            let (t, r) = (kk / 32, (kk % 32) / 2);
+            for col in 0..n {
+                let at = ((col / 16) * kb + t) * TILE + r * 32 + 2 * (col % 16);
+                tiles[at] = h0[col];
+                tiles[at + 1] = h1[col];
+            }
+        }
+        Self { n, k, kb, nb, tiles }
+    }
+}
+
+/// `A` (`M × K`, row-major in meaning) rounded to bf16 in tiles: for each block of 16 rows, its
+/// `kb` tiles of 16 × 32 back to back, so every tile load reads 1 KiB of contiguous memory;
+/// zero-padded to `M` a multiple of 32 and `K` a multiple of 32. Products can write their
+/// output straight into one ([`BlockWriter`]), so that a layer's output is the next layer's
+/// input without an f32 round trip.
+#[derive(Debug, Clone)]
+pub struct PackedA {
+    pub m: usize,
+    pub k: usize,
+    mp: usize,
+    kb: usize,
+    tiles: Vec<u16>,
+}
+
+impl PackedA {
+    /// An all-zero `m × k` operand.
+    pub fn zeros(m: usize, k: usize) -> Self {
+        let (mp, kb) = (m.div_ceil(32) * 32, k.div_ceil(32));
+        Self { m, k, mp, kb, tiles: vec![0u16; mp * kb * 32] }
+    }
+
+    /// Rounds the row-major `m × k` matrix `x`.
+    pub fn from_f32(x: &[f32], m: usize, k: usize) -> Self {
+        assert_eq!(x.len(), m * k, "input is not {m} × {k}");
+        let mut a = Self::zeros(m, k);
+        a.fill_rows(|r, out| out.copy_from_slice(&x[r * k..(r + 1) * k]));
+        a
+    }
+
+    /// Overwrites every row `r < m` with the `k` values `row(r, out)` writes into `out`
+    /// (computed in f32, e.g. a LayerNorm, then rounded), in parallel over blocks of 16 rows.
+    pub fn fill_rows(&mut self, row: impl Fn(usize, &mut [f32]) + Sync) {
+        let (m, k, kb) = (self.m, self.k, self.kb);
+        self.tiles.par_chunks_mut(16 * kb * 32).enumerate().for_each_init(|| vec![0f32; k], |buf, (mb, panel)| fill_panel(panel, mb, m, kb, buf, &row));
+    }
+
+    /// [`PackedA::fill_rows`] on the calling thread only.
+    pub fn fill_rows_serial(&mut self, mut row: impl FnMut(usize, &mut [f32])) {
+        let (m, k, kb) = (self.m, self.k, self.kb);
+        let mut buf = vec![0f32; k];
+        for (mb, panel) in self.tiles.chunks_mut(16 * kb * 32).enumerate() {
+            fill_panel(panel, mb, m, kb, &mut buf, &mut row);
+        }
+    }
+
+    /// A writer for products that store their output into this operand block by block.
+    pub fn writer(&mut self) -> BlockWriter<'_> {
+        BlockWriter { ptr: SendPtr(self.tiles.as_mut_ptr()), m: self.m, k: self.k, kb: self.kb, _life: std::marker::PhantomData }
+    }
+}
+
+fn fill_panel(panel: &mut [u16], mb: usize, m: usize, kb: usize, buf: &mut [f32], mut row: impl FnMut(usize, &mut [f32])) {
+    let _ = kb;
+    for r in 0..16 {
+        let rr = mb * 16 + r;
+        if rr >= m {
+            break;
+        }
+        row(rr, buf);
+        for (kt, piece) in buf.chunks(32).enumerate() {
+            bf16::convert(piece, &mut panel[kt * TILE + r * 32..kt * TILE + r * 32 + piece.len()]);
+        }
+    }
+}
+
+/// Stores f32 values into a [`PackedA`] from several tasks at once.
+#[derive(Clone, Copy)]
+pub struct BlockWriter<'a> {
+    ptr: SendPtr<u16>,
+    m: usize,
+    k: usize,
+    kb: usize,
+    _life: std::marker::PhantomData<&'a mut [u16]>,
+}
+
+impl BlockWriter<'_> {
+    /// Stores `vals` (rounded to bf16) at row `r`, columns `c0 .. c0 + vals.len()`; values past
+    /// the matrix are dropped.
+    ///
+    /// # Safety
+    /// No two tasks may store to the same element concurrently.
+    #[inline]
+    pub unsafe fn put_row(&self, r: usize, c0: usize, vals: &[f32]) {
+        if r >= self.m {
+            return;
+        }
+        let (panel, rr) = (r / 16, r % 16);
+        let end = (c0 + vals.len()).min(self.k);
+        let mut c = c0;
+        while c < end {
+            // One run inside one tile row, converted at once.
+            let run = (32 - c % 32).min(end - c);
+            let dst = std::slice::from_raw_parts_mut(self.ptr.0.add((panel * self.kb + c / 32) * TILE + rr * 32 + c % 32), run);
+            bf16::convert(&vals[c - c0..c - c0 + run], dst);
+            c += run;
+        }
     }
 }
 
@@ -99,21 +235,36 @@ const CONFIG: TileConfig = TileConfig {
     rows: [16, 16, 16, 16, 16, 16, 16, 16, 0, 0, 0, 0, 0, 0, 0, 0],
 };
 
+/// Configures this thread's tiles (call before [`block_2x2`], pair with [`release`]).
+#[cfg(target_arch = "x86_64")]
+pub(crate) unsafe fn configure() {
+    std::arch::asm!("ldtilecfg [{0}]", in(reg) &CONFIG as *const TileConfig, options(nostack, readonly));
+}
+
+/// Releases this thread's tile state.
+#[cfg(target_arch = "x86_64")]
+pub(crate) unsafe fn release() {
+    std::arch::asm!("tilerelease", options(nostack, nomem));
+}
+
 /// `c[32][32] (+)= A(two row panels) · B(two column panels)` over `kb` K-tiles: `a0`, `a1` point
 /// at the first tile of the two 16-row panels of A, `b0`, `b1` at the first tile of two
-/// 16-column panels of B (each panel's tiles 1 KiB apart); `c` is row-major with stride 32 and
-/// is read first when `accumulate`. Loads are interleaved with the products so that a tile is
-/// reloaded as soon as the products reading it have issued (tiles are not renamed).
+/// 16-column panels of B (each panel's tiles 1 KiB apart); `c` is row-major with a row stride
+/// of `sc` bytes and is read first when `accumulate`. Loads are interleaved with the products
+/// so that a tile is reloaded as soon as the products reading it have issued (tiles are not
+/// renamed).
 #[cfg(target_arch = "x86_64")]
 #[inline(always)]
-unsafe fn block_2x2(a0: *const u16, a1: *const u16, b0: *const u16, b1: *const u16, kb: usize, c: *mut f32, accumulate: bool) {
+#[allow(clippy::too_many_arguments)]
+pub(crate) unsafe fn block_2x2(a0: *const u16, a1: *const u16, b0: *const u16, b1: *const u16, kb: usize, c: *mut f32, sc: usize, accumulate: bool) {
+    let c1 = (c as *mut u8).add(16 * sc) as *mut f32;
     if accumulate {
         std::arch::asm!(
             "tileloadd tmm0, [{c} + {sc}*1]",
             "tileloadd tmm1, [{c} + {sc}*1 + 64]",
-            "tileloadd tmm2, [{c} + {sc}*1 + 2048]",
-            "tileloadd tmm3, [{c} + {sc}*1 + 2112]",
-            c = in(reg) c, sc = in(reg) 128usize, options(nostack, readonly)
+            "tileloadd tmm2, [{c1} + {sc}*1]",
+            "tileloadd tmm3, [{c1} + {sc}*1 + 64]",
+            c = in(reg) c, c1 = in(reg) c1, sc = in(reg) sc, options(nostack, readonly)
         );
     } else {
         std::arch::asm!("tilezero tmm0", "tilezero tmm1", "tilezero tmm2", "tilezero tmm3", options(nostack, nomem));
@@ -136,18 +287,33 @@ unsafe fn block_2x2(a0: *const u16, a1: *const u16, b0: *const u16, b1: *const u
         "jnz 2b",
         "tilestored [{c} + {sc}*1], tmm0",
         "tilestored [{c} + {sc}*1 + 64], tmm1",
-        "tilestored [{c} + {sc}*1 + 2048], tmm2",
-        "tilestored [{c} + {sc}*1 + 2112], tmm3",
+        "tilestored [{c1} + {sc}*1], tmm2",
+        "tilestored [{c1} + {sc}*1 + 64], tmm3",
         a0 = inout(reg) a0 => _,
         a1 = inout(reg) a1 => _,
         b0 = inout(reg) b0 => _,
         b1 = inout(reg) b1 => _,
         n = inout(reg) kb => _,
         c = in(reg) c,
+        c1 = in(reg) c1,
         sb = in(reg) 64usize,
-        sc = in(reg) 128usize,
+        sc = in(reg) sc,
         options(nostack)
     );
+}
+
+/// `C (mp × np, row stride ldc floats) = A · B` for operands whose `K` tiles match, one thread
+/// (the caller has configured its tiles); for the small products inside attention.
+#[cfg(target_arch = "x86_64")]
+pub(crate) unsafe fn product_into(a: &PackedA, b: &PackedB, c: *mut f32, ldc: usize) {
+    debug_assert_eq!(a.kb, b.kb);
+    for mb in 0..a.mp / 32 {
+        let a0 = a.tiles.as_ptr().add(2 * mb * a.kb * TILE);
+        for pair in 0..b.nb / 2 {
+            let b0 = b.tiles.as_ptr().add(2 * pair * b.kb * TILE);
+            block_2x2(a0, a0.add(a.kb * TILE), b0, b0.add(b.kb * TILE), a.kb, c.add(mb * 32 * ldc + pair * 32), ldc * 4, false);
+        }
+    }
 }
 
 /// K-tiles per pass: a pass's B panels (2 × 8 KiB) stay in L1 while A streams from L2.
@@ -159,27 +325,14 @@ const GROUP: usize = 4;
 /// packed weight; `epilogue(block, m0, n0)` receives each finished block of 32 × 32 f32
 /// (row stride 32) and writes it where it belongs. Panics if AMX is not [`available`].
 pub fn matmul_blocks(x: &[f32], m: usize, w: &PackedB, epilogue: impl Fn(&[f32; 1024], usize, usize) + Sync) {
+    matmul_packed(&PackedA::from_f32(x, m, w.k), w, epilogue)
+}
+
+/// [`matmul_blocks`] for an operand already in tiles.
+pub fn matmul_packed(a: &PackedA, w: &PackedB, epilogue: impl Fn(&[f32; 1024], usize, usize) + Sync) {
     assert!(available(), "AMX is not available on this machine");
-    let k = w.k;
-    assert_eq!(x.len(), m * k, "input is not {m} × {k}");
-    let kb = w.kb;
-    let mp = m.div_ceil(32) * 32;
-    // A in tiles too: for each block of 16 rows, its kb tiles of 16 × 32 bf16 back to back, so
-    // every tile load reads 1 KiB of contiguous memory.
-    let mut a = vec![0u16; mp * kb * 32];
-    a.par_chunks_mut(16 * kb * 32).enumerate().for_each(|(mb, panel)| {
-        for r in 0..16 {
-            let row = mb * 16 + r;
-            if row >= m {
-                break;
-            }
-            let src = &x[row * k..(row + 1) * k];
-            for (kt, piece) in src.chunks(32).enumerate() {
-                bf16::convert(piece, &mut panel[kt * TILE + r * 32..kt * TILE + r * 32 + piece.len()]);
-            }
-        }
-    });
-    let a = &a;
+    assert_eq!(a.k, w.k, "A has {} columns, B {} rows", a.k, w.k);
+    let (kb, mp) = (w.kb, a.mp);
     let pairs = w.nb / 2;
     (0..pairs.div_ceil(GROUP)).into_par_iter().for_each(|g| {
         let group = g * GROUP..((g + 1) * GROUP).min(pairs);
@@ -189,18 +342,18 @@ pub fn matmul_blocks(x: &[f32], m: usize, w: &PackedB, epilogue: impl Fn(&[f32; 
         let mut c = vec![[0f32; 1024]; blocks * group.len()];
         #[cfg(target_arch = "x86_64")]
         unsafe {
-            std::arch::asm!("ldtilecfg [{0}]", in(reg) &CONFIG as *const TileConfig, options(nostack, readonly));
+            configure();
             for k0 in (0..kb).step_by(KC) {
                 let nk = KC.min(kb - k0);
                 for mb in 0..blocks {
-                    let a0 = a.as_ptr().add((2 * mb * kb + k0) * TILE);
+                    let a0 = a.tiles.as_ptr().add((2 * mb * kb + k0) * TILE);
                     for (gi, pair) in group.clone().enumerate() {
                         let b0 = w.tiles.as_ptr().add((2 * pair * kb + k0) * TILE);
-                        block_2x2(a0, a0.add(kb * TILE), b0, b0.add(kb * TILE), nk, c[gi * blocks + mb].as_mut_ptr(), k0 > 0);
+                        block_2x2(a0, a0.add(kb * TILE), b0, b0.add(kb * TILE), nk, c[gi * blocks + mb].as_mut_ptr(), 128, k0 > 0);
                     }
                 }
             }
-            std::arch::asm!("tilerelease", options(nostack, nomem));
+            release();
         }
         for (gi, pair) in group.enumerate() {
             for mb in 0..blocks {

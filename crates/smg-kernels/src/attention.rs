@@ -15,7 +15,11 @@ use rayon::prelude::*;
 #[inline(always)]
 pub fn exp(x: f32) -> f32 {
     let xc = x.clamp(-86.0, 88.0);
-    let n = (xc * std::f32::consts::LOG2_E).round();
+    // Adding 1.5·2²³ rounds to an integer (ties to even) in the low mantissa bits: no call
+    // to a rounding function, which the baseline x86-64 target would not inline.
+    let t = xc * std::f32::consts::LOG2_E + 12_582_912.0;
+    let n = t - 12_582_912.0;
+    let ni = (t.to_bits() as i32).wrapping_sub(0x4B40_0000);
     let r = (xc - n * 0.693_359_4) - n * -2.121_944_4e-4;
     let mut p = 1.0 / 5040.0f32;
     p = p * r + 1.0 / 720.0;
@@ -25,7 +29,7 @@ pub fn exp(x: f32) -> f32 {
     p = p * r + 0.5;
     p = p * r + 1.0;
     p = p * r + 1.0;
-    let y = p * f32::from_bits(((n as i32 + 127) as u32) << 23);
+    let y = p * f32::from_bits(((ni + 127) as u32) << 23);
     if x < -86.0 {
         0.0
     } else {
@@ -33,16 +37,12 @@ pub fn exp(x: f32) -> f32 {
     }
 }
 
-/// Softmax of one row in place.
+/// Softmax of one row in place (max and sum in 16 lanes so that every pass vectorises).
 #[inline(always)]
 fn softmax_row(row: &mut [f32]) {
-    let max = row.iter().fold(f32::NEG_INFINITY, |a, &b| a.max(b));
-    let mut sum = 0.0;
-    for v in row.iter_mut() {
-        *v = exp(*v - max);
-        sum += *v;
-    }
-    let inv = 1.0 / sum;
+    let max = crate::lane_max(row);
+    row.iter_mut().for_each(|v| *v = exp(*v - max));
+    let inv = 1.0 / crate::lane_sum(row);
     row.iter_mut().for_each(|v| *v *= inv);
 }
 
@@ -64,30 +64,105 @@ fn softmax_rows(s: &mut [f32], l: usize) {
 /// `qkv` is `(b·l) × 3d` (for each token: all heads' q, then k, then v, timm's layout), with
 /// `d = heads · hd`; returns the attention output `(b·l) × d` (heads concatenated), before `proj`.
 pub fn attention(qkv: &[f32], b: usize, l: usize, heads: usize, hd: usize) -> Vec<f32> {
+    attention_at(qkv, b, l, heads, hd, crate::Precision::F32)
+}
+
+/// [`attention`] at a precision: with [`Precision::Bf16`](crate::Precision) and AMX, both
+/// products run on bf16 tiles (f32 accumulation, softmax in f32).
+pub fn attention_at(qkv: &[f32], b: usize, l: usize, heads: usize, hd: usize, precision: crate::Precision) -> Vec<f32> {
     let d = heads * hd;
-    assert_eq!(qkv.len(), b * l * 3 * d, "qkv is not {b}·{l} × 3·{d}");
     let mut out = vec![0f32; b * l * d];
     let dst = SendPtr(out.as_mut_ptr());
+    attention_into(qkv, b, l, heads, hd, precision, |r, c0, vals| {
+        let dst = dst;
+        // Safety: each (row, head) segment is written by exactly one task.
+        unsafe { std::ptr::copy_nonoverlapping(vals.as_ptr(), dst.0.add(r * d + c0), vals.len()) };
+    });
+    out
+}
+
+/// The attention kernel with its output handed over row segment by row segment:
+/// `sink(row, column, values)` receives, for every token row of the `(b·l) × d` output, the
+/// `hd` values of one head starting at `column` (each segment exactly once, from several
+/// tasks at once).
+pub fn attention_into(qkv: &[f32], b: usize, l: usize, heads: usize, hd: usize, precision: crate::Precision, sink: impl Fn(usize, usize, &[f32]) + Sync) {
+    let d = heads * hd;
+    assert_eq!(qkv.len(), b * l * 3 * d, "qkv is not {b}·{l} × 3·{d}");
     let scale = (hd as f32).powf(-0.5);
+    if precision == crate::Precision::Bf16 && l >= 16 && crate::amx::available() {
+        #[cfg(target_arch = "x86_64")]
+        return attention_amx(qkv, b, l, heads, hd, scale, &sink);
+    }
     (0..b * heads).into_par_iter().for_each_init(
-        || vec![0f32; l * l],
-        |s, bh| {
-            let dst = dst;
+        || (vec![0f32; l * l], vec![0f32; l * hd]),
+        |(s, o), bh| {
             let (bi, h) = (bh / heads, bh % heads);
             let base = qkv[bi * l * 3 * d..].as_ptr();
-            // Safety: q, k, v are strided views inside `qkv`; this task alone writes columns
-            // h·hd .. (h+1)·hd of rows bi·l .. (bi+1)·l of `out`.
+            // Safety: q, k, v are strided views inside `qkv`.
             unsafe {
                 let (q, k, v) = (base.add(h * hd), base.add(d + h * hd), base.add(2 * d + h * hd));
                 // s (l × l) = q (l × hd, row stride 3d) · kᵀ (hd × l: column stride 3d).
                 gemm_raw(l, l, hd, s.as_mut_ptr(), l, false, q, 3 * d, (k, 3 * d as isize, 1), gemm::Parallelism::None);
                 s.iter_mut().for_each(|x| *x *= scale);
                 softmax_rows(s, l);
-                gemm_raw(l, hd, l, dst.0.add(bi * l * d + h * hd), d, false, s.as_ptr(), l, (v, 1, 3 * d as isize), gemm::Parallelism::None);
+                gemm_raw(l, hd, l, o.as_mut_ptr(), hd, false, s.as_ptr(), l, (v, 1, 3 * d as isize), gemm::Parallelism::None);
+            }
+            for (r, row) in o.chunks(hd).enumerate() {
+                sink(bi * l + r, h * hd, row);
             }
         },
     );
-    out
+}
+
+/// Both products of attention on AMX tiles, one (batch, head) per task: `S = Q·Kᵀ` in f32,
+/// the scaled softmax of each row rounded straight into the tiles of `P`, then `O = P·V`.
+#[cfg(target_arch = "x86_64")]
+fn attention_amx(qkv: &[f32], b: usize, l: usize, heads: usize, hd: usize, scale: f32, sink: &(impl Fn(usize, usize, &[f32]) + Sync)) {
+    use crate::amx::{PackedA, PackedB};
+    let d = heads * hd;
+    let lp = l.div_ceil(32) * 32;
+    let hp = hd.div_ceil(32) * 32;
+    (0..b * heads).into_par_iter().for_each_init(
+        || (PackedA::zeros(l, hd), vec![0f32; lp * lp], PackedA::zeros(l, l), vec![0f32; lp * hp]),
+        |(qa, s, pa, o), bh| {
+            let (bi, h) = (bh / heads, bh % heads);
+            let rows = &qkv[bi * l * 3 * d..(bi + 1) * l * 3 * d];
+            let tok = |t: usize| &rows[t * 3 * d..(t + 1) * 3 * d];
+            qa.fill_rows_serial(|t, out| out.copy_from_slice(&tok(t)[h * hd..(h + 1) * hd]));
+            let kb = PackedB::from_rows(l, hd, |t| &tok(t)[d + h * hd..d + (h + 1) * hd]);
+            unsafe {
+                crate::amx::configure();
+                crate::amx::product_into(qa, &kb, s.as_mut_ptr(), lp);
+            }
+            pa.fill_rows_serial(|r, out| scaled_softmax(&s[r * lp..r * lp + l], scale, out));
+            let vb = PackedB::from_k_rows(hd, l, |t| &tok(t)[2 * d + h * hd..2 * d + (h + 1) * hd]);
+            unsafe {
+                crate::amx::product_into(pa, &vb, o.as_mut_ptr(), hp);
+                crate::amx::release();
+            }
+            for r in 0..l {
+                sink(bi * l + r, h * hd, &o[r * hp..r * hp + hd]);
+            }
+        },
+    );
+}
+
+/// `out = softmax(scale · row)`.
+fn scaled_softmax(row: &[f32], scale: f32, out: &mut [f32]) {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx512f") {
+        unsafe { scaled_softmax_avx512(row, scale, out) };
+        return;
+    }
+    out.iter_mut().zip(row).for_each(|(o, &v)| *o = v * scale);
+    softmax_row(out);
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn scaled_softmax_avx512(row: &[f32], scale: f32, out: &mut [f32]) {
+    out.iter_mut().zip(row).for_each(|(o, &v)| *o = v * scale);
+    softmax_row(out);
 }
 
 #[cfg(test)]
@@ -114,6 +189,17 @@ mod tests {
         let d = heads * hd;
         let qkv: Vec<f32> = (0..b * l * 3 * d).map(|i| ((i * 2654435761usize) % 1000) as f32 / 250.0 - 2.0).collect();
         let out = attention(&qkv, b, l, heads, hd);
+        check(&out, &qkv, b, l, heads, hd, 1e-5);
+        // On AMX: bf16 operands (8 bits), so a looser bound.
+        let (l2, hd2) = (40, 40);
+        let d2 = heads * hd2;
+        let qkv2: Vec<f32> = (0..b * l2 * 3 * d2).map(|i| ((i * 2654435761usize) % 1000) as f32 / 500.0 - 1.0).collect();
+        let out2 = attention_at(&qkv2, b, l2, heads, hd2, crate::Precision::Bf16);
+        check(&out2, &qkv2, b, l2, heads, hd2, 0.03);
+    }
+
+    fn check(out: &[f32], qkv: &[f32], b: usize, l: usize, heads: usize, hd: usize, tol: f64) {
+        let d = heads * hd;
         for bi in 0..b {
             for h in 0..heads {
                 for i in 0..l {
@@ -127,7 +213,7 @@ mod tests {
                     for c in 0..hd {
                         let r: f64 = (0..l).map(|j| w[j] / z * v(j, c)).sum();
                         let got = out[(bi * l + i) * d + h * hd + c] as f64;
-                        assert!((got - r).abs() < 1e-5, "{bi} {h} {i} {c}: {got} vs {r}");
+                        assert!((got - r).abs() < tol, "{bi} {h} {i} {c}: {got} vs {r}");
                     }
                 }
             }

@@ -43,6 +43,23 @@ unsafe fn gelu_avx512(xs: &mut [f32]) {
     xs.iter_mut().for_each(|x| *x = gelu(*x));
 }
 
+/// `dst[i] = gelu(src[i] + bias[i])` (a product's epilogue), vectorised with AVX-512 where the
+/// CPU has it.
+pub fn bias_gelu(src: &[f32], bias: &[f32], dst: &mut [f32]) {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx512f") {
+        unsafe { bias_gelu_avx512(src, bias, dst) };
+        return;
+    }
+    dst.iter_mut().zip(src).zip(bias).for_each(|((d, &s), &b)| *d = gelu(s + b));
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn bias_gelu_avx512(src: &[f32], bias: &[f32], dst: &mut [f32]) {
+    dst.iter_mut().zip(src).zip(bias).for_each(|((d, &s), &b)| *d = gelu(s + b));
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -82,5 +99,9 @@ mod tests {
         let mut v = xs.clone();
         gelu_inplace(&mut v);
         assert!(v.iter().zip(&xs).all(|(a, &x)| *a == gelu(x)));
+        let bias: Vec<f32> = xs.iter().map(|x| x * 0.5).collect();
+        let mut w = vec![0f32; xs.len()];
+        bias_gelu(&xs, &bias, &mut w);
+        assert!(w.iter().zip(xs.iter().zip(&bias)).all(|(a, (&x, &b))| (*a - gelu(x + b)).abs() <= 1e-6 * (1.0 + a.abs())));
     }
 }

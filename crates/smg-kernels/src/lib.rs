@@ -5,6 +5,7 @@
 //! - [`matmul`]: `y = act(x·Wᵀ + b)` with the weight prepared once: AVX-512 f32 through the
 //!   `gemm` crate, or bf16 tiles on Intel AMX ([`amx`]) where the CPU and the kernel allow it.
 //! - [`gelu`]: exact (erf) GELU by a rational approximation that vectorises.
+//! - [`vit`]: a whole pre-norm transformer block fused, bf16 tiles from LayerNorm to residual.
 //! - [`conv1d`]: 1-D convolution and transposed convolution as chunked im2col + gemm, with the
 //!   leaky-ReLU before, and the bias and residual after, fused in.
 //!
@@ -19,6 +20,7 @@ pub mod conv2d;
 pub mod gelu;
 pub mod matmul;
 pub mod snake;
+pub mod vit;
 
 pub use matmul::{Act, PackedWeight, Precision};
 
@@ -53,4 +55,33 @@ unsafe impl<T> Sync for SendPtr<T> {}
 
 pub(crate) fn threads() -> usize {
     rayon::current_num_threads().max(1)
+}
+
+/// Sum of a slice in 16 independent lanes (a plain `iter().sum()` is one serial chain of adds,
+/// as float addition may not be reordered; the lanes let it vectorise).
+#[inline(always)]
+pub(crate) fn lane_sum(xs: &[f32]) -> f32 {
+    let mut acc = [0f32; 16];
+    let chunks = xs.chunks_exact(16);
+    let tail: f32 = chunks.remainder().iter().sum();
+    for c in chunks {
+        for i in 0..16 {
+            acc[i] += c[i];
+        }
+    }
+    acc.iter().sum::<f32>() + tail
+}
+
+/// Largest element of a slice in 16 lanes (−∞ for an empty one), see [`lane_sum`].
+#[inline(always)]
+pub(crate) fn lane_max(xs: &[f32]) -> f32 {
+    let mut acc = [f32::NEG_INFINITY; 16];
+    let chunks = xs.chunks_exact(16);
+    let tail = chunks.remainder().iter().fold(f32::NEG_INFINITY, |a, &b| if b > a { b } else { a });
+    for c in chunks {
+        for i in 0..16 {
+            acc[i] = if c[i] > acc[i] { c[i] } else { acc[i] };
+        }
+    }
+    acc.iter().fold(tail, |a, &b| if b > a { b } else { a })
 }

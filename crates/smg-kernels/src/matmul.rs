@@ -39,7 +39,13 @@ impl PackedWeight {
         Self { n, k, w, tiles: OnceLock::new() }
     }
 
-    fn tiles(&self) -> Option<&amx::PackedB> {
+    /// The f32 weight, row-major `n × k`.
+    pub fn weight(&self) -> &[f32] {
+        &self.w
+    }
+
+    /// The AMX tiles of the weight (packed on first call), `None` without AMX.
+    pub fn tiles(&self) -> Option<&amx::PackedB> {
         self.tiles.get_or_init(|| amx::available().then(|| amx::PackedB::new(&self.w, self.n, self.k))).as_ref()
     }
 

@@ -9,6 +9,7 @@ use candle_nn::{Init, VarBuilder};
 use smg_core::fast::{Act, Linear};
 use smg_core::ops::LayerNorm;
 use serde::{Deserialize, Serialize};
+use std::sync::{Arc, OnceLock};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Config {
@@ -158,6 +159,12 @@ pub struct MaskedVit {
     blocks: Vec<Block>,
     norm: LayerNorm,
     head: Linear,
+    /// The blocks in `smg_kernels::vit` form, built on first fused inference (shared by clones).
+    fused: Arc<OnceLock<Vec<smg_kernels::vit::Block>>>,
+}
+
+fn kernel_norm(ln: &LayerNorm) -> Result<smg_kernels::vit::Norm> {
+    Ok(smg_kernels::vit::Norm { weight: ln.weight.to_vec1()?, bias: ln.bias.to_vec1()?, eps: ln.eps as f32 })
 }
 
 impl MaskedVit {
@@ -178,6 +185,7 @@ impl MaskedVit {
             norm: layer_norm(cfg.dim, vb.pp("norm"))?,
             head: xavier_linear(cfg.dim, cfg.vocab, vb.pp("head"))?,
             config: cfg.clone(),
+            fused: Arc::new(OnceLock::new()),
         })
     }
 
@@ -192,6 +200,20 @@ impl MaskedVit {
     pub fn forward(&self, tokens: &Tensor, cond: &Tensor) -> Result<Tensor> {
         let n = self.config.seq_len();
         let mut h = self.embed(tokens, cond)?;
+        if let Some(x) = self.fused_blocks(&h, |_| ())? {
+            // Final norm and head on the token rows only (the conditioning element is dropped).
+            let (b, d, l) = (tokens.dim(0)?, self.config.dim, n + 1);
+            let norm = kernel_norm(&self.norm)?;
+            let mut rows = vec![0f32; b * n * d];
+            for bi in 0..b {
+                for t in 0..n {
+                    norm.row(&x[(bi * l + t) * d..(bi * l + t + 1) * d], &mut rows[(bi * n + t) * d..(bi * n + t + 1) * d]);
+                }
+            }
+            let head = self.head.dense()?;
+            let y = head.weight.forward(&rows, b * n, Some(&head.bias), smg_core::fast::Act::None, smg_core::fast::precision());
+            return Tensor::from_vec(y, (b, n, self.config.vocab), h.device());
+        }
         for blk in &self.blocks {
             h = blk.forward(&h)?;
         }
@@ -231,11 +253,65 @@ impl MaskedVit {
         let n = self.config.seq_len();
         let mut h = self.embed(tokens, cond)?;
         let mut out = Vec::with_capacity(self.blocks.len());
+        let (b, d) = (tokens.dim(0)?, self.config.dim);
+        let mut means = Vec::new();
+        let fused = self.fused_blocks(&h, |x| {
+            let mut m = vec![0f32; b * d];
+            for bi in 0..b {
+                for t in 0..n {
+                    let row = &x[(bi * (n + 1) + t) * d..(bi * (n + 1) + t + 1) * d];
+                    m[bi * d..(bi + 1) * d].iter_mut().zip(row).for_each(|(m, &v)| *m += v / n as f32);
+                }
+            }
+            means.push(m);
+        })?;
+        if fused.is_some() {
+            return means.into_iter().map(|m| Tensor::from_vec(m, (b, d), h.device())).collect();
+        }
         for blk in &self.blocks {
             h = blk.forward(&h)?;
             out.push(h.narrow(1, 0, n)?.mean(1)?);
         }
         Ok(out)
+    }
+
+    /// The residual stream after every block, by the fused CPU kernels of `smg_kernels::vit`
+    /// (issue 8), calling `each` with it after each block; `None` where they do not apply
+    /// (training, a GPU, `SMG_FAST=0`): the caller then runs the candle blocks.
+    fn fused_blocks(&self, h: &Tensor, mut each: impl FnMut(&[f32])) -> Result<Option<Vec<f32>>> {
+        if !smg_core::fast::eligible(h) || !self.head.is_frozen_cpu() || !self.blocks.iter().all(|b| b.fc1.is_frozen_cpu() && b.attn.qkv.is_frozen_cpu()) {
+            return Ok(None);
+        }
+        let blocks = match self.fused.get() {
+            Some(b) => b,
+            None => {
+                let built = self
+                    .blocks
+                    .iter()
+                    .map(|b| {
+                        Ok(smg_kernels::vit::Block {
+                            norm1: kernel_norm(&b.norm1)?,
+                            qkv: b.attn.qkv.dense()?,
+                            proj: b.attn.proj.dense()?,
+                            norm2: kernel_norm(&b.norm2)?,
+                            fc1: b.fc1.dense()?,
+                            fc2: b.fc2.dense()?,
+                            heads: b.attn.heads,
+                        })
+                    })
+                    .collect::<Result<Vec<_>>>()?;
+                let _ = self.fused.set(built);
+                self.fused.get().expect("just set")
+            }
+        };
+        let (b, l, _) = h.dims3()?;
+        let mut x = h.flatten_all()?.to_vec1::<f32>()?;
+        let precision = smg_core::fast::precision();
+        for blk in blocks {
+            blk.forward(&mut x, b, l, precision);
+            each(&x);
+        }
+        Ok(Some(x))
     }
 
     /// Number of trainable parameters of a model built with `cfg`.

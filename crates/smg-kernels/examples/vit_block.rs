@@ -1,0 +1,56 @@
+//! One paper-ViT block (batch 2 × 266 tokens, width 768, 8 heads, MLP 3072) through
+//! `smg_kernels::vit::Block`, f32 and fused bf16, and attention alone at both precisions;
+//! times ×24 = one forward of the 24-block generator.
+use smg_kernels::attention::attention_at;
+use smg_kernels::vit::{Block, Dense, Norm};
+use smg_kernels::{PackedWeight, Precision};
+use std::time::Instant;
+
+fn data(len: usize, seed: u64, scale: f32) -> Vec<f32> {
+    let mut s = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+    (0..len)
+        .map(|_| {
+            s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            (((s >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0) * scale
+        })
+        .collect()
+}
+
+fn best(reps: usize, mut f: impl FnMut()) -> f64 {
+    f();
+    (0..reps).map(|_| {
+        let t = Instant::now();
+        f();
+        t.elapsed().as_secs_f64()
+    }).fold(f64::INFINITY, f64::min)
+}
+
+fn main() {
+    let (b, l, d, f, heads) = (2usize, 266usize, 768usize, 3072usize, 8usize);
+    let dense = |n: usize, k: usize, seed: u64| Dense { weight: std::sync::Arc::new(PackedWeight::new(data(n * k, seed, (3.0 / k as f32).sqrt()), n, k)), bias: data(n, seed + 100, 0.02) };
+    let norm = || Norm { weight: vec![1.0; d], bias: vec![0.0; d], eps: 1e-6 };
+    let blk = Block { norm1: norm(), qkv: dense(3 * d, d, 2), proj: dense(d, d, 3), norm2: norm(), fc1: dense(f, d, 5), fc2: dense(d, f, 6), heads };
+    let x0 = data(b * l * d, 9, 1.0);
+    let qkv = blk.qkv.weight.forward(&blk.norm1.rows(&x0), b * l, Some(&blk.qkv.bias), smg_kernels::Act::None, Precision::F32);
+    println!("AMX: {}", smg_kernels::amx::available());
+    let only_bf16 = std::env::args().any(|a| a == "bf16");
+    for p in [Precision::F32, Precision::Bf16] {
+        if only_bf16 && p == Precision::F32 {
+            continue;
+        }
+        let att = best(if only_bf16 { 40 } else { 5 }, || {
+            std::hint::black_box(attention_at(&qkv, b, l, heads, d / heads, p));
+        });
+        let mut x = x0.clone();
+        let blk_t = best(if only_bf16 { 40 } else { 5 }, || {
+            x.copy_from_slice(&x0);
+            blk.forward(&mut x, b, l, p);
+        });
+        println!("{p:?}: block ×24 {:.0} ms (attention alone ×24 {:.0} ms)", blk_t * 24e3, att * 24e3);
+    }
+    let (mut a, mut c) = (x0.clone(), x0.clone());
+    blk.forward(&mut a, b, l, Precision::F32);
+    blk.forward(&mut c, b, l, Precision::Bf16);
+    let e = a.iter().zip(&c).map(|(a, c)| (a - c).abs()).fold(0f32, f32::max);
+    println!("bf16 vs f32 block output: max abs diff {e:.4}");
+}
