@@ -42,9 +42,10 @@ fn main() {
             std::hint::black_box(attention_at(&qkv, b, l, heads, d / heads, p));
         });
         let mut x = x0.clone();
+        let mut scratch = smg_kernels::vit::Scratch::default();
         let blk_t = best(if only_bf16 { 40 } else { 5 }, || {
             x.copy_from_slice(&x0);
-            blk.forward(&mut x, b, l, p);
+            blk.forward_with(&mut x, b, l, p, &mut scratch);
         });
         println!("{p:?}: block ×24 {:.0} ms (attention alone ×24 {:.0} ms)", blk_t * 24e3, att * 24e3);
     }

@@ -9,7 +9,7 @@
 //! are not stable. Availability is detected at run time (CPUID, then Linux's `arch_prctl`
 //! permission for the tile data state); `SMG_AMX=0` switches it off.
 
-use crate::{bf16, SendPtr};
+use crate::{bf16, Aligned, SendPtr};
 use rayon::prelude::*;
 use std::sync::OnceLock;
 
@@ -52,7 +52,7 @@ pub struct PackedB {
     pub k: usize,
     kb: usize,
     nb: usize,
-    tiles: Vec<u16>,
+    tiles: Aligned<u16>,
 }
 
 pub(crate) const TILE: usize = 512; // u16 per 1 KiB tile
@@ -68,7 +68,7 @@ impl PackedB {
     pub fn from_rows<'a>(n: usize, k: usize, row: impl Fn(usize) -> &'a [f32] + Sync) -> Self {
         let kb = k.div_ceil(32);
         let nb = n.div_ceil(32) * 2;
-        let mut tiles = vec![0u16; nb * kb * TILE];
+        let mut tiles = Aligned::<u16>::zeroed(nb * kb * TILE);
         let fill = |(b, panel): (usize, &mut [u16])| {
             let mut h = vec![0u16; kb * 32];
             for c in 0..16 {
@@ -98,7 +98,7 @@ impl PackedB {
     pub fn from_k_rows<'a>(n: usize, k: usize, row: impl Fn(usize) -> &'a [f32]) -> Self {
         let kb = k.div_ceil(32);
         let nb = n.div_ceil(32) * 2;
-        let mut tiles = vec![0u16; nb * kb * TILE];
+        let mut tiles = Aligned::<u16>::zeroed(nb * kb * TILE);
         let (mut h0, mut h1) = (vec![0u16; nb * 16], vec![0u16; nb * 16]);
         for kk in (0..k).step_by(2) {
             bf16::convert(&row(kk)[..n], &mut h0[..n]);
@@ -129,14 +129,14 @@ pub struct PackedA {
     pub k: usize,
     mp: usize,
     kb: usize,
-    tiles: Vec<u16>,
+    tiles: Aligned<u16>,
 }
 
 impl PackedA {
     /// An all-zero `m × k` operand.
     pub fn zeros(m: usize, k: usize) -> Self {
         let (mp, kb) = (m.div_ceil(32) * 32, k.div_ceil(32));
-        Self { m, k, mp, kb, tiles: vec![0u16; mp * kb * 32] }
+        Self { m, k, mp, kb, tiles: Aligned::zeroed(mp * kb * 32) }
     }
 
     /// Rounds the row-major `m × k` matrix `x`.
@@ -317,9 +317,9 @@ pub(crate) unsafe fn product_into(a: &PackedA, b: &PackedB, c: *mut f32, ldc: us
 }
 
 /// K-tiles per pass: a pass's B panels (2 × 8 KiB) stay in L1 while A streams from L2.
-const KC: usize = 8;
+const KC: usize = 12;
 /// Column pairs per task.
-const GROUP: usize = 4;
+const GROUP: usize = 3;
 
 /// `out[m][n] = epilogue(row m, columns n0.., the 32 × 32 block)` for `x (m × k)` times the
 /// packed weight; `epilogue(block, m0, n0)` receives each finished block of 32 × 32 f32
@@ -339,28 +339,51 @@ pub fn matmul_packed(a: &PackedA, w: &PackedB, epilogue: impl Fn(&[f32; 1024], u
         let blocks = mp / 32;
         // One task: GROUP column pairs; per K pass, each A panel is read once and used against
         // every pair of the group (from L1), the group's B panels stay in L2.
-        let mut c = vec![[0f32; 1024]; blocks * group.len()];
-        #[cfg(target_arch = "x86_64")]
-        unsafe {
-            configure();
-            for k0 in (0..kb).step_by(KC) {
-                let nk = KC.min(kb - k0);
-                for mb in 0..blocks {
-                    let a0 = a.tiles.as_ptr().add((2 * mb * kb + k0) * TILE);
-                    for (gi, pair) in group.clone().enumerate() {
-                        let b0 = w.tiles.as_ptr().add((2 * pair * kb + k0) * TILE);
-                        block_2x2(a0, a0.add(kb * TILE), b0, b0.add(kb * TILE), nk, c[gi * blocks + mb].as_mut_ptr(), 128, k0 > 0);
+        let need = 1024 * blocks * group.len();
+        // The task's C blocks: a per-thread buffer kept between calls (no allocation or
+        // zeroing per product: the first K pass starts from zeroed tiles).
+        C_BUF.with(|cell| {
+            let mut own;
+            let mut held = cell.try_borrow_mut();
+            let c: &mut Aligned<f32> = match held.as_deref_mut() {
+                Ok(c) => {
+                    if c.len() < need {
+                        *c = Aligned::zeroed(need);
+                    }
+                    c
+                }
+                Err(_) => {
+                    own = Aligned::zeroed(need);
+                    &mut own
+                }
+            };
+            #[cfg(target_arch = "x86_64")]
+            unsafe {
+                configure();
+                for k0 in (0..kb).step_by(KC) {
+                    let nk = KC.min(kb - k0);
+                    for mb in 0..blocks {
+                        let a0 = a.tiles.as_ptr().add((2 * mb * kb + k0) * TILE);
+                        for (gi, pair) in group.clone().enumerate() {
+                            let b0 = w.tiles.as_ptr().add((2 * pair * kb + k0) * TILE);
+                            block_2x2(a0, a0.add(kb * TILE), b0, b0.add(kb * TILE), nk, c.as_mut_ptr().add((gi * blocks + mb) * 1024), 128, k0 > 0);
+                        }
                     }
                 }
+                release();
             }
-            release();
-        }
-        for (gi, pair) in group.enumerate() {
-            for mb in 0..blocks {
-                epilogue(&c[gi * blocks + mb], mb * 32, pair * 32);
+            for (gi, pair) in group.clone().enumerate() {
+                for mb in 0..blocks {
+                    let block: &[f32; 1024] = c[(gi * blocks + mb) * 1024..(gi * blocks + mb + 1) * 1024].try_into().expect("1024");
+                    epilogue(block, mb * 32, pair * 32);
+                }
             }
-        }
+        });
     });
+}
+
+thread_local! {
+    static C_BUF: std::cell::RefCell<Aligned<f32>> = std::cell::RefCell::new(Aligned::zeroed(0));
 }
 
 /// `y = x · Wᵀ` (+ `bias`), `x (m × k)` f32 rounded to bf16, f32 accumulation, `y (m × n)`.

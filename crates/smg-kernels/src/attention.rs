@@ -123,7 +123,7 @@ fn attention_amx(qkv: &[f32], b: usize, l: usize, heads: usize, hd: usize, scale
     let lp = l.div_ceil(32) * 32;
     let hp = hd.div_ceil(32) * 32;
     (0..b * heads).into_par_iter().for_each_init(
-        || (PackedA::zeros(l, hd), vec![0f32; lp * lp], PackedA::zeros(l, l), vec![0f32; lp * hp]),
+        || (PackedA::zeros(l, hd), crate::Aligned::<f32>::zeroed(lp * lp), PackedA::zeros(l, l), crate::Aligned::<f32>::zeroed(lp * hp)),
         |(qa, s, pa, o), bh| {
             let (bi, h) = (bh / heads, bh % heads);
             let rows = &qkv[bi * l * 3 * d..(bi + 1) * l * 3 * d];

@@ -86,14 +86,39 @@ unsafe fn add_block(res: SendPtr<f32>, rows: usize, n: usize, block: &[f32; 1024
     }
 }
 
+/// Buffers of the AMX path kept from one block to the next (allocating and zeroing them per
+/// block cost ≈ 1 ms of a paper block's ≈ 7).
+#[derive(Debug, Default)]
+pub struct Scratch {
+    a: Option<PackedA>,
+    g: Option<PackedA>,
+    qkv: Vec<f32>,
+}
+
+impl Scratch {
+    /// The tile operand `slot` as `m × k`, reused when it already has that shape (its zero
+    /// padding is never written, so it stays zero).
+    fn take(slot: &mut Option<PackedA>, m: usize, k: usize) -> PackedA {
+        match slot.take() {
+            Some(a) if a.m == m && a.k == k => a,
+            _ => PackedA::zeros(m, k),
+        }
+    }
+}
+
 impl Block {
     /// Runs the block on the residual stream `x` (`b·l × d`, row-major, `l` tokens per item).
     pub fn forward(&self, x: &mut [f32], b: usize, l: usize, precision: Precision) {
+        self.forward_with(x, b, l, precision, &mut Scratch::default())
+    }
+
+    /// [`Block::forward`] reusing `scratch` (pass the same one to every block of a model).
+    pub fn forward_with(&self, x: &mut [f32], b: usize, l: usize, precision: Precision, scratch: &mut Scratch) {
         let (m, d) = (b * l, self.norm1.weight.len());
         assert_eq!(x.len(), m * d, "residual stream is not {b}·{l} × {d}");
         let hd = d / self.heads;
         if self.qkv.weight.uses_amx(m, precision) && amx::available() {
-            self.forward_amx(x, b, l, hd);
+            self.forward_amx(x, b, l, hd, scratch);
             return;
         }
         let h = self.norm1.rows(x);
@@ -113,14 +138,15 @@ fn tiles(w: &PackedWeight) -> &amx::PackedB {
 }
 
 impl Block {
-    fn forward_amx(&self, x: &mut [f32], b: usize, l: usize, hd: usize) {
+    fn forward_amx(&self, x: &mut [f32], b: usize, l: usize, hd: usize, scratch: &mut Scratch) {
         let m = b * l;
         let d = self.norm1.weight.len();
         let (f, n3) = (self.fc1.weight.n, self.qkv.weight.n);
         // LN₁ → qkv (f32: attention reads q, k, v per head).
-        let mut a = PackedA::zeros(m, d);
+        let mut a = Scratch::take(&mut scratch.a, m, d);
         a.fill_rows(|r, out| self.norm1.row(&x[r * d..(r + 1) * d], out));
-        let mut qkv = vec![0f32; m * n3];
+        let mut qkv = std::mem::take(&mut scratch.qkv);
+        qkv.resize(m * n3, 0.0);
         let q = SendPtr(qkv.as_mut_ptr());
         let qb = &self.qkv.bias;
         amx::matmul_packed(&a, tiles(&self.qkv.weight), |blk, m0, n0| {
@@ -145,7 +171,7 @@ impl Block {
             let res = res;
             self.norm2.row(unsafe { std::slice::from_raw_parts(res.0.add(r * d), d) }, out)
         });
-        let mut g = PackedA::zeros(m, f);
+        let mut g = Scratch::take(&mut scratch.g, m, f);
         {
             let w = g.writer();
             let fb = &self.fc1.bias;
@@ -160,6 +186,9 @@ impl Block {
             });
         }
         amx::matmul_packed(&g, tiles(&self.fc2.weight), |blk, m0, n0| unsafe { add_block(res, m, d, blk, m0, n0, &self.fc2.bias) });
+        scratch.a = Some(a);
+        scratch.g = Some(g);
+        scratch.qkv = qkv;
     }
 }
 

@@ -307,8 +307,9 @@ impl MaskedVit {
         let (b, l, _) = h.dims3()?;
         let mut x = h.flatten_all()?.to_vec1::<f32>()?;
         let precision = smg_core::fast::precision();
+        let mut scratch = smg_kernels::vit::Scratch::default();
         for blk in blocks {
-            blk.forward(&mut x, b, l, precision);
+            blk.forward_with(&mut x, b, l, precision, &mut scratch);
             each(&x);
         }
         Ok(Some(x))
