@@ -118,6 +118,86 @@ impl PackedB {
     }
 }
 
+impl PackedB {
+    /// An all-zero `B` of `k` rows and `n` columns.
+    pub fn zeros(n: usize, k: usize) -> Self {
+        let (kb, nb) = (k.div_ceil(32), n.div_ceil(32) * 2);
+        Self { n, k, kb, nb, tiles: Aligned::zeroed(nb * kb * TILE) }
+    }
+
+    /// Position of `B[kk][col]` in the tiles.
+    #[inline(always)]
+    fn at(kb: usize, kk: usize, col: usize) -> usize {
+        ((col / 16) * kb + kk / 32) * TILE + ((kk % 32) / 2) * 32 + 2 * (col % 16) + kk % 2
+    }
+
+    /// A writer for products that store their output into this operand from several tasks.
+    pub fn writer(&mut self) -> BWriter<'_> {
+        BWriter { ptr: SendPtr(self.tiles.as_mut_ptr()), n: self.n, k: self.k, kb: self.kb, _life: std::marker::PhantomData }
+    }
+}
+
+/// Stores f32 values into a [`PackedB`] from several tasks at once.
+#[derive(Clone, Copy)]
+pub struct BWriter<'a> {
+    ptr: SendPtr<u16>,
+    n: usize,
+    k: usize,
+    kb: usize,
+    _life: std::marker::PhantomData<&'a mut [u16]>,
+}
+
+impl BWriter<'_> {
+    /// `B[kk0 + i][col] = vals[i]` (a run down one column, e.g. one token's key).
+    ///
+    /// # Safety
+    /// No two tasks may store to the same element concurrently.
+    #[inline]
+    pub unsafe fn put_column(&self, col: usize, kk0: usize, vals: &[f32]) {
+        if col >= self.n {
+            return;
+        }
+        let mut h = [0u16; 32];
+        let len = vals.len().min(self.k.saturating_sub(kk0));
+        if kk0 % 2 == 0 && len <= 32 {
+            // Pairs (kk, kk + 1) are adjacent: one 4-byte store each.
+            bf16::convert(&vals[..len], &mut h[..len]);
+            for p in 0..len / 2 {
+                let at = PackedB::at(self.kb, kk0 + 2 * p, col);
+                (self.ptr.0.add(at) as *mut u32).write(h[2 * p] as u32 | (h[2 * p + 1] as u32) << 16);
+            }
+            if len % 2 == 1 {
+                *self.ptr.0.add(PackedB::at(self.kb, kk0 + len - 1, col)) = h[len - 1];
+            }
+            return;
+        }
+        for (ci, chunk) in vals[..vals.len().min(self.k.saturating_sub(kk0))].chunks(32).enumerate() {
+            bf16::convert(chunk, &mut h[..chunk.len()]);
+            for (i, &v) in h[..chunk.len()].iter().enumerate() {
+                *self.ptr.0.add(PackedB::at(self.kb, kk0 + ci * 32 + i, col)) = v;
+            }
+        }
+    }
+
+    /// `B[kk][col0 + i] = vals[i]` (a run along one row, e.g. one token's value).
+    ///
+    /// # Safety
+    /// No two tasks may store to the same element concurrently.
+    #[inline]
+    pub unsafe fn put_row(&self, kk: usize, col0: usize, vals: &[f32]) {
+        if kk >= self.k {
+            return;
+        }
+        let mut h = [0u16; 32];
+        for (ci, chunk) in vals[..vals.len().min(self.n.saturating_sub(col0))].chunks(32).enumerate() {
+            bf16::convert(chunk, &mut h[..chunk.len()]);
+            for (i, &v) in h[..chunk.len()].iter().enumerate() {
+                *self.ptr.0.add(PackedB::at(self.kb, kk, col0 + ci * 32 + i)) = v;
+            }
+        }
+    }
+}
+
 /// `A` (`M × K`, row-major in meaning) rounded to bf16 in tiles: for each block of 16 rows, its
 /// `kb` tiles of 16 × 32 back to back, so every tile load reads 1 KiB of contiguous memory;
 /// zero-padded to `M` a multiple of 32 and `K` a multiple of 32. Products can write their
@@ -151,7 +231,7 @@ impl PackedA {
     /// (computed in f32, e.g. a LayerNorm, then rounded), in parallel over blocks of 16 rows.
     pub fn fill_rows(&mut self, row: impl Fn(usize, &mut [f32]) + Sync) {
         let (m, k, kb) = (self.m, self.k, self.kb);
-        self.tiles.par_chunks_mut(16 * kb * 32).enumerate().for_each_init(|| vec![0f32; k], |buf, (mb, panel)| fill_panel(panel, mb, m, kb, buf, &row));
+        self.tiles.par_chunks_mut(16 * kb * 32).enumerate().for_each_init(|| vec![0f32; k], |buf, (mb, panel)| fill_panel(panel, mb, m, buf, &row));
     }
 
     /// [`PackedA::fill_rows`] on the calling thread only.
@@ -159,7 +239,7 @@ impl PackedA {
         let (m, k, kb) = (self.m, self.k, self.kb);
         let mut buf = vec![0f32; k];
         for (mb, panel) in self.tiles.chunks_mut(16 * kb * 32).enumerate() {
-            fill_panel(panel, mb, m, kb, &mut buf, &mut row);
+            fill_panel(panel, mb, m, &mut buf, &mut row);
         }
     }
 
@@ -169,16 +249,23 @@ impl PackedA {
     }
 }
 
-fn fill_panel(panel: &mut [u16], mb: usize, m: usize, kb: usize, buf: &mut [f32], mut row: impl FnMut(usize, &mut [f32])) {
-    let _ = kb;
+fn fill_panel(panel: &mut [u16], mb: usize, m: usize, buf: &mut [f32], mut row: impl FnMut(usize, &mut [f32])) {
+    let mut h = [0u16; 32];
     for r in 0..16 {
         let rr = mb * 16 + r;
         if rr >= m {
             break;
         }
         row(rr, buf);
-        for (kt, piece) in buf.chunks(32).enumerate() {
-            bf16::convert(piece, &mut panel[kt * TILE + r * 32..kt * TILE + r * 32 + piece.len()]);
+        // Whole tiles' rows converted straight into place, the last (partial) one via `h`.
+        let full = buf.len() / 32;
+        for kt in 0..full {
+            bf16::convert(&buf[kt * 32..kt * 32 + 32], &mut panel[kt * TILE + r * 32..kt * TILE + r * 32 + 32]);
+        }
+        let rest = &buf[full * 32..];
+        if !rest.is_empty() {
+            bf16::convert(rest, &mut h[..rest.len()]);
+            panel[full * TILE + r * 32..full * TILE + r * 32 + rest.len()].copy_from_slice(&h[..rest.len()]);
         }
     }
 }

@@ -91,7 +91,7 @@ pub fn attention_into(qkv: &[f32], b: usize, l: usize, heads: usize, hd: usize, 
     let scale = (hd as f32).powf(-0.5);
     if precision == crate::Precision::Bf16 && l >= 16 && crate::amx::available() {
         #[cfg(target_arch = "x86_64")]
-        return attention_amx(qkv, b, l, heads, hd, scale, &sink);
+        return attention_amx(qkv, b, l, heads, hd, &sink);
     }
     (0..b * heads).into_par_iter().for_each_init(
         || (vec![0f32; l * l], vec![0f32; l * hd]),
@@ -114,37 +114,143 @@ pub fn attention_into(qkv: &[f32], b: usize, l: usize, heads: usize, hd: usize, 
     );
 }
 
+/// The bf16 tile operands of attention, per (batch item, head): `Q (l × hd)` as the left
+/// operand, `Kᵀ` and `V` as right operands. Filled from the packed `qkv` rows
+/// ([`Heads::from_qkv`]) or, by [`Heads::writer`], straight from the `qkv` product's epilogue.
+#[derive(Debug)]
+pub struct Heads {
+    b: usize,
+    l: usize,
+    heads: usize,
+    hd: usize,
+    q: Vec<crate::amx::PackedA>,
+    k: Vec<crate::amx::PackedB>,
+    v: Vec<crate::amx::PackedB>,
+}
+
+impl Heads {
+    /// Zeroed operands for `b` items of `l` tokens and `heads` heads of width `hd`.
+    pub fn zeros(b: usize, l: usize, heads: usize, hd: usize) -> Self {
+        let n = b * heads;
+        Self {
+            b,
+            l,
+            heads,
+            hd,
+            q: (0..n).map(|_| crate::amx::PackedA::zeros(l, hd)).collect(),
+            k: (0..n).map(|_| crate::amx::PackedB::zeros(l, hd)).collect(),
+            v: (0..n).map(|_| crate::amx::PackedB::zeros(hd, l)).collect(),
+        }
+    }
+
+    /// Whether these operands have this shape (so that they can be reused).
+    pub fn fits(&self, b: usize, l: usize, heads: usize, hd: usize) -> bool {
+        (self.b, self.l, self.heads, self.hd) == (b, l, heads, hd)
+    }
+
+    /// The operands of the packed `qkv` rows `(b·l) × 3d` (timm's layout).
+    pub fn from_qkv(qkv: &[f32], b: usize, l: usize, heads: usize, hd: usize) -> Self {
+        let mut h = Self::zeros(b, l, heads, hd);
+        let w = h.writer();
+        let row = 3 * heads * hd;
+        (0..b * l).into_par_iter().for_each(|r| unsafe { w.put(r, 0, &qkv[r * row..(r + 1) * row]) });
+        h
+    }
+
+    /// A writer that takes `qkv` rows piece by piece, from several tasks at once.
+    pub fn writer(&mut self) -> HeadsWriter<'_> {
+        HeadsWriter {
+            l: self.l,
+            heads: self.heads,
+            hd: self.hd,
+            q: self.q.iter_mut().map(|a| a.writer()).collect(),
+            k: self.k.iter_mut().map(|b| b.writer()).collect(),
+            v: self.v.iter_mut().map(|b| b.writer()).collect(),
+        }
+    }
+}
+
+/// Stores pieces of `qkv` rows into [`Heads`].
+pub struct HeadsWriter<'a> {
+    l: usize,
+    heads: usize,
+    hd: usize,
+    q: Vec<crate::amx::BlockWriter<'a>>,
+    k: Vec<crate::amx::BWriter<'a>>,
+    v: Vec<crate::amx::BWriter<'a>>,
+}
+
+impl HeadsWriter<'_> {
+    /// Stores `vals` as columns `c0 ..` of row `r` (token `r % l` of item `r / l`) of `qkv`.
+    ///
+    /// # Safety
+    /// No two tasks may store the same element concurrently.
+    pub unsafe fn put(&self, r: usize, c0: usize, vals: &[f32]) {
+        let (bi, t) = (r / self.l, r % self.l);
+        let (d, hd) = (self.heads * self.hd, self.hd);
+        let mut c = c0;
+        let end = c0 + vals.len();
+        while c < end {
+            // One run inside one head of one of q, k, v.
+            let (part, h, off) = (c / d, (c % d) / hd, c % hd);
+            let run = (hd - off).min(end - c);
+            let seg = &vals[c - c0..c - c0 + run];
+            let i = bi * self.heads + h;
+            match part {
+                0 => self.q[i].put_row(t, off, seg),
+                1 => self.k[i].put_column(t, off, seg),
+                _ => self.v[i].put_row(t, off, seg),
+            }
+            c += run;
+        }
+    }
+}
+
 /// Both products of attention on AMX tiles, one (batch, head) per task: `S = Q·Kᵀ` in f32,
 /// the scaled softmax of each row rounded straight into the tiles of `P`, then `O = P·V`.
 #[cfg(target_arch = "x86_64")]
-fn attention_amx(qkv: &[f32], b: usize, l: usize, heads: usize, hd: usize, scale: f32, sink: &(impl Fn(usize, usize, &[f32]) + Sync)) {
-    use crate::amx::{PackedA, PackedB};
-    let d = heads * hd;
+fn attention_amx(qkv: &[f32], b: usize, l: usize, heads: usize, hd: usize, sink: &(impl Fn(usize, usize, &[f32]) + Sync)) {
+    attention_heads(&Heads::from_qkv(qkv, b, l, heads, hd), sink)
+}
+
+/// Attention of prepared [`Heads`] on AMX (which must be [`available`](crate::amx::available)),
+/// the output handed to `sink` as in [`attention_into`].
+#[cfg(target_arch = "x86_64")]
+pub fn attention_heads(ops: &Heads, sink: &(impl Fn(usize, usize, &[f32]) + Sync)) {
+    use crate::amx::PackedA;
+    let (b, l, heads, hd) = (ops.b, ops.l, ops.heads, ops.hd);
+    let scale = (hd as f32).powf(-0.5);
     let lp = l.div_ceil(32) * 32;
     let hp = hd.div_ceil(32) * 32;
     (0..b * heads).into_par_iter().for_each_init(
-        || (PackedA::zeros(l, hd), crate::Aligned::<f32>::zeroed(lp * lp), PackedA::zeros(l, l), crate::Aligned::<f32>::zeroed(lp * hp)),
-        |(qa, s, pa, o), bh| {
-            let (bi, h) = (bh / heads, bh % heads);
-            let rows = &qkv[bi * l * 3 * d..(bi + 1) * l * 3 * d];
-            let tok = |t: usize| &rows[t * 3 * d..(t + 1) * 3 * d];
-            qa.fill_rows_serial(|t, out| out.copy_from_slice(&tok(t)[h * hd..(h + 1) * hd]));
-            let kb = PackedB::from_rows(l, hd, |t| &tok(t)[d + h * hd..d + (h + 1) * hd]);
+        // P is l × lp: the padding columns get exp(−∞) = 0 from the softmax itself, so each
+        // row is a whole number of vectors.
+        || (crate::Aligned::<f32>::zeroed(lp * lp), PackedA::zeros(l, lp), crate::Aligned::<f32>::zeroed(lp * hp)),
+        |(s, pa, o), bh| {
+            let bi = bh / heads;
             unsafe {
                 crate::amx::configure();
-                crate::amx::product_into(qa, &kb, s.as_mut_ptr(), lp);
+                crate::amx::product_into(&ops.q[bh], &ops.k[bh], s.as_mut_ptr(), lp);
             }
-            pa.fill_rows_serial(|r, out| scaled_softmax(&s[r * lp..r * lp + l], scale, out));
-            let vb = PackedB::from_k_rows(hd, l, |t| &tok(t)[2 * d + h * hd..2 * d + (h + 1) * hd]);
+            for r in 0..l {
+                s[r * lp + l..(r + 1) * lp].iter_mut().for_each(|v| *v = f32::NEG_INFINITY);
+            }
+            pa.fill_rows_serial(|r, out| scaled_softmax(&s[r * lp..(r + 1) * lp], scale, out));
             unsafe {
-                crate::amx::product_into(pa, &vb, o.as_mut_ptr(), hp);
+                crate::amx::product_into(pa, &ops.v[bh], o.as_mut_ptr(), hp);
                 crate::amx::release();
             }
             for r in 0..l {
-                sink(bi * l + r, h * hd, &o[r * hp..r * hp + hd]);
+                sink(bi * l + r, (bh % heads) * hd, &o[r * hp..r * hp + hd]);
             }
         },
     );
+}
+
+/// AMX is x86-64 only: never called elsewhere ([`crate::amx::available`] is false there).
+#[cfg(not(target_arch = "x86_64"))]
+pub fn attention_heads(_ops: &Heads, _sink: &(impl Fn(usize, usize, &[f32]) + Sync)) {
+    unreachable!("AMX tiles exist on x86-64 only")
 }
 
 /// `out = softmax(scale · row)`.

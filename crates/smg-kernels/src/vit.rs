@@ -2,14 +2,15 @@
 //! `x += proj(attn(qkv(LN₁ x)))`, `x += fc2(GELU(fc1(LN₂ x)))` (SPEC.md §3.2), updating the
 //! residual stream in place.
 //!
-//! At [`Precision::Bf16`] on AMX nothing but the residual stream and `qkv` is held in f32: each
-//! LayerNorm writes its rows straight into the bf16 tiles of the next product, the attention
-//! output goes straight into the tiles of `proj`, `fc1`'s GELU epilogue into the tiles of `fc2`,
+//! At [`Precision::Bf16`] on AMX nothing but the residual stream and the attention scores is
+//! held in f32: each LayerNorm writes its rows straight into the bf16 tiles of the next
+//! product, `qkv`'s epilogue writes each head's q, k and v tiles, the attention output goes
+//! straight into the tiles of `proj`, `fc1`'s GELU epilogue into the tiles of `fc2`,
 //! and `proj` and `fc2` add their output (and bias) onto the residual in their epilogues. At f32
 //! (or without AMX) the same block runs through [`PackedWeight::forward`] and [`attention`].
 
 use crate::amx::{self, PackedA};
-use crate::attention::{attention_at, attention_into};
+use crate::attention::{attention_at, attention_heads, Heads};
 use crate::{gelu, Act, PackedWeight, Precision, SendPtr};
 use rayon::prelude::*;
 
@@ -92,7 +93,7 @@ unsafe fn add_block(res: SendPtr<f32>, rows: usize, n: usize, block: &[f32; 1024
 pub struct Scratch {
     a: Option<PackedA>,
     g: Option<PackedA>,
-    qkv: Vec<f32>,
+    heads: Option<Heads>,
 }
 
 impl Scratch {
@@ -142,28 +143,33 @@ impl Block {
         let m = b * l;
         let d = self.norm1.weight.len();
         let (f, n3) = (self.fc1.weight.n, self.qkv.weight.n);
-        // LN₁ → qkv (f32: attention reads q, k, v per head).
+        // LN₁ → qkv, whose epilogue stores q, k, v straight into each head's tile operands.
         let mut a = Scratch::take(&mut scratch.a, m, d);
         a.fill_rows(|r, out| self.norm1.row(&x[r * d..(r + 1) * d], out));
-        let mut qkv = std::mem::take(&mut scratch.qkv);
-        qkv.resize(m * n3, 0.0);
-        let q = SendPtr(qkv.as_mut_ptr());
-        let qb = &self.qkv.bias;
-        amx::matmul_packed(&a, tiles(&self.qkv.weight), |blk, m0, n0| {
-            let q = q;
-            let cols = 32.min(n3.saturating_sub(n0));
-            for r in 0..32.min(m.saturating_sub(m0)) {
-                // Safety: each (m0, n0) block is written by exactly one task.
-                let dst = unsafe { std::slice::from_raw_parts_mut(q.0.add((m0 + r) * n3 + n0), cols) };
-                dst.iter_mut().zip(&blk[r * 32..r * 32 + cols]).zip(&qb[n0..n0 + cols]).for_each(|((d, &s), &b)| *d = s + b);
-            }
-        });
+        let mut heads = match scratch.heads.take() {
+            Some(h) if h.fits(b, l, self.heads, hd) => h,
+            _ => Heads::zeros(b, l, self.heads, hd),
+        };
+        {
+            let w = heads.writer();
+            let qb = &self.qkv.bias;
+            amx::matmul_packed(&a, tiles(&self.qkv.weight), |blk, m0, n0| {
+                let mut row = [0f32; 32];
+                let cols = 32.min(n3.saturating_sub(n0));
+                for r in 0..32.min(m.saturating_sub(m0)) {
+                    row[..cols].iter_mut().zip(&blk[r * 32..r * 32 + cols]).zip(&qb[n0..n0 + cols]).for_each(|((d, &s), &b)| *d = s + b);
+                    // Safety: each (m0, n0) block is written by exactly one task.
+                    unsafe { w.put(m0 + r, n0, &row[..cols]) };
+                }
+            });
+        }
         // Attention → the tiles of proj's input (reusing LN₁'s buffer).
         {
             let w = a.writer();
             // Safety: every (row, head) segment is handed over exactly once.
-            attention_into(&qkv, b, l, self.heads, hd, Precision::Bf16, |r, c0, vals| unsafe { w.put_row(r, c0, vals) });
+            attention_heads(&heads, &|r, c0, vals: &[f32]| unsafe { w.put_row(r, c0, vals) });
         }
+        scratch.heads = Some(heads);
         let res = SendPtr(x.as_mut_ptr());
         // Safety (both residual epilogues): each block of x is touched by one task.
         amx::matmul_packed(&a, tiles(&self.proj.weight), |blk, m0, n0| unsafe { add_block(res, m, d, blk, m0, n0, &self.proj.bias) });
@@ -188,7 +194,6 @@ impl Block {
         amx::matmul_packed(&g, tiles(&self.fc2.weight), |blk, m0, n0| unsafe { add_block(res, m, d, blk, m0, n0, &self.fc2.bias) });
         scratch.a = Some(a);
         scratch.g = Some(g);
-        scratch.qkv = qkv;
     }
 }
 
