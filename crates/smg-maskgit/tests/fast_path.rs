@@ -1,6 +1,6 @@
-//! The inference fast path of the masked ViT (smg_core::fast: fused linear + GELU, fused
-//! attention; issue 8) against the plain candle ops, on the same seeded weights. Its own test
-//! binary, because it switches the process-wide precision.
+//! The inference fast path of the masked ViT (the fused blocks of `smg_kernels::vit`; issue 8)
+//! against the plain candle ops, on the same seeded weights. Its own test binary, because it
+//! switches the process-wide precision.
 
 use candle_core::{DType, Device, Tensor};
 use smg_core::fast::{set_precision, Precision};
@@ -31,6 +31,14 @@ fn fast_path_matches_plain_ops_in_f32_and_stays_close_in_bf16() {
     println!("max |logit| {scale:.3}: f32 fast path differs by {d32:e}, bf16 by {d16:e}");
     assert!(d32 < 1e-4, "f32 fast path differs by {d32}");
     assert!(d16 < 0.05 * scale.max(1.0), "bf16 fast path differs by {d16}");
+    // The fused blocks also give the probe's per-block features (SPEC.md §7).
+    set_precision(Precision::F32);
+    let (fp, ff) = (plain.block_features(&tokens, &cond).unwrap(), fast.block_features(&tokens, &cond).unwrap());
+    assert_eq!(fp.len(), ff.len());
+    for (a, b) in fp.iter().zip(&ff) {
+        let d = (a - b).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
+        assert!(d < 1e-4, "block features differ by {d}");
+    }
 
     // Sampling on a fixed seed: f32 fast path agrees everywhere; bf16 on most positions.
     let start = Tensor::full(c.mask_id(), (1, c.seq_len()), &dev).unwrap();
