@@ -113,6 +113,9 @@ fn main() {
     let l16 = m.vit.forward(&x2, &c2).unwrap();
     let diff = (&l16 - &l32).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
     let top = l32.abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
+    // Teacher-forced: the most likely code at each position in one forward, f32 vs bf16.
+    let (a32, a16) = (l32.argmax(2).unwrap().flatten_all().unwrap().to_vec1::<u32>().unwrap(), l16.argmax(2).unwrap().flatten_all().unwrap().to_vec1::<u32>().unwrap());
+    let argmax_agree = a32.iter().zip(&a16).filter(|(a, b)| a == b).count() as f64 / a32.len() as f64;
     let sample = |p| {
         set_precision(p);
         let start = Tensor::full(cfg.mask_id(), (1, cfg.seq_len()), &Device::Cpu).unwrap();
@@ -121,7 +124,13 @@ fn main() {
     };
     let (t32, t16) = (sample(Precision::F32), sample(Precision::Bf16));
     let agree = t32.iter().zip(&t16).filter(|(a, b)| a == b).count() as f64 / t32.len() as f64;
-    println!("bf16 vs f32: max |Δlogit| = {diff:.4} (largest logit {top:.3}; tolerance 5% of it: {}), sampled tokens agree on {:.0}% of {} positions (seed 0)", if diff <= 0.05 * top { "ok" } else { "EXCEEDED" }, 100.0 * agree, t32.len());
+    println!(
+        "bf16 vs f32: max |Δlogit| = {diff:.4} (largest logit {top:.3}; tolerance 5% of it: {}); most likely code agrees at {:.0}% of positions in one forward; tokens after 16 sampled iterations agree at {:.0}% of {} (seed 0; one early difference changes every later step)",
+        if diff <= 0.05 * top { "ok" } else { "EXCEEDED" },
+        100.0 * argmax_agree,
+        100.0 * agree,
+        t32.len()
+    );
 
     let torch = torch_reference();
     println!();

@@ -42,6 +42,11 @@ pub struct GenerationEvalArgs {
     generator: Option<PathBuf>,
     #[arg(long)]
     tokenizer: Option<PathBuf>,
+    /// What the judge reads: `mel` (per-band mean and spread of the mel, 160 numbers) or
+    /// `aisfx` (the mean aiSFX embedding of each clip vocoded by Griffin-Lim; all sets, real
+    /// ones included, pass the same vocoder).
+    #[arg(long, default_value = "mel")]
+    features: String,
     /// Also write the report as JSON here.
     #[arg(long)]
     out: Option<PathBuf>,
@@ -59,6 +64,15 @@ pub struct GenerationReport {
     pub cfg_schedule: String,
     pub per_category: usize,
     pub seed: u64,
+    /// What the judge read (`mel` or `aisfx`); reports written before it existed used `mel`.
+    #[serde(default = "mel_features")]
+    pub features: String,
+    #[serde(default)]
+    pub temperature: Option<f64>,
+}
+
+fn mel_features() -> String {
+    "mel".into()
 }
 
 pub fn run(a: &GenerationEvalArgs) -> Result<()> {
@@ -84,18 +98,30 @@ pub fn run(a: &GenerationEvalArgs) -> Result<()> {
         let cats: Vec<String> = idx.iter().map(|&i| ds.records[i].category.clone()).collect();
         Ok((idx, mels, cats))
     };
+    let embedder: Option<Box<dyn smg_embed::Embedder>> = match a.features.as_str() {
+        "mel" => None,
+        "aisfx" => Some(smg_embed::by_name("aisfx", &data_dir(), &Device::Cpu).context("aiSFX weights are fetched by `smg data fetch`")?),
+        f => anyhow::bail!("--features must be mel or aisfx, not {f:?}"),
+    };
+    let feats = |mels: &[ndarray::Array2<f32>], what: &str| -> Result<Vec<Vec<f64>>> {
+        Ok(match &embedder {
+            None => judge::judge_features_all(mels)?,
+            Some(e) => {
+                let bar = indicatif::ProgressBar::new(mels.len() as u64).with_message(format!("Griffin-Lim + aiSFX: {what}"));
+                let f = judge::embedding_features_all(&p, e.as_ref(), mels, || bar.inc(1))?;
+                bar.finish_and_clear();
+                f
+            }
+        })
+    };
     let (_, train_mels, train_y) = part(Split::Train)?;
     let (_, valid_mels, valid_y) = part(Split::Valid)?;
     let (held_idx, held_mels, held_y) = part(split)?;
-    let held_f = judge::judge_features_all(&held_mels)?;
-    eprintln!("fitting the judge on {} real training clips", train_mels.len());
-    let judge = Judge::fit(
-        (&judge::judge_features_all(&train_mels)?, &train_y),
-        (&judge::judge_features_all(&valid_mels)?, &valid_y),
-        &held_f,
-    )?;
+    let held_f = feats(&held_mels, "held-out clips")?;
+    eprintln!("fitting the judge on {} real training clips ({} features)", train_mels.len(), a.features);
+    let judge = Judge::fit((&feats(&train_mels, "training clips")?, &train_y), (&feats(&valid_mels, "validation clips")?, &valid_y), &held_f)?;
     let mut sets = vec![judge.score(&format!("real {} clips", a.split), &held_f, &held_y)?];
-    let rec = judge::judge_features_all(&judge::reconstruct_mels(&p, &held_mels)?)?;
+    let rec = feats(&judge::reconstruct_mels(&p, &held_mels)?, "reconstructions")?;
     sets.push(judge.score("tokenizer reconstructions", &rec, &held_y)?);
     let captions: Vec<(String, String)> = held_idx
         .iter()
@@ -134,7 +160,7 @@ pub fn run(a: &GenerationEvalArgs) -> Result<()> {
             judge::generate_mels(&p, &prompts, &mut s, a.seed, 32, |n| bar.inc(n as u64))?
         };
         bar.finish_and_clear();
-        sets.push(judge.score(&name, &judge::judge_features_all(&mels)?, &labels)?);
+        sets.push(judge.score(&name, &feats(&mels, &name)?, &labels)?);
     }
     let report = GenerationReport {
         categories: judge.classifier.classes.len(),
@@ -146,6 +172,8 @@ pub fn run(a: &GenerationEvalArgs) -> Result<()> {
         cfg_schedule: a.cfg_schedule.clone(),
         per_category: a.per_category,
         seed: a.seed,
+        features: a.features.clone(),
+        temperature: Some(a.temperature),
     };
     print_report(&report);
     if let Some(out) = &a.out {
@@ -157,8 +185,12 @@ pub fn run(a: &GenerationEvalArgs) -> Result<()> {
 
 pub fn print_report(r: &GenerationReport) {
     println!(
-        "judge: logistic regression on mel statistics, {} categories (chance {:.3}), L2 {} (valid accuracy {:.3})",
-        r.categories, r.chance, r.judge_l2, r.judge_valid_accuracy
+        "judge: logistic regression on {}, {} categories (chance {:.3}), L2 {} (valid accuracy {:.3})",
+        if r.features == "aisfx" { "aiSFX embeddings of Griffin-Lim audio" } else { "mel statistics" },
+        r.categories,
+        r.chance,
+        r.judge_l2,
+        r.judge_valid_accuracy
     );
     println!("| set | clips | judged as the intended category | × chance | Fréchet distance to real held-out |");
     println!("|---|---|---|---|---|");

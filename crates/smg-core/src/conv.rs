@@ -227,7 +227,8 @@ impl Conv2d {
         square && crate::fast::eligible(x) && !self.weight.track_op() && self.bias.as_ref().is_none_or(|b| !b.track_op()) && self.weight.device().is_cpu()
     }
 
-    /// The inference path: chunked im2col + gemm per item (`smg_kernels::conv2d`).
+    /// The inference path: chunked im2col + gemm per item (`smg_kernels::conv2d`), with bf16
+    /// products on AMX when the fast path's precision is bf16 ([`crate::fast::precision`]).
     fn forward_fast(&self, x: &Tensor) -> Result<Tensor> {
         let (b, cin, h, w) = x.dims4()?;
         let k = self.kernel()?;
@@ -238,7 +239,8 @@ impl Conv2d {
             candle_core::bail!("conv2d: input {h}×{w} (padding {}) is smaller than the {}×{} kernel", self.padding, k.k, k.k);
         }
         let (oh, ow) = k.out_hw(h, w);
-        let y = crate::fast::with_f32(x, |v| v.chunks(cin * h * w).take(b).flat_map(|item| k.forward(item, h, w)).collect::<Vec<f32>>())?;
+        let p = crate::fast::precision();
+        let y = crate::fast::with_f32(x, |v| v.chunks(cin * h * w).take(b).flat_map(|item| k.forward_at(item, h, w, p)).collect::<Vec<f32>>())?;
         Tensor::from_vec(y, (b, k.cout, oh, ow), x.device())
     }
 }

@@ -18,6 +18,8 @@ pub struct Conv2d {
     pub padding: usize,
     w: Vec<f32>,
     b: Vec<f32>,
+    /// The weight as the left AMX operand (`cout × cin·k·k`), packed on first bf16 use.
+    tiles: std::sync::Arc<std::sync::OnceLock<crate::amx::PackedA>>,
 }
 
 impl Conv2d {
@@ -26,7 +28,7 @@ impl Conv2d {
         let b = b.unwrap_or_else(|| vec![0.0; cout]);
         assert_eq!(b.len(), cout, "conv2d bias is not {cout}");
         assert!(stride >= 1 && k >= 1);
-        Self { cin, cout, k, stride, padding, w, b }
+        Self { cin, cout, k, stride, padding, w, b, tiles: Default::default() }
     }
 
     /// Output size for an `h × w` input.
@@ -37,6 +39,12 @@ impl Conv2d {
 
     /// `y = b + W ∗ x` for `x (cin × h × w)`; returns `cout × oh × ow`.
     pub fn forward(&self, x: &[f32], h: usize, w: usize) -> Vec<f32> {
+        self.forward_at(x, h, w, crate::Precision::F32)
+    }
+
+    /// [`Conv2d::forward`] at a precision: with [`Precision::Bf16`](crate::Precision) on AMX each
+    /// chunk's product is `W (bf16 tiles) · im2col (bf16 tiles)` with f32 accumulation.
+    pub fn forward_at(&self, x: &[f32], h: usize, w: usize, precision: crate::Precision) -> Vec<f32> {
         let (cin, cout, k, s, p) = (self.cin, self.cout, self.k, self.stride, self.padding);
         assert_eq!(x.len(), cin * h * w, "conv2d input is not {cin} × {h} × {w}");
         let (oh, ow) = self.out_hw(h, w);
@@ -51,9 +59,12 @@ impl Conv2d {
         let rows_threads = oh.div_ceil(2 * threads()).max(1);
         let rb = rows_cache.min(rows_threads);
         let out = SendPtr(y.as_mut_ptr());
+        let amx = precision == crate::Precision::Bf16 && crate::amx::available();
+        let wa = if amx { Some(self.tiles.get_or_init(|| crate::amx::PackedA::from_f32(&self.w, cout, ck))) } else { None };
+        let cp = cout.div_ceil(32) * 32;
         (0..oh.div_ceil(rb)).into_par_iter().for_each_init(
-            || vec![0f32; ck * rb * ow],
-            |cols, c| {
+            || (vec![0f32; ck * rb * ow], crate::Aligned::<f32>::zeroed(if amx { cp * (rb * ow).div_ceil(32) * 32 } else { 0 })),
+            |(cols, cbuf), c| {
                 let out = out;
                 let (r0, r1) = (c * rb, (c * rb + rb).min(oh));
                 let n = (r1 - r0) * ow;
@@ -87,6 +98,24 @@ impl Conv2d {
                         }
                     }
                 }
+                #[cfg(target_arch = "x86_64")]
+                if let Some(wa) = wa {
+                    // B = the chunk's im2col columns (ck × n) in bf16 tiles; C = W · B.
+                    let bt = crate::amx::PackedB::from_k_rows(n, ck, |kk| &cols[kk * n..(kk + 1) * n]);
+                    let np = n.div_ceil(32) * 32;
+                    unsafe {
+                        crate::amx::configure();
+                        crate::amx::product_into(wa, &bt, cbuf.as_mut_ptr(), np);
+                        crate::amx::release();
+                        // Safety: this task alone writes positions r0·ow .. r1·ow of every plane.
+                        for co in 0..cout {
+                            let dst = std::slice::from_raw_parts_mut(out.0.add(co * plane + r0 * ow), n);
+                            let bias = self.b[co];
+                            dst.iter_mut().zip(&cbuf[co * np..co * np + n]).for_each(|(d, &v)| *d = v + bias);
+                        }
+                    }
+                    return;
+                }
                 // Safety: this task alone writes positions r0·ow .. r1·ow of every output plane.
                 unsafe {
                     for co in 0..cout {
@@ -113,6 +142,7 @@ mod tests {
             let conv = Conv2d::new(wt.clone(), Some(b.clone()), cin, cout, k, s, p);
             let (oh, ow) = conv.out_hw(h, w);
             let y = conv.forward(&x, h, w);
+            let y16 = conv.forward_at(&x, h, w, crate::Precision::Bf16);
             for co in 0..cout {
                 for oy in 0..oh {
                     for ox in 0..ow {
@@ -129,6 +159,9 @@ mod tests {
                         }
                         let got = y[(co * oh + oy) * ow + ox] as f64;
                         assert!((got - v).abs() < 1e-4, "({cin},{cout},{h},{w},{k},{s},{p}) at {co},{oy},{ox}: {got} vs {v}");
+                        // bf16 operands (8 bits) with f32 accumulation, on AMX where there is one.
+                        let got = y16[(co * oh + oy) * ow + ox] as f64;
+                        assert!((got - v).abs() < 0.02 * ((cin * k * k) as f64).sqrt(), "bf16 ({cin},{cout},{h},{w},{k},{s},{p}) at {co},{oy},{ox}: {got} vs {v}");
                     }
                 }
             }

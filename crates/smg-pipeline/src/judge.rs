@@ -1,7 +1,8 @@
 //! The independent judge of generated audio (issue 7's done-criterion, SPEC.md §10): a
-//! multinomial logistic regression on mel statistics (per-band mean and spread), trained on
-//! real training clips, says which category a clip sounds like; a Fréchet distance on the same features says how far a set of
-//! clips lies from real held-out audio. Neither touches the conditioning encoder, so the judge
+//! multinomial logistic regression on mel statistics (per-band mean and spread) or on the
+//! embeddings of an audio network (aiSFX), trained on real training clips, says which category
+//! a clip sounds like; a Fréchet distance on the same features says how far a set of clips
+//! lies from real held-out audio. Neither touches the conditioning encoder, so the judge
 //! cannot be fooled by a generator that merely pleases CLAP.
 
 use crate::{Pipeline, Result};
@@ -23,6 +24,22 @@ pub fn judge_features(log_mel: &Array2<f32>) -> Result<Vec<f64>> {
 /// Features of many mels.
 pub fn judge_features_all(mels: &[Array2<f32>]) -> Result<Vec<Vec<f64>>> {
     mels.iter().map(judge_features).collect()
+}
+
+/// The judge's features from an audio embedding network instead (e.g. aiSFX, SPEC.md §6): each
+/// mel is vocoded by the pipeline's vocoder and embedded, one mean embedding per clip. Every set
+/// (real training, real held-out, reconstructions, generated) passes the same vocoder, so the
+/// judge compares what the mels hold, not vocoder artefacts.
+pub fn embedding_features_all(p: &Pipeline, embedder: &dyn smg_embed::Embedder, mels: &[Array2<f32>], mut progress: impl FnMut()) -> Result<Vec<Vec<f64>>> {
+    let sr = p.mel.config.sample_rate;
+    mels.iter()
+        .map(|m| {
+            let audio = p.vocoder.synthesize(&p.mel, m)?;
+            let e = embedder.embed_mean(&audio, sr)?;
+            progress();
+            Ok(e)
+        })
+        .collect()
 }
 
 /// One set of clips as the judge sees it.
