@@ -5,7 +5,9 @@
 //!
 //! - `plain`: candle's own ops (`SMG_FAST=0`), this run's baseline;
 //! - `fast f32`: the fused CPU kernels (`smg_kernels`), f32 arithmetic;
-//! - `fast bf16`: the same with bf16 products (f32 accumulation) on AMX where the CPU has it.
+//! - `fast bf16`: the same with bf16 products (f32 accumulation) on AMX where the CPU has it, for
+//!   the ViT and the decoder (`SMG_PRECISION=bf16`), and in a last row for HiFi-GAN's ResBlocks too
+//!   (`SMG_VOCODER_PRECISION=bf16`, which costs some mel-L1: `benches/SPEED.md`).
 //!
 //! The bf16 row is checked against f32 on the same weights: the max abs difference of one
 //! forward's logits (tolerance: 5% of the largest logit) and the share of sampled tokens that
@@ -153,10 +155,15 @@ fn main() {
     println!();
     println!("| pipeline, {audio:.2} s clip | text | 16 CFG iterations | decoder | HiFi-GAN | total | RTF |");
     println!("|---|---|---|---|---|---|---|");
-    let modes: &[(&str, bool, Precision)] = if quick { &[("fast f32", true, Precision::F32), ("fast bf16", true, Precision::Bf16)] } else { &[("candle plain (baseline)", false, Precision::F32), ("fast f32", true, Precision::F32), ("fast bf16", true, Precision::Bf16)] };
-    for &(name, fast, p) in modes {
+    // (name, fast kernels, precision of the ViT and decoder, precision of the vocoder)
+    let mut modes: Vec<(&str, bool, Precision, Precision)> = vec![("fast f32", true, Precision::F32, Precision::F32), ("fast bf16 (vocoder f32)", true, Precision::Bf16, Precision::F32), ("fast bf16, vocoder bf16 too", true, Precision::Bf16, Precision::Bf16)];
+    if !quick {
+        modes.insert(0, ("candle plain (baseline)", false, Precision::F32, Precision::F32));
+    }
+    for &(name, fast, p, vp) in &modes {
         smg_kernels::set_fast(fast);
         set_precision(p);
+        smg_core::fast::set_vocoder_precision(vp);
         let s = run(&m, &cond);
         let total: f64 = s.iter().sum();
         println!("| {name} | {:.2} s | {:.2} s | {:.2} s | {:.2} s | {total:.2} s | {:.2} |", s[0], s[1], s[2], s[3], total / audio);

@@ -1,7 +1,8 @@
 //! Vocoder speed on CPU (issue 6): real-time factor (seconds of compute per second of audio) of
 //! HiFi-GAN universal on a 10 s mel, the straightforward candle port (`forward_plain`: candle's
 //! conv1d / conv_transpose1d, this run's baseline) beside the fused CPU kernels (`forward_fast`,
-//! what `forward` runs on CPU), and of Griffin-Lim (64 iterations). Prints a table; the speed-up
+//! what `forward` runs on CPU; in f32 and with bf16 ResBlock products on AMX, with the bf16
+//! output's signal-to-noise ratio against the f32 one), and of Griffin-Lim (64 iterations). Prints a table; the speed-up
 //! column is the baseline's time over each row's, so the machine's load cancels out.
 //! Run: `cargo bench --bench vocoder` (needs the fetched weights; about a minute on 2 cores).
 
@@ -37,6 +38,17 @@ fn main() {
             println!("| HiFi-GAN universal, candle conv1d (baseline) | {s:.2} | {:.3} | 1.0× |", s / audio_s);
             let f = best_of(3, || g.forward_fast(&mel).unwrap());
             println!("| HiFi-GAN universal, fused CPU kernels (f32) | {f:.2} | {:.3} | {:.1}× |", f / audio_s, s / f);
+            if smg_kernels::amx::available() {
+                // ResBlock products in bf16 on AMX (`SMG_VOCODER_PRECISION=bf16`), against f32.
+                let y32 = g.forward_fast(&mel).unwrap();
+                smg_core::fast::set_vocoder_precision(smg_core::fast::Precision::Bf16);
+                let y16 = g.forward_fast(&mel).unwrap();
+                let h = best_of(3, || g.forward_fast(&mel).unwrap());
+                smg_core::fast::set_vocoder_precision(smg_core::fast::Precision::F32);
+                let d = (&y16 - &y32).unwrap();
+                let snr = 10.0 * (y32.sqr().unwrap().sum_all().unwrap().to_scalar::<f32>().unwrap() / d.sqr().unwrap().sum_all().unwrap().to_scalar::<f32>().unwrap().max(1e-30)).log10();
+                println!("| HiFi-GAN universal, ResBlocks bf16 on AMX (SNR against f32 {snr:.1} dB) | {h:.2} | {:.3} | {:.1}× |", h / audio_s, s / h);
+            }
         }
         Err(e) => println!("| HiFi-GAN universal | skipped: {e} | | |"),
     }

@@ -35,6 +35,32 @@ pub fn set_precision(p: Precision) {
     PRECISION.store(matches!(p, Precision::Bf16) as u8, Ordering::Relaxed);
 }
 
+static VOCODER_PRECISION: AtomicU8 = AtomicU8::new(2);
+
+/// Arithmetic of the vocoders' fast convolutions, apart from [`precision`] because the vocoder
+/// is where bf16 shows: HiFi-GAN universal's held-out mel-L1 rises from 0.175 to 0.187 with
+/// bf16 ResBlocks (16 test clips; `benches/SPEED.md`). Default f32; `SMG_VOCODER_PRECISION=bf16`
+/// or [`set_vocoder_precision`] for the faster products.
+pub fn vocoder_precision() -> Precision {
+    match VOCODER_PRECISION.load(Ordering::Relaxed) {
+        0 => Precision::F32,
+        1 => Precision::Bf16,
+        _ => {
+            let p = match std::env::var("SMG_VOCODER_PRECISION").as_deref() {
+                Ok("bf16") => Precision::Bf16,
+                _ => Precision::F32,
+            };
+            set_vocoder_precision(p);
+            p
+        }
+    }
+}
+
+/// Sets the arithmetic of the vocoders' fast convolutions for the whole process.
+pub fn set_vocoder_precision(p: Precision) {
+    VOCODER_PRECISION.store(matches!(p, Precision::Bf16) as u8, Ordering::Relaxed);
+}
+
 /// Whether `x` may take a fast kernel: CPU, f32, outside any autograd graph, fast path on.
 pub fn eligible(x: &Tensor) -> bool {
     x.device().is_cpu() && x.dtype() == candle_core::DType::F32 && !x.track_op() && smg_kernels::fast_enabled()

@@ -38,13 +38,15 @@ pub struct Conv1d {
     pub padding: usize,
     w: Vec<f32>,
     b: Vec<f32>,
+    /// The weight as the left AMX operand (`cout × cin·k`), packed on first bf16 use.
+    tiles: std::sync::Arc<std::sync::OnceLock<crate::amx::PackedA>>,
 }
 
 impl Conv1d {
     pub fn new(w: Vec<f32>, b: Vec<f32>, cin: usize, cout: usize, k: usize, dilation: usize, padding: usize) -> Self {
         assert_eq!(w.len(), cout * cin * k, "conv1d weight is not {cout} × {cin} × {k}");
         assert_eq!(b.len(), cout, "conv1d bias is not {cout}");
-        Self { cin, cout, k, dilation, padding, w, b }
+        Self { cin, cout, k, dilation, padding, w, b, tiles: Default::default() }
     }
 
     /// Output length for input length `t`.
@@ -55,6 +57,12 @@ impl Conv1d {
     /// `y = b + W ∗ pre(x) (+ residual)` for `x (cin × t)`, `pre` a leaky ReLU slope;
     /// `residual` and the result are `cout × out_len(t)`.
     pub fn forward(&self, x: &[f32], t: usize, pre: Option<f32>, residual: Option<&[f32]>) -> Vec<f32> {
+        self.forward_at(x, t, pre, residual, crate::Precision::F32)
+    }
+
+    /// [`Conv1d::forward`] at a precision: with [`Precision::Bf16`](crate::Precision) on AMX each
+    /// chunk's product is `W (bf16 tiles) · im2col (bf16 tiles)` with f32 accumulation.
+    pub fn forward_at(&self, x: &[f32], t: usize, pre: Option<f32>, residual: Option<&[f32]>, precision: crate::Precision) -> Vec<f32> {
         let (cin, cout, k, d, p) = (self.cin, self.cout, self.k, self.dilation, self.padding);
         assert_eq!(x.len(), cin * t, "conv1d input is not {cin} × {t}");
         let to = self.out_len(t);
@@ -68,9 +76,12 @@ impl Conv1d {
         let ck = cin * k;
         let tb = chunk(ck, to, 16);
         let out = SendPtr(y.as_mut_ptr());
+        let amx = precision == crate::Precision::Bf16 && crate::amx::available();
+        let wa = if amx { Some(self.tiles.get_or_init(|| crate::amx::PackedA::from_f32(&self.w, cout, ck))) } else { None };
+        let cp = cout.div_ceil(32) * 32;
         (0..to.div_ceil(tb)).into_par_iter().for_each_init(
-            || vec![0f32; ck * tb],
-            |cols, c| {
+            || (vec![0f32; ck * tb], crate::Aligned::<f32>::zeroed(if amx { cp * tb.div_ceil(32) * 32 } else { 0 })),
+            |(cols, cbuf), c| {
                 let out = out;
                 let t0 = c * tb;
                 let n = tb.min(to - t0);
@@ -93,6 +104,26 @@ impl Conv1d {
                             }
                         }
                     }
+                }
+                #[cfg(target_arch = "x86_64")]
+                if let Some(wa) = wa {
+                    let bt = crate::amx::PackedB::from_k_rows(n, ck, |kk| &cols[kk * n..(kk + 1) * n]);
+                    let np = n.div_ceil(32) * 32;
+                    unsafe {
+                        crate::amx::configure();
+                        crate::amx::product_into(wa, &bt, cbuf.as_mut_ptr(), np);
+                        crate::amx::release();
+                        // Safety: this task alone writes columns t0..t0+n of every output row.
+                        for co in 0..cout {
+                            let dst = std::slice::from_raw_parts_mut(out.0.add(co * to + t0), n);
+                            let (c, b) = (&cbuf[co * np..co * np + n], self.b[co]);
+                            match residual {
+                                Some(r) => dst.iter_mut().zip(c).zip(&r[co * to + t0..co * to + t0 + n]).for_each(|((y, &v), &r)| *y = v + b + r),
+                                None => dst.iter_mut().zip(c).for_each(|(y, &v)| *y = v + b),
+                            }
+                        }
+                    }
+                    return;
                 }
                 // Safety: this task alone writes columns t0..t0+n of every output row.
                 unsafe {
@@ -230,6 +261,7 @@ mod tests {
             let to = conv.out_len(t);
             let r = data(cout * to, 4);
             let y = conv.forward(&x, t, pre, res.then_some(&r[..]));
+            let y16 = conv.forward_at(&x, t, pre, res.then_some(&r[..]), crate::Precision::Bf16);
             for co in 0..cout {
                 for o in 0..to {
                     let mut v = b[co] as f64 + if res { r[co * to + o] as f64 } else { 0.0 };
@@ -244,6 +276,8 @@ mod tests {
                         }
                     }
                     assert!((y[co * to + o] as f64 - v).abs() < 1e-4, "({cin},{cout},{k},{d},{p},{t}) at {co},{o}");
+                    // bf16 operands with f32 accumulation (on AMX where there is one).
+                    assert!((y16[co * to + o] as f64 - v).abs() < 0.02 * ((cin * k) as f64).sqrt(), "bf16 ({cin},{cout},{k},{d},{p},{t}) at {co},{o}");
                 }
             }
         }

@@ -299,6 +299,9 @@ impl HifiGan {
     /// convolution before it (issue 6). Used by `forward` at inference on CPU.
     pub fn forward_fast(&self, mel: &Tensor) -> Result<Tensor> {
         let nk = self.config.resblock_kernel_sizes.len();
+        // The ResBlock convolutions (most of the work) take bf16 products on AMX when the
+        // vocoder's precision is bf16 (`SMG_VOCODER_PRECISION=bf16`, issue 8).
+        let prec = smg_core::fast::vocoder_precision();
         per_item(mel, self.config.num_mels, "HiFi-GAN", |item, t| {
             let pre = self.conv_pre.kernel()?;
             let mut x = pre.forward(item, t, None, None);
@@ -313,10 +316,10 @@ impl HifiGan {
                     for (j, c1) in rb.convs1.iter().enumerate() {
                         h = match rb.convs2.get(j) {
                             Some(c2) => {
-                                let xt = c1.kernel()?.forward(&h, len, Some(0.1), None);
-                                c2.kernel()?.forward(&xt, len, Some(0.1), Some(&h))
+                                let xt = c1.kernel()?.forward_at(&h, len, Some(0.1), None, prec);
+                                c2.kernel()?.forward_at(&xt, len, Some(0.1), Some(&h), prec)
                             }
-                            None => c1.kernel()?.forward(&h, len, Some(0.1), Some(&h)),
+                            None => c1.kernel()?.forward_at(&h, len, Some(0.1), Some(&h), prec),
                         };
                     }
                     match sum.as_mut() {
