@@ -1,3 +1,5 @@
+//! Attention of one paper block (batch 2 × 266 tokens, 8 heads of 96) on AMX, 200 times: a
+//! loop to profile (`perf record`), not a timer.
 fn main() {
     let (b, l, heads, hd) = (2usize, 266usize, 8usize, 96usize);
     let d = heads * hd;
