@@ -178,8 +178,8 @@ enum TrainCommand {
 
 #[derive(Subcommand)]
 enum EvalCommand {
-    /// Generate from held-out captions with and without CFG; an independent classifier on mel
-    /// statistics judges the category; Fréchet distances to real held-out clips.
+    /// Generate from held-out captions with and without CFG; an independent classifier (on mel
+    /// statistics, or on aiSFX embeddings) judges the category; Fréchet distances to real held-out clips.
     Generation(eval_cmd::GenerationEvalArgs),
     /// Resynthesise held-out clips from their mel with each vocoder: mel-L1 and real-time factor.
     Vocoder(vocoder_cmd::VocoderEvalArgs),
