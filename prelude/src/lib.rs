@@ -47,6 +47,7 @@ pub mod prelude {
     };
     pub use serde_json;
     pub use smg_core::{best_device, DeviceChoice};
+    pub use smg_core::fast::{amx_available, set_precision, set_vocoder_precision, Precision};
     pub use smg_tokenizer::SpecVqGan;
     pub use smg_clap::{AudioEncoder, Conditioner, TextEncoder};
     pub use smg_maskgit::{

@@ -61,6 +61,11 @@ pub fn set_vocoder_precision(p: Precision) {
     VOCODER_PRECISION.store(matches!(p, Precision::Bf16) as u8, Ordering::Relaxed);
 }
 
+/// Whether this machine runs the bf16 products on AMX tiles (else bf16 requests run in f32).
+pub fn amx_available() -> bool {
+    smg_kernels::amx::available()
+}
+
 /// Whether `x` may take a fast kernel: CPU, f32, outside any autograd graph, fast path on.
 pub fn eligible(x: &Tensor) -> bool {
     x.device().is_cpu() && x.dtype() == candle_core::DType::F32 && !x.track_op() && smg_kernels::fast_enabled()
