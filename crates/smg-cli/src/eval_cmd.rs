@@ -22,7 +22,7 @@ pub struct GenerationEvalArgs {
     #[arg(long, default_value_t = 3.0)]
     cfg: f64,
     /// CFG schedule of the guided run: `linear` (0 → scale, the paper's warm-up),
-    /// `linear-from-conditional` (1 → scale) or `constant`.
+    /// `linear-from-conditional` (1 → scale), `linear-to-conditional` (scale → 1) or `constant`.
     #[arg(long, default_value = "linear")]
     cfg_schedule: String,
     /// Also judge unconditional samples (null condition).
@@ -136,7 +136,8 @@ pub fn run(a: &GenerationEvalArgs) -> Result<()> {
         "linear" => Guidance::Linear(a.cfg),
         "constant" => Guidance::Constant(a.cfg),
         "linear-from-conditional" => Guidance::LinearFromConditional(a.cfg),
-        s => anyhow::bail!("--cfg-schedule must be linear, linear-from-conditional or constant, not {s:?}"),
+        "linear-to-conditional" => Guidance::LinearToConditional(a.cfg),
+        s => anyhow::bail!("--cfg-schedule must be linear, linear-from-conditional, linear-to-conditional or constant, not {s:?}"),
     };
     let mut runs = vec![
         (format!("generated, CFG {} ({})", a.cfg, a.cfg_schedule), guided, false),

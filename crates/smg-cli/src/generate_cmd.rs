@@ -63,7 +63,8 @@ pub fn generate(prompt: &str, cfg: f64, schedule: &str, output: &std::path::Path
         (c, "constant") => Guidance::Constant(c),
         (c, "linear") => Guidance::Linear(c),
         (c, "linear-from-conditional") => Guidance::LinearFromConditional(c),
-        (_, s) => anyhow::bail!("--cfg-schedule must be constant, linear or linear-from-conditional, not {s:?}"),
+        (c, "linear-to-conditional") => Guidance::LinearToConditional(c),
+        (_, s) => anyhow::bail!("--cfg-schedule must be constant, linear, linear-from-conditional or linear-to-conditional, not {s:?}"),
     };
     let p = pipeline(a, true)?;
     let out = p.text_to_audio(&[prompt], &sampler(a, g))?;

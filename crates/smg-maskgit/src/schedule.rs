@@ -56,6 +56,10 @@ pub enum Guidance {
     /// Linear warm-up 1 → scale: starts from the plain conditional model rather than the
     /// unconditional one (the `(1+w)ℓc − w·ℓu`, w: 0 → scale−1, form of Besnier's MaskGIT).
     LinearFromConditional(f64),
+    /// Linear decay scale → 1: full guidance while the first iterations lay out most of the
+    /// grid, the plain conditional model for the last tokens (not in the paper; its mirror
+    /// image, tried for issue 7's Fréchet criterion).
+    LinearToConditional(f64),
 }
 
 impl CfgSchedule for Guidance {
@@ -65,6 +69,7 @@ impl CfgSchedule for Guidance {
             Guidance::Constant(s) => s,
             Guidance::Linear(s) => s * i as f64 / (t.max(2) - 1) as f64,
             Guidance::LinearFromConditional(s) => 1.0 + (s - 1.0) * i as f64 / (t.max(2) - 1) as f64,
+            Guidance::LinearToConditional(s) => s + (1.0 - s) * i as f64 / (t.max(2) - 1) as f64,
         }
     }
     fn needs_uncond(&self) -> bool {

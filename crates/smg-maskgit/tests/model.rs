@@ -132,6 +132,8 @@ fn guidance_schedules_have_their_endpoints() {
     let g = Guidance::LinearFromConditional(3.0);
     assert_eq!((g.scale(0, t), g.scale(t - 1, t)), (1.0, 3.0));
     assert!((g.scale(5, t) - (1.0 + 2.0 * 5.0 / 15.0)).abs() < 1e-12);
+    let d = Guidance::LinearToConditional(3.0);
+    assert_eq!((d.scale(0, t), d.scale(t - 1, t)), (3.0, 1.0));
     assert_eq!(Guidance::Constant(2.0).scale(7, t), 2.0);
     assert!(!Guidance::Off.needs_uncond() && g.needs_uncond());
 }
