@@ -51,7 +51,7 @@ pub mod prelude {
     pub use smg_tokenizer::SpecVqGan;
     pub use smg_clap::{AudioEncoder, Conditioner, TextEncoder};
     pub use smg_maskgit::{
-        tasks::Grid, CfgSchedule, Guidance, Gumbel, MaskSchedule, MaskedVit, Remask, RemaskRule, Sampler, Schedule,
+        tasks::Grid, CfgSchedule, Guidance, Gumbel, Rescaled, MaskSchedule, MaskedVit, Remask, RemaskRule, Sampler, Schedule,
         Temperature,
     };
     pub use smg_pipeline::{judge, low_frequency_replacement, represent, Generated, Pipeline, Vocoder};

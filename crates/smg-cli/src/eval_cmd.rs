@@ -25,6 +25,9 @@ pub struct GenerationEvalArgs {
     /// `linear-from-conditional` (1 → scale), `linear-to-conditional` (scale → 1) or `constant`.
     #[arg(long, default_value = "linear")]
     cfg_schedule: String,
+    /// Guidance rescale φ ∈ [0, 1] of the guided run (0: plain CFG; `smg_maskgit::Rescaled`).
+    #[arg(long, default_value_t = 0.0)]
+    cfg_rescale: f64,
     /// Also judge unconditional samples (null condition).
     #[arg(long)]
     unconditional: bool,
@@ -47,6 +50,14 @@ pub struct GenerationEvalArgs {
     /// ones included, pass the same vocoder).
     #[arg(long, default_value = "mel")]
     features: String,
+    /// Prompts per held-out clip (cycling through its captions) for a second generated set per
+    /// setting whose category mix is the held-out set's own; Fréchet distances are compared on
+    /// these. 0: only the category-balanced set.
+    #[arg(long, default_value_t = 4)]
+    fd_per_clip: usize,
+    /// Bootstrap resamples of the paired Fréchet difference, CFG − no CFG.
+    #[arg(long, default_value_t = 500)]
+    bootstrap: usize,
     /// Also write the report as JSON here.
     #[arg(long)]
     out: Option<PathBuf>,
@@ -62,6 +73,9 @@ pub struct GenerationReport {
     pub sets: Vec<SetScore>,
     pub cfg: f64,
     pub cfg_schedule: String,
+    /// Guidance rescale φ of the guided run (0 or absent: plain CFG).
+    #[serde(default)]
+    pub cfg_rescale: f64,
     pub per_category: usize,
     pub seed: u64,
     /// What the judge read (`mel` or `aisfx`); reports written before it existed used `mel`.
@@ -69,6 +83,12 @@ pub struct GenerationReport {
     pub features: String,
     #[serde(default)]
     pub temperature: Option<f64>,
+    /// Prompts per held-out clip of the held-out-mix sets (0 or absent: none were made).
+    #[serde(default)]
+    pub fd_per_clip: usize,
+    /// FD(CFG) − FD(no CFG) on the held-out-mix sets, with its paired bootstrap interval.
+    #[serde(default)]
+    pub fd_difference: Option<smg_eval::FdDifference>,
 }
 
 fn mel_features() -> String {
@@ -132,24 +152,26 @@ pub fn run(a: &GenerationEvalArgs) -> Result<()> {
         .collect();
     let prompts = judge::balanced_prompts(&captions, a.per_category);
     let labels: Vec<String> = prompts.iter().map(|c| c.0.clone()).collect();
-    let guided = match a.cfg_schedule.as_str() {
-        "linear" => Guidance::Linear(a.cfg),
-        "constant" => Guidance::Constant(a.cfg),
-        "linear-from-conditional" => Guidance::LinearFromConditional(a.cfg),
-        "linear-to-conditional" => Guidance::LinearToConditional(a.cfg),
-        s => anyhow::bail!("--cfg-schedule must be linear, linear-from-conditional, linear-to-conditional or constant, not {s:?}"),
-    };
-    let mut runs = vec![
-        (format!("generated, CFG {} ({})", a.cfg, a.cfg_schedule), guided, false),
-        ("generated, no CFG".to_string(), Guidance::Off, false),
+    let clips: Vec<(String, Vec<String>)> = held_idx.iter().map(|&i| (ds.records[i].category.clone(), ds.records[i].captions.clone())).collect();
+    if let Some((i, _)) = clips.iter().enumerate().find(|(_, c)| c.1.is_empty()) {
+        anyhow::bail!("held-out clip {} ({}) has no captions", i, ds.records[held_idx[i]].category);
+    }
+    let matched = judge::matched_prompts(&clips, a.fd_per_clip);
+    let matched_labels: Vec<String> = matched.iter().map(|c| c.0.clone()).collect();
+    let mut matched_feats: Vec<Vec<Vec<f64>>> = Vec::new();
+    let guided = crate::generate_cmd::guidance(a.cfg, &a.cfg_schedule, a.cfg_rescale)?;
+    let rescaled = if a.cfg_rescale > 0.0 { format!(", rescale {}", a.cfg_rescale) } else { String::new() };
+    let mut runs: Vec<(String, Box<dyn smg_maskgit::CfgSchedule>, bool)> = vec![
+        (format!("generated, CFG {} ({}{rescaled})", a.cfg, a.cfg_schedule), guided, false),
+        ("generated, no CFG".to_string(), Box::new(Guidance::Off), false),
     ];
     if a.unconditional {
-        runs.push(("generated, unconditional".to_string(), Guidance::Off, true));
+        runs.push(("generated, unconditional".to_string(), Box::new(Guidance::Off), true));
     }
     for (name, guidance, uncond) in runs {
         let mut s = Sampler {
             iterations: a.steps,
-            guidance: Box::new(guidance),
+            guidance,
             temperature: Box::new(Gumbel::Annealed(a.temperature)),
             ..Default::default()
         };
@@ -162,7 +184,21 @@ pub fn run(a: &GenerationEvalArgs) -> Result<()> {
         };
         bar.finish_and_clear();
         sets.push(judge.score(&name, &feats(&mels, &name)?, &labels)?);
+        if !uncond && !matched.is_empty() {
+            let bar = indicatif::ProgressBar::new(matched.len() as u64).with_message(format!("{name}, held-out mix"));
+            bar.set_style(indicatif::ProgressStyle::with_template("{msg} {bar:30} {pos}/{len} [{elapsed}<{eta}]")?);
+            // Seeds apart from the balanced set's; the same for every setting, so the sets pair up.
+            let mels = judge::generate_mels(&p, &matched, &mut s, a.seed + 100_000, 32, |n| bar.inc(n as u64))?;
+            bar.finish_and_clear();
+            let f = feats(&mels, &name)?;
+            sets.push(judge.score(&format!("{name}, held-out mix"), &f, &matched_labels)?);
+            matched_feats.push(f);
+        }
     }
+    let fd_difference = match matched_feats.as_slice() {
+        [guided, plain, ..] => Some(smg_eval::paired_fd_difference(guided, plain, &held_f, a.fd_per_clip, a.bootstrap, a.seed)?),
+        _ => None,
+    };
     let report = GenerationReport {
         categories: judge.classifier.classes.len(),
         chance: judge.chance(),
@@ -171,10 +207,13 @@ pub fn run(a: &GenerationEvalArgs) -> Result<()> {
         sets,
         cfg: a.cfg,
         cfg_schedule: a.cfg_schedule.clone(),
+        cfg_rescale: a.cfg_rescale,
         per_category: a.per_category,
         seed: a.seed,
         features: a.features.clone(),
         temperature: Some(a.temperature),
+        fd_per_clip: a.fd_per_clip,
+        fd_difference,
     };
     print_report(&report);
     if let Some(out) = &a.out {
@@ -197,6 +236,17 @@ pub fn print_report(r: &GenerationReport) {
     println!("|---|---|---|---|---|");
     for s in &r.sets {
         println!("| {} | {} | {:.3} | {:.1} | {:.3} |", s.name, s.clips, s.accuracy, s.accuracy / r.chance, s.frechet);
+    }
+    if let Some(d) = &r.fd_difference {
+        println!(
+            "Fréchet distance CFG − no CFG, prompts in the held-out mix ({} per clip): {:+.3} (90% paired bootstrap interval {:+.3} … {:+.3}; CFG closer in {:.0}% of {} resamples)",
+            r.fd_per_clip,
+            d.delta,
+            d.low,
+            d.high,
+            100.0 * d.a_closer,
+            d.resamples
+        );
     }
 }
 

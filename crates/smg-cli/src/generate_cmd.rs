@@ -4,7 +4,7 @@ use crate::{data_dir, load_tokenizer, repo_dir};
 use anyhow::{Context, Result};
 use candle_core::Device;
 use smg_audio::{GriffinLimConfig, MelTransform, WavEncoding};
-use smg_maskgit::{Guidance, Gumbel, Sampler};
+use smg_maskgit::{CfgSchedule, Guidance, Gumbel, Rescaled, Sampler};
 use smg_pipeline::{Pipeline, Vocoder};
 use std::path::PathBuf;
 
@@ -47,8 +47,27 @@ fn pipeline(a: &SampleArgs, with_text: bool) -> Result<Pipeline> {
     })
 }
 
-fn sampler(a: &SampleArgs, guidance: Guidance) -> Sampler {
-    Sampler { iterations: a.steps, guidance: Box::new(guidance), temperature: Box::new(Gumbel::Annealed(a.temperature)), seed: a.seed, ..Default::default() }
+fn sampler(a: &SampleArgs, guidance: Box<dyn CfgSchedule>) -> Sampler {
+    Sampler { iterations: a.steps, guidance, temperature: Box::new(Gumbel::Annealed(a.temperature)), seed: a.seed, ..Default::default() }
+}
+
+/// The guidance that `--cfg SCALE --cfg-schedule NAME --cfg-rescale PHI` name (SPEC.md §3.6;
+/// scale 0 = off): `constant`, `linear` (0 → scale, the paper's warm-up),
+/// `linear-from-conditional` (1 → scale) or `linear-to-conditional` (scale → 1), with guidance
+/// rescale φ ∈ [0, 1] (`smg_maskgit::Rescaled`; 0 = plain CFG).
+pub fn guidance(cfg: f64, schedule: &str, rescale: f64) -> Result<Box<dyn CfgSchedule>> {
+    let g = match (cfg, schedule) {
+        (c, _) if c == 0.0 => return Ok(Box::new(Guidance::Off)),
+        (c, "constant") => Guidance::Constant(c),
+        (c, "linear") => Guidance::Linear(c),
+        (c, "linear-from-conditional") => Guidance::LinearFromConditional(c),
+        (c, "linear-to-conditional") => Guidance::LinearToConditional(c),
+        (_, s) => anyhow::bail!("--cfg-schedule must be constant, linear, linear-from-conditional or linear-to-conditional, not {s:?}"),
+    };
+    if !(0.0..=1.0).contains(&rescale) {
+        anyhow::bail!("--cfg-rescale must be in [0, 1], not {rescale}");
+    }
+    Ok(if rescale > 0.0 { Box::new(Rescaled { guidance: g, phi: rescale }) } else { Box::new(g) })
 }
 
 fn write(out: &std::path::Path, audio: &[f32]) -> Result<()> {
@@ -57,15 +76,7 @@ fn write(out: &std::path::Path, audio: &[f32]) -> Result<()> {
     Ok(())
 }
 
-pub fn generate(prompt: &str, cfg: f64, schedule: &str, output: &std::path::Path, a: &SampleArgs) -> Result<()> {
-    let g = match (cfg, schedule) {
-        (c, _) if c == 0.0 => Guidance::Off,
-        (c, "constant") => Guidance::Constant(c),
-        (c, "linear") => Guidance::Linear(c),
-        (c, "linear-from-conditional") => Guidance::LinearFromConditional(c),
-        (c, "linear-to-conditional") => Guidance::LinearToConditional(c),
-        (_, s) => anyhow::bail!("--cfg-schedule must be constant, linear, linear-from-conditional or linear-to-conditional, not {s:?}"),
-    };
+pub fn generate(prompt: &str, g: Box<dyn CfgSchedule>, output: &std::path::Path, a: &SampleArgs) -> Result<()> {
     let p = pipeline(a, true)?;
     let out = p.text_to_audio(&[prompt], &sampler(a, g))?;
     write(output, &out.audio[0])
@@ -74,13 +85,13 @@ pub fn generate(prompt: &str, cfg: f64, schedule: &str, output: &std::path::Path
 pub fn inpaint(audio: &std::path::Path, from: f64, to: f64, output: &std::path::Path, a: &SampleArgs) -> Result<()> {
     let p = pipeline(a, false)?;
     let x = smg_audio::load_mono(audio, 22050)?;
-    let out = p.inpaint(&x, from, to, &sampler(a, Guidance::Off))?;
+    let out = p.inpaint(&x, from, to, &sampler(a, Box::new(Guidance::Off)))?;
     write(output, &out.audio[0])
 }
 
 pub fn bwe(audio: &std::path::Path, cutoff: f64, lfr: bool, output: &std::path::Path, a: &SampleArgs) -> Result<()> {
     let p = pipeline(a, false)?;
     let x = smg_audio::load_mono(audio, 22050)?;
-    let out = p.bandwidth_extension(&x, cutoff, lfr, &sampler(a, Guidance::Off))?;
+    let out = p.bandwidth_extension(&x, cutoff, lfr, &sampler(a, Box::new(Guidance::Off)))?;
     write(output, &out.audio[0])
 }

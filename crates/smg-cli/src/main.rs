@@ -67,6 +67,10 @@ enum Command {
         /// `linear-from-conditional` (1 → scale).
         #[arg(long, default_value = "constant")]
         cfg_schedule: String,
+        /// Guidance rescale φ ∈ [0, 1]: keeps the conditional model's sharpness under guidance
+        /// (0 = plain CFG; see TRAINING.md for what it does to the small generator).
+        #[arg(long, default_value_t = 0.0)]
+        cfg_rescale: f64,
         #[command(flatten)]
         sample: generate_cmd::SampleArgs,
     },
@@ -409,7 +413,9 @@ fn run(cli: Cli) -> Result<()> {
             smg_audio::write_wav(&output, &y, mt.config.sample_rate, WavEncoding::Pcm16)?;
             eprintln!("wrote {} ({:.2} s)", output.display(), y.len() as f64 / mt.config.sample_rate as f64);
         }
-        Command::Generate { prompt, output, cfg, cfg_schedule, sample } => generate_cmd::generate(&prompt, cfg, &cfg_schedule, &output, &sample)?,
+        Command::Generate { prompt, output, cfg, cfg_schedule, cfg_rescale, sample } => {
+            generate_cmd::generate(&prompt, generate_cmd::guidance(cfg, &cfg_schedule, cfg_rescale)?, &output, &sample)?
+        }
         Command::Inpaint { audio, from, to, output, sample } => generate_cmd::inpaint(&audio, from, to, &output, &sample)?,
         Command::Bwe { audio, cutoff, lfr, output, sample } => generate_cmd::bwe(&audio, cutoff, lfr, &output, &sample)?,
         Command::Plot { command: PlotCommand::Metrics { log, x, y, title, log_y, output } } => {

@@ -8,11 +8,13 @@ pub mod features;
 pub mod frechet;
 pub mod logistic;
 pub mod metrics;
+pub mod paired;
 pub mod probe;
 
 pub use features::{band_mean_std, mel_statistics, MEL_STAT_DIM};
 pub use frechet::{frechet_distance, Gaussian};
 pub use logistic::{LogisticRegression, LogisticConfig};
+pub use paired::{paired_fd_difference, FdDifference};
 pub use metrics::{average_precision, macro_scores, roc_auc, MacroScores};
 pub use probe::{LinearProbe, ProbeConfig, ProbeData};
 

@@ -9,7 +9,7 @@ pub mod train;
 pub mod vit;
 
 pub use sampler::{SampleOutput, Sampler, Step};
-pub use schedule::{CfgSchedule, Guidance, Gumbel, MaskSchedule, Remask, RemaskRule, Schedule, Temperature};
+pub use schedule::{CfgSchedule, Guidance, Gumbel, Rescaled, MaskSchedule, Remask, RemaskRule, Schedule, Temperature};
 pub use vit::{Config, MaskedVit};
 
 #[derive(Debug, thiserror::Error)]

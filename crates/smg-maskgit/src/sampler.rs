@@ -74,6 +74,10 @@ impl Sampler {
         }
         for i in 0..self.iterations {
             let (tau, s) = (self.temperature.at(i, self.iterations), self.guidance.scale(i, self.iterations));
+            let phi = self.guidance.rescale(i, self.iterations);
+            if !(0.0..=1.0).contains(&phi) {
+                return Err(MaskGitError::Invalid(format!("guidance rescale must be in [0, 1], got {phi} at step {i}")));
+            }
             if !(tau >= 0.0 && tau.is_finite()) {
                 return Err(MaskGitError::Invalid(format!("Gumbel temperature must be finite and ≥ 0, got {tau} at step {i}")));
             }
@@ -112,7 +116,16 @@ impl Sampler {
             let s = self.guidance.scale(i, t_total);
             let l = if uncond {
                 let (lc, lu) = (logits.narrow(0, 0, b)?, logits.narrow(0, b, b)?);
-                (&lu + ((&lc - &lu)? * s)?)?
+                let g = (&lu + ((&lc - &lu)? * s)?)?;
+                match self.guidance.rescale(i, t_total) {
+                    phi if phi > 0.0 => {
+                        let spread = |t: &Tensor| -> Result<Tensor> { Ok(t.var_keepdim(candle_core::D::Minus1)?.sqrt()?) };
+                        // φ·σc/σg + (1 − φ), per position; σg = 0 only when every logit is equal.
+                        let f = ((spread(&lc)? / (spread(&g)? + 1e-12)?)? * phi)? + (1.0 - phi);
+                        g.broadcast_mul(&f?)?
+                    }
+                    _ => g,
+                }
             } else {
                 logits
             };

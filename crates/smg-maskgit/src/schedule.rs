@@ -43,6 +43,36 @@ pub trait CfgSchedule: std::fmt::Debug {
     fn needs_uncond(&self) -> bool {
         true
     }
+    /// Guidance rescale φ ∈ [0, 1] at step `i` of `t` (0: plain CFG). See [`Rescaled`].
+    fn rescale(&self, _i: usize, _t: usize) -> f64 {
+        0.0
+    }
+}
+
+/// Any guidance schedule with *guidance rescale* (Lin et al. 2024, "Common diffusion noise
+/// schedules and sample steps are flawed", §3.4), carried over to logits: at every position the
+/// guided logits ℓ are scaled so that their spread over the codebook matches the conditional
+/// logits', ℓ ← φ·ℓ·σ(ℓc)/σ(ℓ) + (1 − φ)·ℓ. Guidance still decides *which* codes gain, but the
+/// guided distribution keeps the conditional model's sharpness instead of the (s·ℓc − (s−1)·ℓu)
+/// one, which is about s times sharper and collapses the diversity of the samples. Because a
+/// softmax ignores shifts, this is a per-position temperature σ(ℓ)/σ(ℓc) at φ = 1. Not in the
+/// paper; added for issue 7's Fréchet criterion.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Rescaled<G> {
+    pub guidance: G,
+    pub phi: f64,
+}
+
+impl<G: CfgSchedule> CfgSchedule for Rescaled<G> {
+    fn scale(&self, i: usize, t: usize) -> f64 {
+        self.guidance.scale(i, t)
+    }
+    fn needs_uncond(&self) -> bool {
+        self.guidance.needs_uncond()
+    }
+    fn rescale(&self, _i: usize, _t: usize) -> f64 {
+        self.phi
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]

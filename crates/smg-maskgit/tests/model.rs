@@ -137,3 +137,30 @@ fn guidance_schedules_have_their_endpoints() {
     assert_eq!(Guidance::Constant(2.0).scale(7, t), 2.0);
     assert!(!Guidance::Off.needs_uncond() && g.needs_uncond());
 }
+
+#[test]
+fn guidance_rescale_keeps_the_conditional_sharpness() {
+    use smg_maskgit::Rescaled;
+    let m = model(&tiny(), 2);
+    let start = Tensor::full(16u32, (2, 8), &Device::Cpu).unwrap();
+    let c = cond(2, 8);
+    let run = |g: Box<dyn smg_maskgit::CfgSchedule>| {
+        let out = Sampler { iterations: 2, guidance: g, seed: 3, keep_history: true, ..Default::default() }.sample(&m, &start, &c).unwrap();
+        // Mean probability of the tokens sampled at the first step (all positions unknown).
+        let conf = &out.history[0].confidence;
+        let mean = conf.iter().flatten().sum::<f32>() / conf.iter().flatten().count() as f32;
+        (out.tokens.to_vec2::<u32>().unwrap(), mean)
+    };
+    let (plain_tokens, plain) = run(Box::new(Guidance::Constant(8.0)));
+    let (zero_tokens, _) = run(Box::new(Rescaled { guidance: Guidance::Constant(8.0), phi: 0.0 }));
+    assert_eq!(plain_tokens, zero_tokens, "φ = 0 is plain guidance");
+    let (_, rescaled) = run(Box::new(Rescaled { guidance: Guidance::Constant(8.0), phi: 1.0 }));
+    let (_, conditional) = run(Box::new(Guidance::Off));
+    assert!(plain > rescaled, "guidance sharpens ({plain}), rescaling undoes it ({rescaled})");
+    assert!((rescaled - conditional).abs() < (plain - conditional).abs(), "{rescaled} vs conditional {conditional}, plain {plain}");
+    let err = Sampler { iterations: 2, guidance: Box::new(Rescaled { guidance: Guidance::Constant(3.0), phi: 1.5 }), ..Default::default() }
+        .sample(&m, &start, &c)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("rescale"), "{err}");
+}

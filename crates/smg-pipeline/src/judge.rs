@@ -113,6 +113,19 @@ pub fn balanced_prompts(captions: &[(String, String)], per_category: usize) -> V
     out
 }
 
+/// `per_clip` prompts for every held-out clip, cycling through that clip's captions
+/// (`captions[i]` = (category, the clip's captions)): the generated set then has the category
+/// mix of the held-out set itself, so a Fréchet distance to that set compares like with like
+/// (a category-balanced set is measured against a reference that is not balanced, and the
+/// more faithfully a sampler follows its prompts, the more that mismatch costs it).
+pub fn matched_prompts(clips: &[(String, Vec<String>)], per_clip: usize) -> Vec<(String, String)> {
+    clips
+        .iter()
+        .filter(|(_, caps)| !caps.is_empty())
+        .flat_map(|(cat, caps)| (0..per_clip).map(move |i| (cat.clone(), caps[i % caps.len()].clone())))
+        .collect()
+}
+
 /// Generates one clip per prompt (batches of `batch`, batch `k` with seed `seed + k`, so a run is
 /// reproducible) and returns the mels (decoder output, no vocoder) in prompt order.
 pub fn generate_mels(
@@ -175,5 +188,18 @@ mod tests {
         let p = balanced_prompts(&caps, 3);
         let got: Vec<(&str, &str)> = p.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
         assert_eq!(got, vec![("cat", "b"), ("cat", "b"), ("cat", "b"), ("dog", "a"), ("dog", "c"), ("dog", "a")]);
+    }
+
+    #[test]
+    fn matched_prompts_keep_the_clip_mix() {
+        let clips = vec![
+            ("dog".to_string(), vec!["a".to_string(), "b".to_string()]),
+            ("dog".to_string(), vec!["c".to_string()]),
+            ("cat".to_string(), vec![]),
+            ("cat".to_string(), vec!["d".to_string()]),
+        ];
+        let p = matched_prompts(&clips, 3);
+        let got: Vec<(&str, &str)> = p.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
+        assert_eq!(got, vec![("dog", "a"), ("dog", "b"), ("dog", "a"), ("dog", "c"), ("dog", "c"), ("dog", "c"), ("cat", "d"), ("cat", "d"), ("cat", "d")]);
     }
 }
