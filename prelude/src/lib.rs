@@ -51,8 +51,8 @@ pub mod prelude {
     pub use smg_tokenizer::SpecVqGan;
     pub use smg_clap::{AudioEncoder, Conditioner, TextEncoder};
     pub use smg_maskgit::{
-        tasks::Grid, CfgSchedule, Guidance, Gumbel, Rescaled, MaskSchedule, MaskedVit, Remask, RemaskRule, Sampler, Schedule,
-        Temperature,
+        tasks::Grid, CfgSchedule, Draw, Guidance, Gumbel, Rescaled, MaskSchedule, MaskedVit, Remask, RemaskRule, Sampler, Schedule,
+        Temperature, TokenDraw,
     };
     pub use smg_pipeline::{judge, low_frequency_replacement, represent, Generated, Pipeline, Vocoder};
     pub use smg_embed::{fad_between, Aisfx, Clip, Embedder, FadReport, MelStats, Vggish};

@@ -35,6 +35,10 @@ pub struct GenerationEvalArgs {
     steps: usize,
     #[arg(long, default_value_t = 1.5)]
     temperature: f64,
+    /// How each token is drawn, in every generated set: `categorical` (the paper's), `top-p:P`,
+    /// `top-k:K` or `temperature:T`.
+    #[arg(long, default_value = "categorical")]
+    draw: smg_maskgit::Draw,
     #[arg(long, default_value_t = 0)]
     seed: u64,
     /// Held-out split whose captions prompt and whose clips are the reference.
@@ -83,6 +87,9 @@ pub struct GenerationReport {
     pub features: String,
     #[serde(default)]
     pub temperature: Option<f64>,
+    /// How tokens were drawn (`--draw`); absent in reports written before it existed: categorical.
+    #[serde(default)]
+    pub draw: Option<String>,
     /// Prompts per held-out clip of the held-out-mix sets (0 or absent: none were made).
     #[serde(default)]
     pub fd_per_clip: usize,
@@ -173,6 +180,7 @@ pub fn run(a: &GenerationEvalArgs) -> Result<()> {
             iterations: a.steps,
             guidance,
             temperature: Box::new(Gumbel::Annealed(a.temperature)),
+            draw: Box::new(a.draw),
             ..Default::default()
         };
         let bar = indicatif::ProgressBar::new(prompts.len() as u64).with_message(name.clone());
@@ -212,6 +220,7 @@ pub fn run(a: &GenerationEvalArgs) -> Result<()> {
         seed: a.seed,
         features: a.features.clone(),
         temperature: Some(a.temperature),
+        draw: Some(a.draw.to_string()),
         fd_per_clip: a.fd_per_clip,
         fd_difference,
     };
@@ -232,6 +241,9 @@ pub fn print_report(r: &GenerationReport) {
         r.judge_l2,
         r.judge_valid_accuracy
     );
+    if let Some(d) = r.draw.as_deref().filter(|d| *d != "categorical") {
+        println!("tokens drawn with {d} in every generated set");
+    }
     println!("| set | clips | judged as the intended category | × chance | Fréchet distance to real held-out |");
     println!("|---|---|---|---|---|");
     for s in &r.sets {

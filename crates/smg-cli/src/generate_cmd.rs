@@ -17,6 +17,10 @@ pub struct SampleArgs {
     /// Gumbel temperature of the re-masking confidence, annealed to 0 (paper: 1.5).
     #[arg(long, default_value_t = 1.5)]
     temperature: f64,
+    /// How each token is drawn: `categorical` (the paper's), `top-p:P` (nucleus),
+    /// `top-k:K` or `temperature:T` (softmax temperature).
+    #[arg(long, default_value = "categorical")]
+    draw: smg_maskgit::Draw,
     #[arg(long, default_value_t = 0)]
     seed: u64,
     /// Generator folder (default: the shipped small generator).
@@ -48,7 +52,7 @@ fn pipeline(a: &SampleArgs, with_text: bool) -> Result<Pipeline> {
 }
 
 fn sampler(a: &SampleArgs, guidance: Box<dyn CfgSchedule>) -> Sampler {
-    Sampler { iterations: a.steps, guidance, temperature: Box::new(Gumbel::Annealed(a.temperature)), seed: a.seed, ..Default::default() }
+    Sampler { iterations: a.steps, guidance, temperature: Box::new(Gumbel::Annealed(a.temperature)), draw: Box::new(a.draw), seed: a.seed, ..Default::default() }
 }
 
 /// The guidance that `--cfg SCALE --cfg-schedule NAME --cfg-rescale PHI` name (SPEC.md §3.6;

@@ -1,6 +1,6 @@
 //! SpecMaskGIT proper (SPEC.md §3): the masked ViT over tokenizer grids and its iterative
 //! sampler, with the sampler's pieces (mask schedule, guidance schedule, Gumbel temperature,
-//! re-masking rule) as small traits, and the masks of the zero-shot tasks.
+//! re-masking rule, token draw) as small traits, and the masks of the zero-shot tasks.
 
 pub mod sampler;
 pub mod schedule;
@@ -9,7 +9,7 @@ pub mod train;
 pub mod vit;
 
 pub use sampler::{SampleOutput, Sampler, Step};
-pub use schedule::{CfgSchedule, Guidance, Gumbel, Rescaled, MaskSchedule, Remask, RemaskRule, Schedule, Temperature};
+pub use schedule::{CfgSchedule, Draw, Guidance, Gumbel, MaskSchedule, Remask, RemaskRule, Rescaled, Schedule, Temperature, TokenDraw};
 pub use vit::{Config, MaskedVit};
 
 #[derive(Debug, thiserror::Error)]

@@ -3,7 +3,7 @@
 //! unconditional passes batched together. All randomness comes from one seeded RNG on the CPU,
 //! so the same seed gives the same tokens on any device.
 
-use crate::schedule::{CfgSchedule, Guidance, Gumbel, MaskSchedule, Remask, RemaskRule, Schedule, Temperature};
+use crate::schedule::{CfgSchedule, Draw, Guidance, Gumbel, MaskSchedule, Remask, RemaskRule, Schedule, Temperature, TokenDraw};
 use crate::{MaskGitError, MaskedVit, Result};
 use candle_core::{DType, Tensor};
 use rand::{Rng, SeedableRng};
@@ -16,6 +16,8 @@ pub struct Sampler {
     pub guidance: Box<dyn CfgSchedule>,
     pub temperature: Box<dyn Temperature>,
     pub remask: Box<dyn RemaskRule>,
+    /// How a token is drawn from the guided distribution (default: the paper's categorical draw).
+    pub draw: Box<dyn TokenDraw>,
     pub seed: u64,
     /// Keep every iteration's tokens and confidences in the output.
     pub keep_history: bool,
@@ -23,7 +25,7 @@ pub struct Sampler {
 
 impl Default for Sampler {
     /// The paper's settings: 16 iterations, cosine schedule, CFG 3 with linear warm-up, Gumbel 1.5
-    /// annealed, lowest-confidence re-masking.
+    /// annealed, lowest-confidence re-masking, categorical draws.
     fn default() -> Self {
         Self {
             iterations: 16,
@@ -31,6 +33,7 @@ impl Default for Sampler {
             guidance: Box::new(Guidance::Linear(3.0)),
             temperature: Box::new(Gumbel::Annealed(1.5)),
             remask: Box::new(Remask::LowestConfidence),
+            draw: Box::new(Draw::Categorical),
             seed: 0,
             keep_history: false,
         }
@@ -66,6 +69,7 @@ impl Sampler {
         if self.iterations == 0 {
             return Err(MaskGitError::Invalid("the sampler needs at least 1 iteration".into()));
         }
+        self.draw.check().map_err(MaskGitError::Invalid)?;
         if unknown > 0 && self.iterations > unknown {
             return Err(MaskGitError::Invalid(format!(
                 "{} iterations for {unknown} masked tokens: use at most one iteration per masked token",
@@ -129,7 +133,7 @@ impl Sampler {
             } else {
                 logits
             };
-            let logp: Vec<Vec<Vec<f32>>> = crate::vit::log_softmax(&l)?.to_device(&candle_core::Device::Cpu)?.to_vec3()?;
+            let mut logp: Vec<Vec<Vec<f32>>> = crate::vit::log_softmax(&l)?.to_device(&candle_core::Device::Cpu)?.to_vec3()?;
             let tau = self.temperature.at(i, t_total);
             let ratio = self.schedule.mask_ratio((i + 1) as f64 / t_total as f64);
             let mut step = Step { sampled: Vec::new(), masked: Vec::new(), confidence: Vec::new() };
@@ -141,10 +145,11 @@ impl Sampler {
                     if cur[r][p] != mask_id {
                         continue;
                     }
-                    let row = &logp[r][p];
+                    let row = &mut logp[r][p];
                     if row.iter().any(|x| !x.is_finite() && *x != f32::NEG_INFINITY) || row.iter().all(|x| *x == f32::NEG_INFINITY) {
                         return Err(MaskGitError::Invalid(format!("non-finite logits at iteration {i}, row {r}, position {p}")));
                     }
+                    self.draw.filter(&mut row[..v], i, t_total);
                     // Categorical sample = argmax(log p + Gumbel).
                     let (mut best, mut arg) = (f64::NEG_INFINITY, 0usize);
                     for (k, &lp) in row.iter().enumerate().take(v) {

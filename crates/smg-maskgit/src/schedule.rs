@@ -154,3 +154,113 @@ impl RemaskRule for Remask {
         }
     }
 }
+
+/// How a token is drawn at an unknown position: a filter that turns that position's (guided)
+/// log-probabilities into the ones it is sampled from, in place. The sampler draws the token and
+/// takes its confidence from the filtered distribution, so the re-masking rule sees the same
+/// distribution the token came from.
+pub trait TokenDraw: std::fmt::Debug {
+    /// Rewrites `logp` (log-probabilities over the codebook, summing to 1) at step `i` of `t`;
+    /// codes that may not be drawn get −∞. The result must again sum to 1.
+    fn filter(&self, logp: &mut [f32], i: usize, t: usize);
+    /// Rejects settings that make no sense (a clear message), before any decoding.
+    fn check(&self) -> std::result::Result<(), String> {
+        Ok(())
+    }
+}
+
+/// The usual ways to draw a token. [`Draw::Categorical`] is the paper's (MaskGIT, MAGE: a
+/// categorical draw from the softmax, SPEC.md §3.6). The others cut the tail a label-smoothed
+/// model (ε = 0.1 spreads a tenth of the mass over all codes, SPEC.md §3.5) keeps, from which a
+/// plain draw picks a near-random code about once in ten.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Draw {
+    /// A plain categorical draw (the paper's).
+    Categorical,
+    /// Softmax temperature T: log p / T, renormalised (Besnier's MaskGIT `sm_temp`); T < 1 sharpens.
+    Temperature(f64),
+    /// Nucleus sampling (Holtzman et al. 2020): the fewest most likely codes whose probability
+    /// reaches p, renormalised.
+    TopP(f64),
+    /// The k most likely codes, renormalised.
+    TopK(usize),
+}
+
+/// `logp` renormalised in place (log-sum-exp over the finite entries).
+fn renormalise(logp: &mut [f32]) {
+    let max = logp.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let sum: f64 = logp.iter().map(|&x| ((x - max) as f64).exp()).sum();
+    let lse = max as f64 + sum.ln();
+    logp.iter_mut().for_each(|x| *x = (*x as f64 - lse) as f32);
+}
+
+/// Keeps the `keep` most likely codes (ties broken by code index), the rest to −∞.
+fn keep_top(logp: &mut [f32], keep: usize) {
+    if keep >= logp.len() {
+        return;
+    }
+    let mut order: Vec<usize> = (0..logp.len()).collect();
+    order.sort_by(|&a, &b| logp[b].total_cmp(&logp[a]).then(a.cmp(&b)));
+    for &k in &order[keep..] {
+        logp[k] = f32::NEG_INFINITY;
+    }
+}
+
+impl TokenDraw for Draw {
+    fn filter(&self, logp: &mut [f32], _i: usize, _t: usize) {
+        match *self {
+            Draw::Categorical => return,
+            Draw::Temperature(t) => logp.iter_mut().for_each(|x| *x = (*x as f64 / t) as f32),
+            Draw::TopK(k) => keep_top(logp, k),
+            Draw::TopP(p) => {
+                let mut probs: Vec<f32> = logp.iter().map(|&x| x.exp()).collect();
+                probs.sort_by(|a, b| b.total_cmp(a));
+                let (mut acc, mut keep) = (0f64, 0usize);
+                while keep < probs.len() && (keep == 0 || acc < p) {
+                    acc += probs[keep] as f64;
+                    keep += 1;
+                }
+                keep_top(logp, keep);
+            }
+        }
+        renormalise(logp);
+    }
+
+    fn check(&self) -> std::result::Result<(), String> {
+        match *self {
+            Draw::Temperature(t) if !(t > 0.0 && t.is_finite()) => Err(format!("softmax temperature must be finite and > 0, got {t}")),
+            Draw::TopP(p) if !(p > 0.0 && p <= 1.0) => Err(format!("top-p must be in (0, 1], got {p}")),
+            Draw::TopK(0) => Err("top-k must keep at least 1 code".into()),
+            _ => Ok(()),
+        }
+    }
+}
+
+impl std::str::FromStr for Draw {
+    type Err = String;
+    /// `categorical`, `temperature:T`, `top-p:P` or `top-k:K` (the command line's `--draw`).
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        let bad = || format!("a draw is categorical, temperature:T, top-p:P or top-k:K, not {s:?}");
+        let d = match s.split_once(':') {
+            None if s == "categorical" => Draw::Categorical,
+            Some(("temperature", v)) => Draw::Temperature(v.parse().map_err(|_| bad())?),
+            Some(("top-p", v)) => Draw::TopP(v.parse().map_err(|_| bad())?),
+            Some(("top-k", v)) => Draw::TopK(v.parse().map_err(|_| bad())?),
+            _ => return Err(bad()),
+        };
+        d.check()?;
+        Ok(d)
+    }
+}
+
+impl std::fmt::Display for Draw {
+    /// The form [`Draw::from_str`](std::str::FromStr) reads.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Draw::Categorical => write!(f, "categorical"),
+            Draw::Temperature(t) => write!(f, "temperature:{t}"),
+            Draw::TopP(p) => write!(f, "top-p:{p}"),
+            Draw::TopK(k) => write!(f, "top-k:{k}"),
+        }
+    }
+}

@@ -164,3 +164,72 @@ fn guidance_rescale_keeps_the_conditional_sharpness() {
         .to_string();
     assert!(err.contains("rescale"), "{err}");
 }
+
+/// A log-probability row from probabilities.
+fn logp_row(p: &[f32]) -> Vec<f32> {
+    p.iter().map(|x| x.ln()).collect()
+}
+
+fn probs(l: &[f32]) -> Vec<f32> {
+    l.iter().map(|x| x.exp()).collect()
+}
+
+#[test]
+fn token_draws_filter_the_distribution() {
+    use smg_maskgit::{Draw, TokenDraw};
+    let close = |a: &[f32], b: &[f32]| a.iter().zip(b).all(|(x, y)| (x - y).abs() < 1e-5);
+    let base = [0.5f32, 0.25, 0.15, 0.1];
+    let run = |d: Draw| {
+        let mut l = logp_row(&base);
+        d.filter(&mut l, 0, 4);
+        probs(&l)
+    };
+    assert!(close(&run(Draw::Categorical), &base));
+    // Top-p 0.7: 0.5 alone is short of it, 0.5 + 0.25 reaches it.
+    assert!(close(&run(Draw::TopP(0.7)), &[2.0 / 3.0, 1.0 / 3.0, 0.0, 0.0]), "{:?}", run(Draw::TopP(0.7)));
+    assert!(close(&run(Draw::TopP(1.0)), &base));
+    assert!(close(&run(Draw::TopP(0.1)), &[1.0, 0.0, 0.0, 0.0]));
+    assert!(close(&run(Draw::TopK(3)), &[0.5 / 0.9, 0.25 / 0.9, 0.15 / 0.9, 0.0]));
+    // Temperature 0.5 squares the probabilities (then renormalises); 1 changes nothing.
+    let sq: f32 = base.iter().map(|p| p * p).sum();
+    assert!(close(&run(Draw::Temperature(0.5)), &base.map(|p| p * p / sq)));
+    assert!(close(&run(Draw::Temperature(1.0)), &base));
+    // Parsing and guards.
+    assert_eq!("top-p:0.9".parse::<Draw>().unwrap(), Draw::TopP(0.9));
+    assert_eq!("categorical".parse::<Draw>().unwrap(), Draw::Categorical);
+    assert_eq!("top-k:32".parse::<Draw>().unwrap(), Draw::TopK(32));
+    assert_eq!("temperature:0.7".parse::<Draw>().unwrap(), Draw::Temperature(0.7));
+    assert_eq!(Draw::TopP(0.9).to_string().parse::<Draw>().unwrap(), Draw::TopP(0.9));
+    for bad in ["top-p:0", "top-p:1.5", "temperature:0", "temperature:-1", "top-k:0", "nucleus", "top-p:x"] {
+        assert!(bad.parse::<Draw>().is_err(), "{bad}");
+    }
+}
+
+#[test]
+fn sampler_draws_only_inside_the_nucleus() {
+    use smg_maskgit::Draw;
+    let cfg = tiny();
+    let m = model(&cfg, 4);
+    let start = Tensor::full(16u32, (3, 8), &Device::Cpu).unwrap();
+    let c = cond(3, 8);
+    let s = |d: Draw| Sampler { iterations: 4, guidance: Box::new(Guidance::Constant(2.0)), draw: Box::new(d), seed: 5, keep_history: true, ..Default::default() };
+    // Categorical is the default: bit-identical tokens.
+    let plain = s(Draw::Categorical).sample(&m, &start, &c).unwrap();
+    let default = Sampler { iterations: 4, guidance: Box::new(Guidance::Constant(2.0)), seed: 5, ..Default::default() }.sample(&m, &start, &c).unwrap();
+    assert_eq!(plain.tokens.to_vec2::<u32>().unwrap(), default.tokens.to_vec2::<u32>().unwrap());
+    // Top-k 1 is greedy: every token of the first step is the argmax of its guided distribution,
+    // drawn with confidence 1 under the filtered distribution.
+    let greedy = s(Draw::TopK(1)).sample(&m, &start, &c).unwrap();
+    assert!(greedy.history[0].confidence.iter().flatten().all(|&p| (p - 1.0).abs() < 1e-6));
+    let again = s(Draw::TopK(1)).sample(&m, &start, &c).unwrap();
+    assert_eq!(greedy.tokens.to_vec2::<u32>().unwrap(), again.tokens.to_vec2::<u32>().unwrap());
+    // A nucleus draw is more confident on average than the plain draw.
+    let mean = |o: &smg_maskgit::SampleOutput| {
+        let v: Vec<f32> = o.history[0].confidence.iter().flatten().copied().collect();
+        v.iter().sum::<f32>() / v.len() as f32
+    };
+    let nucleus = s(Draw::TopP(0.5)).sample(&m, &start, &c).unwrap();
+    assert!(mean(&nucleus) > mean(&plain), "{} vs {}", mean(&nucleus), mean(&plain));
+    let err = s(Draw::TopP(2.0)).sample(&m, &start, &c).unwrap_err().to_string();
+    assert!(err.contains("top-p"), "{err}");
+}
