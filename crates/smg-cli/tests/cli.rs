@@ -176,6 +176,15 @@ fn generate_is_seeded_and_refuses_absurd_settings() {
         assert!(!ok && err.contains(needle) && err.trim().lines().count() == 1, "{extra:?}: {err}");
         assert!(!dir.path().join("bad.wav").exists());
     }
+    // `--draw` reaches the sampler (same seed, a nucleus draw: other audio) and bad draws are refused.
+    let (ok, _, err) = run(&p("d.wav"), &["--seed", "1", "--steps", "8", "--draw", "top-p:0.5"]);
+    assert!(ok, "{err}");
+    assert_ne!(a, std::fs::read(p("d.wav")).unwrap(), "a nucleus draw changes the tokens");
+    for (draw, needle) in [("top-p:1.5", "top-p must be in (0, 1]"), ("top-k:0", "at least 1 code"), ("nucleus", "a draw is categorical")] {
+        let (ok, _, err) = run(&p("bad.wav"), &["--draw", draw]);
+        assert!(!ok && err.contains(needle), "{draw}: {err}");
+        assert!(!dir.path().join("bad.wav").exists());
+    }
 }
 
 #[test]
