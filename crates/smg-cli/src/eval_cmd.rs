@@ -191,7 +191,9 @@ pub fn run(a: &GenerationEvalArgs) -> Result<()> {
             judge::generate_mels(&p, &prompts, &mut s, a.seed, 32, |n| bar.inc(n as u64))?
         };
         bar.finish_and_clear();
-        sets.push(judge.score(&name, &feats(&mels, &name)?, &labels)?);
+        let mut scored = judge.score(&name, &feats(&mels, &name)?, &labels)?;
+        scored.mix_weighted_accuracy = judge::mix_weighted_accuracy(&scored.per_category, &sets[0].per_category);
+        sets.push(scored);
         if !uncond && !matched.is_empty() {
             let bar = indicatif::ProgressBar::new(matched.len() as u64).with_message(format!("{name}, held-out mix"));
             bar.set_style(indicatif::ProgressStyle::with_template("{msg} {bar:30} {pos}/{len} [{elapsed}<{eta}]")?);
@@ -244,11 +246,18 @@ pub fn print_report(r: &GenerationReport) {
     if let Some(d) = r.draw.as_deref().filter(|d| *d != "categorical") {
         println!("tokens drawn with {d} in every generated set");
     }
-    println!("| set | clips | judged as the intended category | × chance | Fréchet distance to real held-out |");
-    println!("|---|---|---|---|---|");
+    println!("| set | clips | judged as the intended category | × chance | balanced (mean over categories) | weighted to the held-out mix | Fréchet distance to real held-out |");
+    println!("|---|---|---|---|---|---|---|");
+    let num = |v: Option<f64>| v.map_or("–".to_string(), |b| format!("{b:.3}"));
     for s in &r.sets {
-        println!("| {} | {} | {:.3} | {:.1} | {:.3} |", s.name, s.clips, s.accuracy, s.accuracy / r.chance, s.frechet);
+        let b = num(s.balanced_accuracy);
+        let w = num(s.mix_weighted_accuracy);
+        println!("| {} | {} | {:.3} | {:.1} | {b} | {w} | {:.3} |", s.name, s.clips, s.accuracy, s.accuracy / r.chance, s.frechet);
     }
+    println!(
+        "(plain accuracy of a balanced set compares with the balanced accuracy of the real clips and reconstructions; its mix-weighted accuracy with their plain accuracy)"
+    );
+    print_per_category(r);
     if let Some(d) = &r.fd_difference {
         println!(
             "Fréchet distance CFG − no CFG, prompts in the held-out mix ({} per clip): {:+.3} (90% paired bootstrap interval {:+.3} … {:+.3}; CFG closer in {:.0}% of {} resamples)",
@@ -260,6 +269,30 @@ pub fn print_report(r: &GenerationReport) {
             d.resamples
         );
     }
+}
+
+/// Per-category accuracy of every set except the held-out-mix ones (their categories are the
+/// real clips' own), one column per set, with the held-out clip count of each category.
+fn print_per_category(r: &GenerationReport) {
+    let sets: Vec<&SetScore> = r.sets.iter().filter(|s| !s.per_category.is_empty() && !s.name.ends_with("held-out mix")).collect();
+    let Some(first) = sets.first() else { return };
+    println!();
+    println!("| category | held-out clips | {} |", sets.iter().map(|s| s.name.as_str()).collect::<Vec<_>>().join(" | "));
+    println!("|---|---|{}", "---|".repeat(sets.len()));
+    for c in &first.per_category {
+        let cells: Vec<String> = sets
+            .iter()
+            .map(|s| match s.per_category.iter().find(|x| x.category == c.category) {
+                Some(x) => match &x.confused_with {
+                    Some(w) if x.correct * 2 < x.clips => format!("{:.2} ({w})", x.accuracy()),
+                    _ => format!("{:.2}", x.accuracy()),
+                },
+                None => "–".into(),
+            })
+            .collect();
+        println!("| {} | {} | {} |", c.category, c.clips, cells.join(" | "));
+    }
+    println!("(in brackets: the judge's most frequent wrong answer where it is wrong more often than right)");
 }
 
 /// `smg fad`: Fréchet audio distance between the audio files of two folders (SPEC.md §6), with

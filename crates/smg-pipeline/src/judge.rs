@@ -51,6 +51,81 @@ pub struct SetScore {
     pub accuracy: f64,
     /// Fréchet distance of the set's features to the reference (real held-out) set.
     pub frechet: f64,
+    /// Mean over the categories present of the per-category accuracy (each category counts
+    /// once however many clips it has). For a category-balanced set it equals `accuracy`; for
+    /// a set in the held-out mix it is the figure to compare a balanced set with. Absent in
+    /// reports written before it existed.
+    #[serde(default)]
+    pub balanced_accuracy: Option<f64>,
+    /// Per intended category: clips, how many the judge put there, and its most frequent
+    /// wrong answer.
+    #[serde(default)]
+    pub per_category: Vec<CategoryScore>,
+    /// For a category-balanced generated set: its per-category accuracies weighted by how
+    /// many held-out clips each category has ([`mix_weighted_accuracy`]), the figure to compare
+    /// with the real clips' and the reconstructions' plain accuracy.
+    #[serde(default)]
+    pub mix_weighted_accuracy: Option<f64>,
+}
+
+/// How the judge read the clips of one intended category.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CategoryScore {
+    pub category: String,
+    pub clips: usize,
+    pub correct: usize,
+    /// The category most often chosen instead (None when every clip was judged right).
+    pub confused_with: Option<String>,
+}
+
+impl CategoryScore {
+    pub fn accuracy(&self) -> f64 {
+        self.correct as f64 / self.clips.max(1) as f64
+    }
+}
+
+/// The per-category accuracies of `set` weighted by the clip counts of `mix` (e.g. the real
+/// held-out set's own scores): what `set` would score if its prompts came in `mix`'s category
+/// proportions. Categories of `mix` missing from `set` count as 0; None when `mix` is empty.
+pub fn mix_weighted_accuracy(set: &[CategoryScore], mix: &[CategoryScore]) -> Option<f64> {
+    let n: usize = mix.iter().map(|c| c.clips).sum();
+    (n > 0).then(|| {
+        mix.iter()
+            .map(|m| m.clips as f64 * set.iter().find(|s| s.category == m.category).map_or(0.0, CategoryScore::accuracy))
+            .sum::<f64>()
+            / n as f64
+    })
+}
+
+/// Per-category scores of `predicted` against `labels` (sorted by category name) and their
+/// mean accuracy, the balanced accuracy.
+pub fn category_scores(predicted: &[String], labels: &[String]) -> (Vec<CategoryScore>, f64) {
+    use std::collections::BTreeMap;
+    let mut by: BTreeMap<&str, (usize, usize, BTreeMap<&str, usize>)> = BTreeMap::new();
+    for (p, y) in predicted.iter().zip(labels) {
+        let e = by.entry(y.as_str()).or_default();
+        e.0 += 1;
+        if p == y {
+            e.1 += 1;
+        } else {
+            *e.2.entry(p.as_str()).or_default() += 1;
+        }
+    }
+    let scores: Vec<CategoryScore> = by
+        .into_iter()
+        .map(|(c, (n, k, wrong))| CategoryScore {
+            category: c.to_string(),
+            clips: n,
+            correct: k,
+            // Most frequent wrong answer; ties go to the first name alphabetically.
+            confused_with: wrong.iter().fold(None::<(&str, usize)>, |b, (w, m)| match b {
+                Some((_, bm)) if bm >= *m => b,
+                _ => Some((w, *m)),
+            }).map(|(w, _)| w.to_string()),
+        })
+        .collect();
+    let balanced = scores.iter().map(CategoryScore::accuracy).sum::<f64>() / scores.len().max(1) as f64;
+    (scores, balanced)
 }
 
 /// The fitted classifier plus the reference Gaussian of real held-out features.
@@ -88,13 +163,19 @@ impl Judge {
         1.0 / self.classifier.classes.len() as f64
     }
 
-    /// Accuracy against `labels` and Fréchet distance to the reference.
+    /// Accuracy (overall, balanced and per category) against `labels` and Fréchet distance to
+    /// the reference.
     pub fn score(&self, name: &str, features: &[Vec<f64>], labels: &[String]) -> Result<SetScore> {
+        let accuracy = self.classifier.accuracy(features, labels)?;
+        let (per_category, balanced) = category_scores(&self.classifier.predict(features)?, labels);
         Ok(SetScore {
             name: name.to_string(),
             clips: features.len(),
-            accuracy: self.classifier.accuracy(features, labels)?,
+            accuracy,
             frechet: frechet_distance(&Gaussian::fit(features)?, &self.reference)?,
+            balanced_accuracy: Some(balanced),
+            per_category,
+            mix_weighted_accuracy: None,
         })
     }
 }
@@ -201,5 +282,29 @@ mod tests {
         let p = matched_prompts(&clips, 3);
         let got: Vec<(&str, &str)> = p.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
         assert_eq!(got, vec![("dog", "a"), ("dog", "b"), ("dog", "a"), ("dog", "c"), ("dog", "c"), ("dog", "c"), ("cat", "d"), ("cat", "d"), ("cat", "d")]);
+    }
+
+    #[test]
+    fn category_scores_count_each_category_once() {
+        let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
+        // dog: 3 of 4 right (once taken for a cat); cat: 0 of 1 (taken for a bird); bird: 1 of 1.
+        let labels = s(&["dog", "dog", "dog", "dog", "cat", "bird"]);
+        let pred = s(&["dog", "cat", "dog", "dog", "bird", "bird"]);
+        let (per, balanced) = category_scores(&pred, &labels);
+        let got: Vec<(&str, usize, usize, Option<&str>)> =
+            per.iter().map(|c| (c.category.as_str(), c.clips, c.correct, c.confused_with.as_deref())).collect();
+        assert_eq!(got, vec![("bird", 1, 1, None), ("cat", 1, 0, Some("bird")), ("dog", 4, 3, Some("cat"))]);
+        // (1 + 0 + 0.75) / 3, while the overall accuracy is 4 / 6.
+        assert!((balanced - 1.75 / 3.0).abs() < 1e-12);
+        // A set judged right on every dog and every bird but no cat, weighted by that mix:
+        // (4·1 + 1·0 + 1·1) / 6; a category the set lacks counts as 0.
+        let set = vec![
+            CategoryScore { category: "dog".into(), clips: 20, correct: 20, confused_with: None },
+            CategoryScore { category: "cat".into(), clips: 20, correct: 0, confused_with: Some("dog".into()) },
+            CategoryScore { category: "bird".into(), clips: 20, correct: 20, confused_with: None },
+        ];
+        assert!((mix_weighted_accuracy(&set, &per).unwrap() - 5.0 / 6.0).abs() < 1e-12);
+        assert!((mix_weighted_accuracy(&set[..1], &per).unwrap() - 4.0 / 6.0).abs() < 1e-12);
+        assert_eq!(mix_weighted_accuracy(&set, &[]), None);
     }
 }
