@@ -43,7 +43,7 @@ pub mod prelude {
     pub use ndarray::{Array1, Array2};
     pub use smg_audio::{
         self as audio, fit_to_frames, load, load_mono, mel_to_audio, peak_normalize, prepare_clip, resample,
-        write_wav, GriffinLimConfig, MelConfig, MelTransform, WavEncoding,
+        write_wav, write_wav_channels, Audio, GriffinLimConfig, MelConfig, MelTransform, SampleFormat, WavEncoding,
     };
     pub use serde_json;
     pub use smg_core::{best_device, DeviceChoice};
@@ -54,7 +54,7 @@ pub mod prelude {
         tasks::Grid, CfgSchedule, Draw, Guidance, Gumbel, Rescaled, MaskSchedule, MaskedVit, Remask, RemaskRule, Sampler, Schedule,
         Temperature, TokenDraw,
     };
-    pub use smg_pipeline::{judge, low_frequency_replacement, represent, Generated, Pipeline, Vocoder};
+    pub use smg_pipeline::{judge, low_frequency_replacement, represent, Edit, Generated, Pipeline, Vocoder, WindowOptions};
     pub use smg_embed::{fad_between, Aisfx, Clip, Embedder, FadReport, MelStats, Vggish};
     pub use smg_eval::{LinearProbe, ProbeConfig, ProbeData};
 }

@@ -14,6 +14,31 @@ pub struct Audio {
     pub sample_rate: u32,
     /// Container/codec as detected from the file's bytes, e.g. `"WAV PCM 16-bit"`.
     pub format: String,
+    /// How the samples were stored, so an edited file can be written back bit for bit.
+    pub sample_format: SampleFormat,
+}
+
+/// Storage of a decoded file's samples: what [`write_wav_channels`] needs to write untouched
+/// samples back exactly as they were read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SampleFormat {
+    /// Integer PCM of this many bits (read as `v / 2^(bits-1)`).
+    Int(u16),
+    /// 32-bit IEEE float.
+    Float,
+    /// A compressed or exotic codec decoded to f32 (FLAC, Vorbis, MP3, ADPCM, …): written back as
+    /// 32-bit float WAV, which holds the decoded samples exactly.
+    Decoded,
+}
+
+impl SampleFormat {
+    /// The WAV encoding that writes these samples back unchanged.
+    pub fn wav_encoding(self) -> WavEncoding {
+        match self {
+            SampleFormat::Int(b) if (1..=32).contains(&b) => WavEncoding::Pcm(b),
+            _ => WavEncoding::Float32,
+        }
+    }
 }
 
 /// What `smg info` prints: format, rate, channels, duration, peak.
@@ -265,6 +290,10 @@ fn load_wav_hound(path: &Path) -> Result<Audio> {
         channels: deinterleave(&interleaved, n_ch),
         sample_rate: spec.sample_rate,
         format,
+        sample_format: match spec.sample_format {
+            hound::SampleFormat::Float => SampleFormat::Float,
+            hound::SampleFormat::Int => SampleFormat::Int(spec.bits_per_sample),
+        },
     })
 }
 
@@ -396,6 +425,7 @@ fn load_symphonia(path: &Path, container: &str) -> Result<Audio> {
         channels: deinterleave(&interleaved, n_ch),
         sample_rate: rate,
         format: format!("{container} {codec_name}"),
+        sample_format: SampleFormat::Decoded,
     })
 }
 
@@ -406,6 +436,20 @@ pub enum WavEncoding {
     Pcm16,
     /// 32-bit float: lossless for the f32 pipeline.
     Float32,
+    /// Integer PCM of 1–32 bits, scaled by `2^(bits-1)` exactly as [`load`] reads it, so samples
+    /// that were read from such a file are written back bit for bit. Clipped to the range.
+    Pcm(u16),
+}
+
+impl WavEncoding {
+    /// Words for output lines: `"16-bit PCM"`, `"32-bit float"`.
+    pub fn describe(self) -> String {
+        match self {
+            WavEncoding::Pcm16 => "16-bit PCM".into(),
+            WavEncoding::Float32 => "32-bit float".into(),
+            WavEncoding::Pcm(b) => format!("{b}-bit PCM"),
+        }
+    }
 }
 
 /// Writes mono samples as a WAV file, atomically (a temporary file renamed into place), so a
@@ -430,31 +474,62 @@ pub fn write_wav(
 /// Encodes mono samples as the bytes of a WAV file (used by [`write_wav`] and the notebook
 /// audio player).
 pub fn wav_bytes(samples: &[f32], sample_rate: u32, encoding: WavEncoding) -> Result<Vec<u8>> {
-    check_finite(samples, "samples to write")?;
+    wav_bytes_channels(std::slice::from_ref(&samples), sample_rate, encoding)
+}
+
+/// Writes one `Vec<f32>` per channel (all of one length) as a WAV file, atomically.
+pub fn write_wav_channels<C: AsRef<[f32]>>(path: impl AsRef<Path>, channels: &[C], sample_rate: u32, encoding: WavEncoding) -> Result<()> {
+    let path = path.as_ref();
+    let bytes = wav_bytes_channels(channels, sample_rate, encoding)?;
+    let err = |e: std::io::Error| AudioError::Write { path: path.to_path_buf(), detail: e.to_string() };
+    let tmp = path.with_extension("wav.partial");
+    std::fs::write(&tmp, &bytes).map_err(err)?;
+    std::fs::rename(&tmp, path).map_err(err)
+}
+
+/// Encodes channels (interleaved on write) as the bytes of a WAV file.
+pub fn wav_bytes_channels<C: AsRef<[f32]>>(channels: &[C], sample_rate: u32, encoding: WavEncoding) -> Result<Vec<u8>> {
+    if channels.is_empty() || channels.len() > u16::MAX as usize {
+        return Err(AudioError::InvalidArgument(format!("cannot write {} channels", channels.len())));
+    }
+    let frames = channels[0].as_ref().len();
+    for (i, c) in channels.iter().enumerate() {
+        check_finite(c.as_ref(), &format!("samples to write (channel {i})"))?;
+        if c.as_ref().len() != frames {
+            return Err(AudioError::InvalidArgument(format!("channel {i} has {} samples, channel 0 {frames}", c.as_ref().len())));
+        }
+    }
     if sample_rate == 0 {
         return Err(AudioError::InvalidArgument("sample rate 0".into()));
     }
-    let spec = hound::WavSpec {
-        channels: 1,
-        sample_rate,
-        bits_per_sample: if encoding == WavEncoding::Pcm16 { 16 } else { 32 },
-        sample_format: if encoding == WavEncoding::Pcm16 {
-            hound::SampleFormat::Int
-        } else {
-            hound::SampleFormat::Float
-        },
+    let (bits, float) = match encoding {
+        WavEncoding::Pcm16 => (16, false),
+        WavEncoding::Float32 => (32, true),
+        WavEncoding::Pcm(b) if (1..=32).contains(&b) => (b, false),
+        WavEncoding::Pcm(b) => return Err(AudioError::InvalidArgument(format!("{b}-bit PCM cannot be written"))),
     };
-    let mut cursor = std::io::Cursor::new(Vec::with_capacity(samples.len() * 4 + 64));
+    let spec = hound::WavSpec {
+        channels: channels.len() as u16,
+        sample_rate,
+        bits_per_sample: bits,
+        sample_format: if float { hound::SampleFormat::Float } else { hound::SampleFormat::Int },
+    };
+    let mut cursor = std::io::Cursor::new(Vec::with_capacity(frames * channels.len() * 4 + 64));
     let werr = |e: hound::Error| AudioError::InvalidArgument(format!("WAV encoding failed: {e}"));
     {
         let mut w = hound::WavWriter::new(&mut cursor, spec).map_err(werr)?;
-        for &s in samples {
-            match encoding {
-                WavEncoding::Pcm16 => {
-                    let v = (s.clamp(-1.0, 1.0) * 32767.0).round() as i16;
-                    w.write_sample(v).map_err(werr)?
+        let full = (1u64 << (bits - 1)) as f64;
+        for i in 0..frames {
+            for c in channels {
+                let s = c.as_ref()[i];
+                match encoding {
+                    WavEncoding::Pcm16 => w.write_sample((s.clamp(-1.0, 1.0) * 32767.0).round() as i16).map_err(werr)?,
+                    WavEncoding::Float32 => w.write_sample(s).map_err(werr)?,
+                    WavEncoding::Pcm(_) => {
+                        let v = (s as f64 * full).round().clamp(-full, full - 1.0) as i32;
+                        w.write_sample(v).map_err(werr)?
+                    }
                 }
-                WavEncoding::Float32 => w.write_sample(s).map_err(werr)?,
             }
         }
         w.finalize().map_err(werr)?;

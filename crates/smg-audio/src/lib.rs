@@ -6,6 +6,7 @@
 //! * [`stft`], [`mel`]: the vocoder-standard log-mel (HiFi-GAN convention).
 //! * [`norm`]: peak normalisation, crop/pad to frames, the SpecVQGAN [−1, 1] mapping.
 //! * [`griffin_lim`]: mel → waveform without a neural network.
+//! * [`splice`]: crossfaded splices and an FIR crossover, for edits of whole recordings.
 
 pub mod error;
 pub mod griffin_lim;
@@ -13,11 +14,12 @@ pub mod io;
 pub mod mel;
 pub mod norm;
 pub mod resample;
+pub mod splice;
 pub mod stft;
 
 pub use error::{AudioError, Result};
 pub use griffin_lim::{mel_to_audio, GriffinLimConfig};
-pub use io::{load, mix_to_mono, wav_bytes, write_wav, Audio, AudioInfo, WavEncoding};
+pub use io::{load, mix_to_mono, wav_bytes, wav_bytes_channels, write_wav, write_wav_channels, Audio, AudioInfo, SampleFormat, WavEncoding};
 pub use mel::{MelConfig, MelTransform};
 pub use norm::{fit_to_frames, peak_normalize, PAPER_FRAMES, PAPER_SAMPLES};
 pub use resample::resample;

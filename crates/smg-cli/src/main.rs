@@ -54,27 +54,23 @@ enum Command {
         #[command(subcommand)]
         command: clap_cmd::EmbedCommand,
     },
-    /// Text-to-audio with the shipped generator (SPEC.md §3.6); clip length = the training clips'.
+    /// Text-to-audio with the shipped generator (SPEC.md §3.6), one window (the training clips'
+    /// length) or any --duration by outpainting.
     Generate {
         prompt: String,
         #[arg(short, long)]
         output: PathBuf,
-        /// Classifier-free guidance scale (paper: 3; 0 = off).
-        #[arg(long, default_value_t = 3.0)]
-        cfg: f64,
-        /// `constant`, `linear` (the paper's warm-up from 0; worse for the shipped small
-        /// generator, see data/checkpoints/maskgit-small/TRAINING.md) or
-        /// `linear-from-conditional` (1 → scale).
-        #[arg(long, default_value = "constant")]
-        cfg_schedule: String,
-        /// Guidance rescale φ ∈ [0, 1]: keeps the conditional model's sharpness under guidance
-        /// (0 = plain CFG; see TRAINING.md for what it does to the small generator).
-        #[arg(long, default_value_t = 0.0)]
-        cfg_rescale: f64,
+        /// Seconds of audio; longer than one window, each new window continues the last one's
+        /// tail tokens (default: one window, 2.97 s for the shipped generator).
+        #[arg(long)]
+        duration: Option<f64>,
+        #[command(flatten)]
+        guidance: generate_cmd::GuidanceArgs,
         #[command(flatten)]
         sample: generate_cmd::SampleArgs,
     },
-    /// Zero-shot time inpainting: regenerate [--from, --to) seconds of a clip (SPEC.md §3.7).
+    /// Zero-shot time inpainting (SPEC.md §3.7): regenerate [--from, --to) seconds of a recording
+    /// of any length, rate and channel count; everything else comes back as it was.
     Inpaint {
         audio: PathBuf,
         #[arg(long)]
@@ -84,17 +80,26 @@ enum Command {
         #[arg(short, long)]
         output: PathBuf,
         #[command(flatten)]
+        edit: generate_cmd::EditArgs,
+        #[command(flatten)]
         sample: generate_cmd::SampleArgs,
     },
-    /// Zero-shot bandwidth extension above --cutoff Hz, optionally with low-frequency replacement.
+    /// Zero-shot bandwidth extension above --cutoff Hz over a whole recording, with
+    /// low-frequency replacement (each channel keeps its own band below the cut-off).
     Bwe {
         audio: PathBuf,
         #[arg(long)]
         cutoff: f64,
-        #[arg(long)]
+        /// Low-frequency replacement (the default; kept for older command lines).
+        #[arg(long, conflicts_with = "no_lfr")]
         lfr: bool,
+        /// Resynthesise every band instead of keeping the input's below the cut-off.
+        #[arg(long)]
+        no_lfr: bool,
         #[arg(short, long)]
         output: PathBuf,
+        #[command(flatten)]
+        edit: generate_cmd::EditArgs,
         #[command(flatten)]
         sample: generate_cmd::SampleArgs,
     },
@@ -413,11 +418,9 @@ fn run(cli: Cli) -> Result<()> {
             smg_audio::write_wav(&output, &y, mt.config.sample_rate, WavEncoding::Pcm16)?;
             eprintln!("wrote {} ({:.2} s)", output.display(), y.len() as f64 / mt.config.sample_rate as f64);
         }
-        Command::Generate { prompt, output, cfg, cfg_schedule, cfg_rescale, sample } => {
-            generate_cmd::generate(&prompt, generate_cmd::guidance(cfg, &cfg_schedule, cfg_rescale)?, &output, &sample)?
-        }
-        Command::Inpaint { audio, from, to, output, sample } => generate_cmd::inpaint(&audio, from, to, &output, &sample)?,
-        Command::Bwe { audio, cutoff, lfr, output, sample } => generate_cmd::bwe(&audio, cutoff, lfr, &output, &sample)?,
+        Command::Generate { prompt, output, duration, guidance, sample } => generate_cmd::generate(&prompt, guidance.schedule()?, duration, &output, &sample)?,
+        Command::Inpaint { audio, from, to, output, edit, sample } => generate_cmd::inpaint(&audio, from, to, &output, &edit, &sample)?,
+        Command::Bwe { audio, cutoff, lfr: _, no_lfr, output, edit, sample } => generate_cmd::bwe(&audio, cutoff, !no_lfr, &output, &edit, &sample)?,
         Command::Plot { command: PlotCommand::Metrics { log, x, y, title, log_y, output } } => {
             let n = plot_cmd::metrics(&log, &x, &y, &title, log_y, &output)?;
             eprintln!("wrote {} ({n} points)", output.display());

@@ -156,7 +156,7 @@ fn generate_is_seeded_and_refuses_absurd_settings() {
     let dir = tempfile::tempdir().unwrap();
     let p = |n: &str| dir.path().join(n).to_str().unwrap().to_string();
     let run = |out: &str, extra: &[&str]| {
-        let mut args = vec!["generate", "a dog barking", "-o", out, "--griffin-lim", "4"];
+        let mut args = vec!["generate", "a dog barking", "-o", out, "--vocoder", "griffin-lim", "--griffin-lim", "4"];
         args.extend_from_slice(extra);
         smg(&args)
     };
@@ -187,20 +187,85 @@ fn generate_is_seeded_and_refuses_absurd_settings() {
     }
 }
 
+/// A stereo 48 kHz 16-bit recording of `seconds`, written as WAV.
+fn stereo_recording(path: &std::path::Path, seconds: f64) {
+    let spec = hound::WavSpec { channels: 2, sample_rate: 48000, bits_per_sample: 16, sample_format: hound::SampleFormat::Int };
+    let mut w = hound::WavWriter::create(path, spec).unwrap();
+    for i in 0..(seconds * 48000.0) as usize {
+        let t = i as f64 / 48000.0;
+        w.write_sample((8000.0 * (2.0 * std::f64::consts::PI * 330.0 * t).sin()) as i16).unwrap();
+        w.write_sample((6000.0 * (2.0 * std::f64::consts::PI * 523.0 * t).sin()) as i16).unwrap();
+    }
+    w.finalize().unwrap();
+}
+
+fn samples(path: &std::path::Path) -> (hound::WavSpec, Vec<i16>) {
+    let r = hound::WavReader::open(path).unwrap();
+    (r.spec(), r.into_samples::<i16>().map(|s| s.unwrap()).collect())
+}
+
+/// Inpainting and bandwidth extension give the whole recording back: its length, rate,
+/// channels and encoding, with every sample outside the edit and its crossfades unchanged, and
+/// errors that name the recording's real duration.
 #[test]
-fn inpaint_and_bandwidth_extension_write_clips() {
+fn inpaint_and_bandwidth_extension_keep_the_whole_recording() {
     let dir = tempfile::tempdir().unwrap();
     let speech = fixture("audio/speech.wav");
     let out = dir.path().join("inpainted.wav");
-    let (ok, _, err) = smg(&["inpaint", speech.to_str().unwrap(), "--from", "1.0", "--to", "2.0", "-o", out.to_str().unwrap(), "--griffin-lim", "4"]);
+    let (ok, _, err) = smg(&["inpaint", speech.to_str().unwrap(), "--from", "1.0", "--to", "2.0", "-o", out.to_str().unwrap(), "--vocoder", "griffin-lim", "--griffin-lim", "4"]);
     assert!(ok, "{err}");
+    assert!(err.contains("as the input") && err.contains("1 window"), "{err}");
     let (ok, info, _) = smg(&["info", out.to_str().unwrap()]);
-    assert!(ok && info.contains("frames: 65536"), "{info}");
+    assert!(ok && info.contains("frames: 101163"), "the 4.59 s input comes back whole: {info}");
+
+    let stereo = dir.path().join("stereo.wav");
+    stereo_recording(&stereo, 12.0);
+    let out = dir.path().join("stereo_out.wav");
+    let (ok, _, err) = smg(&["inpaint", stereo.to_str().unwrap(), "--from", "5", "--to", "7", "-o", out.to_str().unwrap(), "--vocoder", "griffin-lim", "--griffin-lim", "4"]);
+    assert!(ok, "{err}");
+    assert!(err.contains("48000 Hz") && err.contains("2 channels") && err.contains("mono"), "the output line says what happened: {err}");
+    let ((si, xi), (so, xo)) = (samples(&stereo), samples(&out));
+    assert_eq!(si, so);
+    assert_eq!(xi.len(), xo.len());
+    let (c0, c1) = (2 * (5 * 48000 - 960), 2 * (7 * 48000 + 960));
+    assert!(xi.iter().zip(&xo).enumerate().all(|(k, (a, b))| (c0..c1).contains(&k) || a == b), "outside 4.98-7.02 s every sample is the input's");
+    assert!(xi[c0..c1] != xo[c0..c1]);
+
     let out = dir.path().join("bwe.wav");
+    let (ok, _, err) = smg(&["bwe", stereo.to_str().unwrap(), "--cutoff", "2000", "-o", out.to_str().unwrap(), "--vocoder", "griffin-lim", "--griffin-lim", "4"]);
+    assert!(ok && err.contains("below the cut-off kept"), "{err}");
+    assert_eq!(samples(&out).1.len(), xi.len());
     let (ok, _, err) = smg(&["bwe", speech.to_str().unwrap(), "--cutoff", "2000", "--lfr", "-o", out.to_str().unwrap(), "--griffin-lim", "4"]);
     assert!(ok, "{err}");
-    let (ok, _, err) = smg(&["inpaint", speech.to_str().unwrap(), "--from", "2.0", "--to", "1.0", "-o", out.to_str().unwrap()]);
-    assert!(!ok && err.trim().lines().count() == 1, "{err}");
+
+    let bad = dir.path().join("bad.wav");
+    for (args, needle) in [
+        (vec!["--from", "2.0", "--to", "1.0"], "empty or negative"),
+        (vec!["--from", "15", "--to", "17"], "after the end of the recording (12.000 s long)"),
+        (vec!["--from", "11", "--to", "13"], "ends at 13 s, after the end of the recording (12.000 s long)"),
+        (vec!["--from", "1", "--to", "2", "--crossfade-ms", "80"], "--crossfade-ms"),
+        (vec!["--from", "1", "--to", "2", "--vocoder", "wavenet"], "--vocoder must be"),
+    ] {
+        let mut a = vec!["inpaint", stereo.to_str().unwrap(), "-o", bad.to_str().unwrap()];
+        a.extend(args);
+        let (ok, _, err) = smg(&a);
+        assert!(!ok && err.contains(needle) && err.trim().lines().count() == 1, "{needle}: {err}");
+        assert!(!bad.exists(), "nothing written on error");
+    }
+}
+
+/// `smg generate --duration` longer than a window: outpainted to exactly that length.
+#[test]
+fn long_generation_by_outpainting() {
+    minilm_present();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("long.wav");
+    let (ok, _, err) = smg(&["generate", "rain on a roof", "--duration", "6.5", "-o", out.to_str().unwrap(), "--vocoder", "griffin-lim", "--griffin-lim", "4", "--steps", "8"]);
+    assert!(ok && err.contains("windows"), "{err}");
+    let (ok, info, _) = smg(&["info", out.to_str().unwrap()]);
+    assert!(ok && info.contains(&format!("frames: {}", (6.5f64 * 22050.0).round() as usize)), "{info}");
+    let (ok, _, err) = smg(&["generate", "rain", "--duration=-1", "-o", out.to_str().unwrap()]);
+    assert!(!ok && err.contains("duration"), "{err}");
 }
 
 #[test]

@@ -65,20 +65,19 @@ fn gumbel(rng: &mut impl Rng) -> f64 {
 
 impl Sampler {
     /// Checks the settings against a start grid with `unknown` masked tokens.
-    fn validate(&self, unknown: usize) -> Result<()> {
-        if self.iterations == 0 {
+    fn validate(&self, iterations: usize, unknown: usize) -> Result<()> {
+        if iterations == 0 {
             return Err(MaskGitError::Invalid("the sampler needs at least 1 iteration".into()));
         }
         self.draw.check().map_err(MaskGitError::Invalid)?;
-        if unknown > 0 && self.iterations > unknown {
+        if unknown > 0 && iterations > unknown {
             return Err(MaskGitError::Invalid(format!(
-                "{} iterations for {unknown} masked tokens: use at most one iteration per masked token",
-                self.iterations
+                "{iterations} iterations for {unknown} masked tokens: use at most one iteration per masked token"
             )));
         }
-        for i in 0..self.iterations {
-            let (tau, s) = (self.temperature.at(i, self.iterations), self.guidance.scale(i, self.iterations));
-            let phi = self.guidance.rescale(i, self.iterations);
+        for i in 0..iterations {
+            let (tau, s) = (self.temperature.at(i, iterations), self.guidance.scale(i, iterations));
+            let phi = self.guidance.rescale(i, iterations);
             if !(0.0..=1.0).contains(&phi) {
                 return Err(MaskGitError::Invalid(format!("guidance rescale must be in [0, 1], got {phi} at step {i}")));
             }
@@ -96,6 +95,13 @@ impl Sampler {
     /// `(B, cond_dim)` (zero rows = unconditional). Known tokens are kept as they are; the
     /// number re-masked at each step follows the schedule applied to each row's initial count.
     pub fn sample(&self, model: &MaskedVit, tokens: &Tensor, cond: &Tensor) -> Result<SampleOutput> {
+        self.sample_with(model, tokens, cond, self.seed, self.iterations)
+    }
+
+    /// [`Sampler::sample`] with another seed and iteration count, for loops that decode many
+    /// grids with one sampler (windows of a long recording: one seed each, and at most one
+    /// iteration per masked token when a window has only a few).
+    pub fn sample_with(&self, model: &MaskedVit, tokens: &Tensor, cond: &Tensor, seed: u64, iterations: usize) -> Result<SampleOutput> {
         let cfg = &model.config;
         let (b, n) = tokens.dims2()?;
         let v = cfg.vocab;
@@ -106,11 +112,11 @@ impl Sampler {
             return Err(MaskGitError::Invalid(format!("token id {bad} is outside the codebook (0..{v}, mask = {mask_id})")));
         }
         let n0: Vec<usize> = cur.iter().map(|r| r.iter().filter(|&&t| t == mask_id).count()).collect();
-        self.validate(n0.iter().copied().max().unwrap_or(0))?;
-        let mut rng = rand::rngs::StdRng::seed_from_u64(self.seed);
+        self.validate(iterations, n0.iter().copied().max().unwrap_or(0))?;
+        let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
         let uncond = self.guidance.needs_uncond();
         let cond2 = if uncond { Tensor::cat(&[cond, &cond.zeros_like()?], 0)? } else { cond.clone() };
-        let t_total = self.iterations;
+        let t_total = iterations;
         let mut history = Vec::new();
         let mut last_sampled = cur.clone();
         for i in 0..t_total {

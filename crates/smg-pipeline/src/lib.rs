@@ -15,6 +15,9 @@ pub mod judge;
 pub mod represent;
 pub mod resynth;
 pub mod rows;
+pub mod windowed;
+
+pub use windowed::{Edit, WindowOptions};
 
 #[derive(Debug, thiserror::Error)]
 pub enum PipelineError {
@@ -38,7 +41,7 @@ pub enum PipelineError {
 
 pub type Result<T> = std::result::Result<T, PipelineError>;
 
-/// How mels become waveforms. Griffin-Lim always works; neural vocoders join here (issue 6).
+/// How mels become waveforms. Griffin-Lim always works; HiFi-GAN and BigVSAN sound better.
 #[derive(Debug, Clone)]
 pub enum Vocoder {
     GriffinLim(GriffinLimConfig),

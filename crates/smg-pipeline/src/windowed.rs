@@ -1,0 +1,535 @@
+//! Whole recordings of any length, rate and channel count (SPEC.md §3.7, applied window by
+//! window): time inpainting that regenerates only the windows touching the edited range,
+//! bandwidth extension over the whole file, and text-to-audio longer than one window by
+//! outpainting.
+//!
+//! The model sees mono audio at its own rate in windows of `cols` token columns. Windows overlap
+//! and share tokens: every window after the first starts from the tokens the previous one
+//! generated for their common columns (the known context), and masks only what is still to be
+//! generated. Each window is decoded and vocoded on its own; consecutive windows are joined by
+//! a raised-cosine crossfade in the middle of their overlap. The new audio goes back into the
+//! recording at the recording's own rate, in every channel, with a short crossfade at each end
+//! of the edit; every other sample is written back exactly as it was read.
+
+use crate::{Pipeline, PipelineError, Result};
+use candle_core::Tensor;
+use smg_audio::splice::{crossover, fade_in, Splice};
+use smg_audio::Audio;
+use smg_maskgit::Sampler;
+use std::collections::BTreeMap;
+
+/// Settings of the windowed tasks.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WindowOptions {
+    /// Token columns of known context a window keeps on each side of what it generates (time
+    /// inpainting and bandwidth extension). Default 4 (≈ 0.74 s).
+    pub context_columns: usize,
+    /// Token columns each outpainting window keeps from the previous one (long generation).
+    /// Default: half a window.
+    pub outpaint_columns: Option<usize>,
+    /// Crossfade between the recording and the new audio at each end of an edit, in seconds
+    /// (at most 0.05). Default 0.02.
+    pub crossfade_s: f64,
+}
+
+impl Default for WindowOptions {
+    fn default() -> Self {
+        Self { context_columns: 4, outpaint_columns: None, crossfade_s: 0.02 }
+    }
+}
+
+/// An edited recording and what was done to it.
+#[derive(Debug, Clone)]
+pub struct Edit {
+    /// Same length, sample rate, channel count and sample format as the input.
+    pub audio: Audio,
+    /// Samples `[start, end)` of the recording that may differ from the input (edit and fades);
+    /// every other sample is the input's, bit for bit.
+    pub changed: (usize, usize),
+    /// Model windows that were generated.
+    pub windows: usize,
+    /// Sentences for the user about conversions that happened on the way (rate, channels).
+    pub notes: Vec<String>,
+}
+
+/// A progress callback: `(windows done, windows in all)`.
+pub type Progress<'a> = &'a mut dyn FnMut(usize, usize);
+
+/// Per-window geometry: `cols` columns of `col` samples each, column `j` starting at model
+/// sample `origin + j·col`.
+struct Track {
+    x: Vec<f32>,
+    origin: i64,
+    col: i64,
+    cols: usize,
+    rows: usize,
+}
+
+impl Track {
+    fn start(&self, w: i64) -> i64 {
+        self.origin + w * self.col
+    }
+
+    /// Samples of the window starting at column `w`, zero outside the recording.
+    fn window(&self, w: i64) -> Vec<f32> {
+        let s = self.start(w);
+        (0..self.cols as i64 * self.col).map(|i| usize::try_from(s + i).ok().and_then(|t| self.x.get(t)).copied().unwrap_or(0.0)).collect()
+    }
+
+    /// First column with audio and one past the last.
+    fn audio_columns(&self) -> (i64, i64) {
+        ((-self.origin).div_euclid(self.col), (self.x.len() as i64 - self.origin + self.col - 1).div_euclid(self.col))
+    }
+}
+
+/// One generated window: its first sample (model rate) and its audio.
+struct Piece {
+    start: i64,
+    audio: Vec<f32>,
+}
+
+/// The model's rate and the recording as the model sees it: mono, resampled, scaled by nothing.
+fn model_mono(p: &Pipeline, audio: &Audio) -> Result<Vec<f32>> {
+    if audio.channels.is_empty() || audio.frames() == 0 {
+        return Err(PipelineError::Invalid("the recording holds no samples".into()));
+    }
+    for (i, c) in audio.channels.iter().enumerate() {
+        smg_audio::error::check_finite(c, &format!("the recording (channel {i})"))?;
+    }
+    let x = smg_audio::resample(&audio.to_mono(), audio.sample_rate, p.mel.config.sample_rate)?;
+    let hop = p.mel.config.hop_length;
+    if x.len() < hop {
+        return Err(PipelineError::Invalid(format!(
+            "the recording is {:.4} s long, shorter than one mel frame of the model ({:.1} ms)",
+            audio.duration_s(),
+            1000.0 * hop as f64 / p.mel.config.sample_rate as f64
+        )));
+    }
+    Ok(x)
+}
+
+fn conversion_notes(p: &Pipeline, audio: &Audio, what: &str) -> Vec<String> {
+    let sr = p.mel.config.sample_rate;
+    let mut notes = Vec::new();
+    if audio.sample_rate != sr {
+        notes.push(format!("the model works at {sr} Hz: {what} was generated at {sr} Hz and resampled to {} Hz", audio.sample_rate));
+    }
+    if audio.channels.len() > 1 {
+        notes.push(format!("the model works on mono audio: {what} is mono, the same in all {} channels", audio.channels.len()));
+    }
+    notes
+}
+
+fn peak(x: &[f32]) -> f32 {
+    x.iter().fold(0f32, |m, v| m.max(v.abs()))
+}
+
+/// Scale that peak-normalises `x` to 0.95, as the training clips were (1 for silence).
+fn gain_for(x: &[f32]) -> f32 {
+    match peak(x) {
+        m if m > 0.0 => 0.95 / m,
+        _ => 1.0,
+    }
+}
+
+impl Pipeline {
+    /// Token grid `(1, N)` of exactly one window of model-rate samples, as given (no
+    /// normalisation, cropping or padding).
+    pub fn encode_window(&self, samples: &[f32]) -> Result<Tensor> {
+        let log_mel = self.mel.log_mel(samples)?;
+        let unit = smg_audio::array_to_tensor(&smg_audio::norm::to_tokenizer_range(&log_mel), &self.device)?;
+        Ok(self.tokenizer.encode(&unit.unsqueeze(0)?)?.flatten_from(1)?)
+    }
+
+    /// One window: `tokens` (grid order) with `mask` regenerated under `cond`, then decoded and
+    /// vocoded to exactly one window of samples.
+    fn run_window(&self, tokens: Vec<u32>, mask: &[bool], cond: &Tensor, sampler: &Sampler, seed: u64) -> Result<(Vec<u32>, Vec<f32>)> {
+        let mask_id = self.generator.config.mask_id();
+        let n = tokens.len();
+        let start: Vec<u32> = tokens.iter().zip(mask).map(|(&t, &m)| if m { mask_id } else { t }).collect();
+        let unknown = mask.iter().filter(|&&m| m).count();
+        let out = if unknown == 0 {
+            tokens
+        } else {
+            let t = Tensor::from_vec(start, (1, n), &self.device)?;
+            let s = sampler.sample_with(&self.generator, &t, cond, seed, sampler.iterations.min(unknown))?;
+            s.tokens.flatten_all()?.to_vec1::<u32>()?
+        };
+        let mel = self.decode_mels(&Tensor::from_vec(out.clone(), (1, n), &self.device)?)?;
+        let mut audio = self.vocoder.synthesize(&self.mel, &mel[0])?;
+        audio.resize(self.frames() * self.mel.config.hop_length, 0.0);
+        Ok((out, audio))
+    }
+
+    /// Refuses more iterations than a window has tokens (windows with fewer masked tokens use
+    /// one iteration per token).
+    fn check_iterations(&self, sampler: &Sampler) -> Result<()> {
+        let n = self.generator.config.seq_len();
+        if sampler.iterations == 0 || sampler.iterations > n {
+            return Err(PipelineError::Invalid(format!(
+                "{} iterations for a window of {n} tokens: use at least 1 iteration and at most one iteration per masked token",
+                sampler.iterations
+            )));
+        }
+        Ok(())
+    }
+
+    fn track(&self, x: Vec<f32>, origin: i64) -> Track {
+        let g = self.grid();
+        Track { x, origin, col: (g.factor * self.mel.config.hop_length) as i64, cols: g.cols, rows: g.rows }
+    }
+
+    /// The null condition (unconditional) or the text embedding of `prompt`, `(1, cond_dim)`.
+    pub fn condition(&self, prompt: Option<&str>) -> Result<Tensor> {
+        match prompt {
+            None => Ok(Tensor::zeros((1, self.generator.config.cond_dim), candle_core::DType::F32, &self.device)?),
+            Some(text) => {
+                let enc = self.text.as_ref().ok_or_else(|| PipelineError::Invalid("a prompt needs the text encoder (MiniLM)".into()))?;
+                Ok(enc.embed(&[text])?.embeddings.to_device(&self.device)?)
+            }
+        }
+    }
+
+    /// Time inpainting of `[from_s, to_s)` seconds of a whole recording of any length, rate and
+    /// channel count (SPEC.md §3.7; `cond` from [`Pipeline::condition`]). Only the windows
+    /// touching the range are generated, each with the known tokens around the gap as context.
+    /// The result has the input's length, rate, channels and sample format; outside the range
+    /// and its crossfades every sample is the input's.
+    pub fn inpaint_recording(&self, audio: &Audio, from_s: f64, to_s: f64, cond: &Tensor, sampler: &Sampler, opt: &WindowOptions, progress: Progress) -> Result<Edit> {
+        self.check_iterations(sampler)?;
+        let dur = audio.duration_s();
+        if !(from_s.is_finite() && to_s.is_finite()) || from_s < 0.0 || to_s <= from_s {
+            return Err(PipelineError::Invalid(format!("time range {from_s}–{to_s} s is empty or negative")));
+        }
+        if from_s >= dur {
+            return Err(PipelineError::Invalid(format!("time range starts at {from_s} s, after the end of the recording ({dur:.3} s long)")));
+        }
+        let tol = 1.0 / audio.sample_rate as f64;
+        if to_s > dur + tol {
+            return Err(PipelineError::Invalid(format!("time range ends at {to_s} s, after the end of the recording ({dur:.3} s long)")));
+        }
+        check_crossfade(opt)?;
+        let x = model_mono(self, audio)?;
+        let sr = self.mel.config.sample_rate as f64;
+        let n = x.len() as i64;
+        let a = ((from_s * sr).round() as i64).min(n - 1);
+        let b = ((to_s * sr).round() as i64).clamp(a + 1, n);
+        let probe = self.track(Vec::new(), 0);
+        let (cols, col) = (probe.cols as i64, probe.col);
+        let ctx = (opt.context_columns as i64).min((cols - 1) / 2);
+        let origin = a - ctx * col;
+        let mut t = self.track(x, origin);
+        let (j_start, j_end) = t.audio_columns();
+        let (g0, g1) = (ctx, ctx + (b - a + col - 1) / col);
+        let plan = plan_gap(g0, g1, cols, ctx, j_start, j_end);
+        // One gain for every window, so tokens carried between windows mean the same level.
+        let (s0, s1) = (t.start(plan[0]).max(0) as usize, (t.start(*plan.last().unwrap_or(&0)) + cols * col).min(n) as usize);
+        let gain = gain_for(&t.x[s0..s1]);
+        t.x.iter_mut().for_each(|v| *v *= gain);
+        let mut generated: BTreeMap<i64, Vec<u32>> = BTreeMap::new();
+        let mut pieces = Vec::new();
+        for (k, &w) in plan.iter().enumerate() {
+            progress(k, plan.len());
+            let mut tokens = self.encode_window(&t.window(w))?.flatten_all()?.to_vec1::<u32>()?;
+            let mut mask = vec![false; tokens.len()];
+            for c in 0..cols {
+                let j = w + c;
+                if let Some(col_tokens) = generated.get(&j) {
+                    for r in 0..t.rows {
+                        tokens[r * cols as usize + c as usize] = col_tokens[r];
+                    }
+                } else if (g0..g1).contains(&j) {
+                    for r in 0..t.rows {
+                        mask[r * cols as usize + c as usize] = true;
+                    }
+                }
+            }
+            let (out, z) = self.run_window(tokens, &mask, cond, sampler, sampler.seed.wrapping_add(k as u64))?;
+            for c in 0..cols {
+                if mask[c as usize] {
+                    generated.insert(w + c, (0..t.rows).map(|r| out[r * cols as usize + c as usize]).collect());
+                }
+            }
+            pieces.push(Piece { start: t.start(w), audio: z });
+        }
+        progress(plan.len(), plan.len());
+        let margin = 512;
+        let (gs, ge) = ((a - margin - (0.05 * sr) as i64).max(0), (b + margin + (0.05 * sr) as i64).min(n));
+        let g: Vec<f32> = assemble(&pieces, gs, ge, col).into_iter().map(|v| v / gain).collect();
+        let edit = splice_back(audio, &g, gs, from_s, to_s, opt, self.mel.config.sample_rate)?;
+        Ok(Edit { windows: plan.len(), notes: conversion_notes(self, audio, "the new part"), ..edit })
+    }
+
+    /// Bandwidth extension of a whole recording (SPEC.md §3.7): every window regenerates the
+    /// token rows above `cutoff_hz` (windows overlap by the context columns and share their
+    /// generated tokens); with `lfr`, each channel keeps its own band below the cut-off
+    /// (a linear-phase crossover at the recording's rate), else every channel is the
+    /// resynthesis.
+    pub fn bandwidth_extension_recording(&self, audio: &Audio, cutoff_hz: f64, lfr: bool, cond: &Tensor, sampler: &Sampler, opt: &WindowOptions, progress: Progress) -> Result<Edit> {
+        self.check_iterations(sampler)?;
+        let grid = self.grid();
+        let row = grid.first_row_above(&self.mel.config, cutoff_hz)?;
+        if lfr && cutoff_hz >= audio.sample_rate as f64 / 2.0 {
+            return Err(PipelineError::Invalid(format!("cut-off {cutoff_hz} Hz is not below the recording's Nyquist frequency ({} Hz)", audio.sample_rate / 2)));
+        }
+        let x = model_mono(self, audio)?;
+        let n = x.len() as i64;
+        let gain = gain_for(&x);
+        let mut t = self.track(x.iter().map(|v| v * gain).collect(), 0);
+        drop(x);
+        let (cols, col) = (t.cols as i64, t.col);
+        let ctx = (opt.context_columns as i64).min((cols - 1) / 2);
+        let (_, j_end) = t.audio_columns();
+        let plan = plan_sweep(j_end, cols, ctx);
+        let mut generated: BTreeMap<i64, Vec<u32>> = BTreeMap::new();
+        let mut pieces: Vec<Piece> = Vec::new();
+        for (k, &w) in plan.iter().enumerate() {
+            progress(k, plan.len());
+            let mut tokens = self.encode_window(&t.window(w))?.flatten_all()?.to_vec1::<u32>()?;
+            let mut mask = vec![false; tokens.len()];
+            for c in 0..cols {
+                let known = generated.get(&(w + c));
+                for r in row..t.rows {
+                    let i = r * cols as usize + c as usize;
+                    match known {
+                        Some(v) => tokens[i] = v[r],
+                        None => mask[i] = true,
+                    }
+                }
+            }
+            let (out, z) = self.run_window(tokens, &mask, cond, sampler, sampler.seed.wrapping_add(k as u64))?;
+            for c in 0..cols {
+                generated.entry(w + c).or_insert_with(|| (0..t.rows).map(|r| out[r * cols as usize + c as usize]).collect());
+            }
+            // Columns no later window will read can go.
+            let next = plan.get(k + 1).copied().unwrap_or(i64::MAX);
+            generated.retain(|&j, _| j >= next);
+            pieces.push(Piece { start: t.start(w), audio: z });
+        }
+        progress(plan.len(), plan.len());
+        t.x = Vec::new();
+        let g: Vec<f32> = assemble(&pieces, 0, n, col).into_iter().map(|v| v / gain).collect();
+        drop(pieces);
+        let mut g_in = smg_audio::resample(&g, self.mel.config.sample_rate, audio.sample_rate)?;
+        g_in.resize(audio.frames(), 0.0);
+        let channels = if lfr {
+            audio.channels.iter().map(|c| crossover(c, &g_in, audio.sample_rate, cutoff_hz)).collect::<smg_audio::Result<Vec<_>>>()?
+        } else {
+            vec![g_in; audio.channels.len()]
+        };
+        let mut notes = conversion_notes(self, audio, if lfr { "the band above the cut-off" } else { "the whole recording" });
+        if !lfr {
+            notes.push("without low-frequency replacement every sample is resynthesised by the model".into());
+        }
+        Ok(Edit { audio: Audio { channels, ..audio.clone() }, changed: (0, audio.frames()), windows: plan.len(), notes })
+    }
+
+    /// Text-to-audio of any duration (model rate, mono): the first window is generated from a
+    /// fully masked grid, each later one from the tail tokens of the previous (outpainting),
+    /// joined by crossfades in their overlap. One window or less is plain text-to-audio, cut to
+    /// length.
+    pub fn generate_long(&self, cond: &Tensor, duration_s: f64, sampler: &Sampler, opt: &WindowOptions, progress: Progress) -> Result<Vec<f32>> {
+        self.check_iterations(sampler)?;
+        let sr = self.mel.config.sample_rate as f64;
+        if !(duration_s.is_finite() && duration_s > 0.0) {
+            return Err(PipelineError::Invalid(format!("duration must be a positive number of seconds, not {duration_s}")));
+        }
+        if duration_s > 24.0 * 3600.0 {
+            return Err(PipelineError::Invalid(format!("duration {duration_s} s is over a day; generate in parts")));
+        }
+        let n = (duration_s * sr).round().max(1.0) as i64;
+        let t = self.track(Vec::new(), 0);
+        let (cols, col) = (t.cols as i64, t.col);
+        let keep = opt.outpaint_columns.map_or(cols / 2, |k| k as i64);
+        if keep <= 0 || keep >= cols {
+            return Err(PipelineError::Invalid(format!("outpainting keeps {keep} of {cols} columns: it must keep at least 1 and generate at least 1")));
+        }
+        let j_end = (n + col - 1) / col;
+        let mut plan = vec![0i64];
+        while plan.last().unwrap() + cols < j_end {
+            plan.push(plan.last().unwrap() + cols - keep);
+        }
+        let mask_id = self.generator.config.mask_id();
+        let mut generated: BTreeMap<i64, Vec<u32>> = BTreeMap::new();
+        let mut pieces = Vec::new();
+        for (k, &w) in plan.iter().enumerate() {
+            progress(k, plan.len());
+            let mut tokens = vec![mask_id; t.rows * cols as usize];
+            let mut mask = vec![true; tokens.len()];
+            for c in 0..cols {
+                if let Some(v) = generated.get(&(w + c)) {
+                    for r in 0..t.rows {
+                        tokens[r * cols as usize + c as usize] = v[r];
+                        mask[r * cols as usize + c as usize] = false;
+                    }
+                }
+            }
+            let (out, z) = self.run_window(tokens, &mask, cond, sampler, sampler.seed.wrapping_add(k as u64))?;
+            for c in 0..cols {
+                generated.entry(w + c).or_insert_with(|| (0..t.rows).map(|r| out[r * cols as usize + c as usize]).collect());
+            }
+            generated.retain(|&j, _| j >= w + cols - keep);
+            pieces.push(Piece { start: w * col, audio: z });
+        }
+        progress(plan.len(), plan.len());
+        Ok(assemble(&pieces, 0, n, col))
+    }
+}
+
+fn check_crossfade(opt: &WindowOptions) -> Result<()> {
+    if !(0.0..=0.05).contains(&opt.crossfade_s) {
+        return Err(PipelineError::Invalid(format!("crossfade must be between 0 and 0.05 s, not {} s", opt.crossfade_s)));
+    }
+    Ok(())
+}
+
+/// Window start columns for a gap of columns `[g0, g1)` within audio columns `[j0, j1)`: one
+/// window centred on the gap when it fits with `ctx` columns each side, else windows that each
+/// keep `ctx` generated columns of the last as left context, the final one with the right
+/// context.
+fn plan_gap(g0: i64, g1: i64, cols: i64, ctx: i64, j0: i64, j1: i64) -> Vec<i64> {
+    let clamp = |w: i64| w.min((j1 - cols).max(j0)).max(j0);
+    if g1 - g0 <= cols - 2 * ctx {
+        return vec![clamp(g0 - (cols - (g1 - g0)) / 2)];
+    }
+    let mut plan = Vec::new();
+    let mut pos = g0;
+    let mut w = (g0 - ctx).max(j0);
+    loop {
+        plan.push(w);
+        pos = pos.max(w + cols).min(g1);
+        if pos >= g1 {
+            return plan;
+        }
+        w = if g1 - pos <= cols - 2 * ctx { (g1 + ctx).min(j1.max(g1)) - cols } else { pos - ctx };
+    }
+}
+
+/// Window start columns covering columns `[0, j_end)` with `ctx` columns of overlap; the last
+/// window ends at `j_end` (or starts at 0 when one window covers everything).
+fn plan_sweep(j_end: i64, cols: i64, ctx: i64) -> Vec<i64> {
+    let mut plan = vec![0i64];
+    while plan.last().unwrap() + cols < j_end {
+        let next = (plan.last().unwrap() + cols - ctx).min(j_end - cols);
+        plan.push(next);
+    }
+    plan
+}
+
+/// The signal over model samples `[s0, s1)` from overlapping pieces (in order of start):
+/// each piece owns the samples up to the middle of its overlap with the next, with a
+/// raised-cosine crossfade of at most `max_fade` samples centred there; zero where no piece is.
+fn assemble(pieces: &[Piece], s0: i64, s1: i64, max_fade: i64) -> Vec<f32> {
+    let mut out = vec![0f32; (s1 - s0).max(0) as usize];
+    let at = |p: &Piece, t: i64| usize::try_from(t - p.start).ok().and_then(|i| p.audio.get(i)).copied().unwrap_or(0.0);
+    // Boundaries between piece k and k+1, and their fade half-widths.
+    let joins: Vec<(i64, i64)> = pieces
+        .windows(2)
+        .map(|w| {
+            let end = w[0].start + w[0].audio.len() as i64;
+            let overlap = (end - w[1].start).max(0);
+            ((w[1].start + end) / 2, (overlap / 2).min(max_fade) / 2)
+        })
+        .collect();
+    for k in 0..pieces.len() {
+        let lo = if k == 0 { i64::MIN } else { joins[k - 1].0 + joins[k - 1].1 };
+        let hi = if k + 1 == pieces.len() { i64::MAX } else { joins[k].0 - joins[k].1 };
+        let (a, b) = (lo.max(s0).max(pieces[k].start), hi.min(s1).min(pieces[k].start + pieces[k].audio.len() as i64));
+        for t in a..b {
+            out[(t - s0) as usize] = at(&pieces[k], t);
+        }
+    }
+    for (k, &(mid, half)) in joins.iter().enumerate() {
+        let w = fade_in((2 * half) as usize);
+        for (i, wi) in w.iter().enumerate() {
+            let t = mid - half + i as i64;
+            if (s0..s1).contains(&t) {
+                out[(t - s0) as usize] = (1.0 - wi) * at(&pieces[k], t) + wi * at(&pieces[k + 1], t);
+            }
+        }
+    }
+    out
+}
+
+/// Puts model-rate mono audio `g` (model sample `gs` first) back into every channel of
+/// `audio` over `[from_s, to_s)`, with crossfades of `opt.crossfade_s` outside the range.
+fn splice_back(audio: &Audio, g: &[f32], gs: i64, from_s: f64, to_s: f64, opt: &WindowOptions, model_rate: u32) -> Result<Edit> {
+    let sr = audio.sample_rate as f64;
+    let len = audio.frames();
+    let mut g_in = smg_audio::resample(g, model_rate, audio.sample_rate)?;
+    let gs_in = (gs as f64 * sr / model_rate as f64).round() as usize;
+    let start = ((from_s * sr).round() as usize).min(len - 1);
+    let end = ((to_s * sr).round() as usize).clamp(start + 1, len);
+    let fade = (opt.crossfade_s * sr).round() as usize;
+    let s = Splice { start, end, fade_before: fade.min(start).min(start - gs_in.min(start)), fade_after: fade.min(len - end) };
+    let (c0, c1) = s.changed();
+    // The resampled piece must cover the splice; pad its tail with its last samples' zeros if
+    // rounding left it a sample short.
+    if g_in.len() + gs_in < c1 {
+        g_in.resize(c1 - gs_in, 0.0);
+    }
+    if gs_in > c0 {
+        return Err(PipelineError::Invalid(format!("internal: new audio starts at sample {gs_in}, after the splice at {c0}")));
+    }
+    let mut channels = audio.channels.clone();
+    for ch in channels.iter_mut() {
+        s.apply(ch, &g_in, gs_in)?;
+    }
+    Ok(Edit { audio: Audio { channels, ..audio.clone() }, changed: (c0, c1), windows: 0, notes: Vec::new() })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_short_gap_gets_one_centred_window() {
+        // 16 columns, 4 of context, gap of 3 columns at 4..7, audio columns -10..40.
+        assert_eq!(plan_gap(4, 7, 16, 4, -10, 40), vec![4 - 6]);
+        // Near the start: clamped to the first audio column.
+        assert_eq!(plan_gap(4, 7, 16, 4, 2, 40), vec![2]);
+        // Recording shorter than a window: starts at its first column.
+        assert_eq!(plan_gap(4, 7, 16, 4, 3, 9), vec![3]);
+    }
+
+    #[test]
+    fn a_long_gap_is_covered_with_context_on_both_sides() {
+        let (g0, g1, cols, ctx) = (4, 60, 16, 4);
+        let plan = plan_gap(g0, g1, cols, ctx, -100, 200);
+        assert_eq!(plan[0], 0);
+        let mut covered = std::collections::BTreeSet::new();
+        for (k, &w) in plan.iter().enumerate() {
+            let new: Vec<i64> = (w..w + cols).filter(|j| (g0..g1).contains(j) && !covered.contains(j)).collect();
+            assert!(!new.is_empty(), "window {k} generates something");
+            if k > 0 {
+                assert!(new[0] - w >= ctx, "window {k} keeps {ctx} columns of context");
+            }
+            covered.extend(new);
+        }
+        assert_eq!(covered.len() as i64, g1 - g0);
+        let last = *plan.last().unwrap();
+        assert!(last + cols - g1 >= ctx, "the last window sees the audio after the gap");
+        // Gap running to the end of the recording: the last window stops at the audio's end.
+        let plan = plan_gap(4, 60, 16, 4, -100, 60);
+        assert_eq!(*plan.last().unwrap() + 16, 60);
+    }
+
+    #[test]
+    fn sweep_covers_everything_with_overlap() {
+        assert_eq!(plan_sweep(10, 16, 4), vec![0]);
+        assert_eq!(plan_sweep(16, 16, 4), vec![0]);
+        assert_eq!(plan_sweep(30, 16, 4), vec![0, 12, 14]);
+        assert_eq!(plan_sweep(40, 16, 4), vec![0, 12, 24]);
+    }
+
+    #[test]
+    fn assembly_crossfades_in_the_overlap_only() {
+        let a = Piece { start: 0, audio: vec![1.0; 100] };
+        let b = Piece { start: 60, audio: vec![2.0; 100] };
+        let out = assemble(&[a, b], 0, 160, 16);
+        // Overlap 60..100, middle 80, fade of 2·8 samples at 72..88.
+        assert!(out[..72].iter().all(|&v| v == 1.0));
+        assert!(out[88..].iter().all(|&v| v == 2.0));
+        assert!(out[72..88].windows(2).all(|w| w[0] < w[1]));
+    }
+}
