@@ -9,7 +9,8 @@
 //!
 //! Each case runs in a child process of its own, so its peak resident set (`VmHWM`) is its own;
 //! the "input" column is the memory of the decoded recording itself (channels × samples × 4
-//! bytes) for comparison. The vocoder is Griffin-Lim with 32 iterations (HiFi-GAN adds a
+//! bytes) for comparison. The process holds the input and the edited copy it returns (2×), the
+//! models (≈ 30 MB) and, for bandwidth extension, the whole file at the model's rate. The vocoder is Griffin-Lim with 32 iterations (HiFi-GAN adds a
 //! constant factor per window).
 //!
 //! Run: `cargo bench --bench windowed` (about 15 minutes on 2 cores; `SMG_BENCH_QUICK=1` stops
@@ -91,8 +92,8 @@ fn main() {
     let quick = std::env::var("SMG_BENCH_QUICK").is_ok_and(|v| v == "1");
     let lengths: &[f64] = if quick { &[3.0, 30.0, 300.0] } else { &[3.0, 30.0, 300.0, 600.0] };
     println!("windowed zero-shot tasks, shipped small models, Griffin-Lim 32 iterations; CPU: {} ({} threads)", cpu_name(), std::thread::available_parallelism().map_or(1, |n| n.get()));
-    println!("| task | input | windows | seconds | seconds per input minute | peak RSS (MB) | input itself (MB) |");
-    println!("|---|---|---:|---:|---:|---:|---:|");
+    println!("| task | input | windows | seconds | seconds per input minute | peak RSS (MB) | input itself (MB) | peak / input |");
+    println!("|---|---|---:|---:|---:|---:|---:|---:|");
     for task in ["inpaint-1s", "inpaint-third", "bwe"] {
         for &sec in lengths {
             if task == "bwe" && quick && sec > 30.0 {
@@ -111,7 +112,9 @@ fn main() {
             }
             let s: f64 = v[0].parse().unwrap();
             let input_mb = 2.0 * sec * 44100.0 * 4.0 / 1048576.0;
-            println!("| {task} | {} | {} | {s:.1} | {:.2} | {} | {input_mb:.0} |", if sec >= 60.0 { format!("{} min", sec / 60.0) } else { format!("{sec} s") }, v[1], s / (sec / 60.0), v[2], );
+            let rss: f64 = v[2].parse().unwrap_or(f64::NAN);
+            let len = if sec >= 60.0 { format!("{} min", sec / 60.0) } else { format!("{sec} s") };
+            println!("| {task} | {len} | {} | {s:.1} | {:.2} | {rss:.0} | {input_mb:.0} | {:.1} |", v[1], s / (sec / 60.0), rss / input_mb);
         }
     }
 }

@@ -125,9 +125,10 @@ pub fn crossover(low: &[f32], high: &[f32], sample_rate: u32, cutoff_hz: f64) ->
         return Err(AudioError::InvalidArgument(format!("crossover of {} and {} samples", low.len(), high.len())));
     }
     let h = lowpass_fir(sample_rate, cutoff_hz, (cutoff_hz * 0.1).clamp(50.0, 400.0))?;
-    let diff: Vec<f32> = low.iter().zip(high).map(|(a, b)| a - b).collect();
-    let lp = fir_filter(&diff, &h);
-    Ok(high.iter().zip(&lp).map(|(b, d)| b + d).collect())
+    let mut out: Vec<f32> = low.iter().zip(high).map(|(a, b)| a - b).collect();
+    let lp = fir_filter(&out, &h);
+    out.iter_mut().zip(high.iter().zip(&lp)).for_each(|(o, (b, d))| *o = b + d);
+    Ok(out)
 }
 
 #[cfg(test)]

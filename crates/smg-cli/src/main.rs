@@ -365,7 +365,7 @@ fn run(cli: Cli) -> Result<()> {
             };
             let y = smg_audio::mel_to_audio(&mt, &m, &cfg)?;
             smg_audio::write_wav(&output, &y, mt.config.sample_rate, WavEncoding::Pcm16)?;
-            eprintln!("wrote {} ({:.2} s)", output.display(), y.len() as f64 / mt.config.sample_rate as f64);
+            eprintln!("wrote {} ({:.2} s, 22050 Hz mono, 16-bit PCM)", output.display(), y.len() as f64 / mt.config.sample_rate as f64);
         }
         Command::Device => println!("{}", smg_core::best_device()),
         Command::Data { command } => data(command)?,
@@ -386,10 +386,13 @@ fn run(cli: Cli) -> Result<()> {
         Command::Embed { command } => clap_cmd::embed(command)?,
         Command::Vocode { input, output, vocoder, checkpoint, bigvsan_config } => {
             let mt = MelTransform::hifigan();
+            let mut how = String::new();
             let mel = if input.extension().is_some_and(|e| e == "npy") {
                 read_npy(&input)?
             } else {
-                mt.log_mel(&smg_audio::peak_normalize(&smg_audio::load_mono(&input, mt.config.sample_rate)?, 0.95))?
+                let a = smg_audio::load(&input)?;
+                how = format!("; the input ({} Hz, {} channel{}) was mixed to mono, resampled to 22050 Hz and peak-normalised to 0.95 for the vocoder's mel", a.sample_rate, a.channels.len(), if a.channels.len() == 1 { "" } else { "s" });
+                mt.log_mel(&smg_audio::peak_normalize(&smg_audio::resample(&a.to_mono(), a.sample_rate, mt.config.sample_rate)?, 0.95))?
             };
             if mel.nrows() != mt.config.n_mels {
                 bail!("{}: expected a ({}, T) log-mel, got ({}, {})", input.display(), mt.config.n_mels, mel.nrows(), mel.ncols());
@@ -416,7 +419,7 @@ fn run(cli: Cli) -> Result<()> {
                 other => bail!("unknown vocoder '{other}' (hifigan, bigvsan, griffin-lim)"),
             };
             smg_audio::write_wav(&output, &y, mt.config.sample_rate, WavEncoding::Pcm16)?;
-            eprintln!("wrote {} ({:.2} s)", output.display(), y.len() as f64 / mt.config.sample_rate as f64);
+            eprintln!("wrote {} ({:.2} s, 22050 Hz mono, 16-bit PCM){how}", output.display(), y.len() as f64 / mt.config.sample_rate as f64);
         }
         Command::Generate { prompt, output, duration, guidance, sample } => generate_cmd::generate(&prompt, guidance.schedule()?, duration, &output, &sample)?,
         Command::Inpaint { audio, from, to, output, edit, sample } => generate_cmd::inpaint(&audio, from, to, &output, &edit, &sample)?,
@@ -449,7 +452,7 @@ fn run(cli: Cli) -> Result<()> {
             let mt = MelTransform::hifigan();
             let y = smg_audio::mel_to_audio(&mt, &smg_audio::norm::to_vocoder_range(&unit), &GriffinLimConfig::default())?;
             smg_audio::write_wav(&output, &y, mt.config.sample_rate, WavEncoding::Pcm16)?;
-            eprintln!("wrote {}", output.display());
+            eprintln!("wrote {} ({:.2} s, 22050 Hz mono, 16-bit PCM, Griffin-Lim)", output.display(), y.len() as f64 / mt.config.sample_rate as f64);
         }
     }
     Ok(())
