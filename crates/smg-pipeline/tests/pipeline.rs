@@ -1,25 +1,14 @@
 //! End-to-end plumbing on random weights: inpainting and BWE keep every token outside the mask,
 //! the same seed gives bit-identical audio, LFR splices the input's low band exactly.
 
-use candle_core::{DType, Device};
-use smg_audio::{GriffinLimConfig, MelTransform};
-use smg_core::SeededVarMap;
-use smg_maskgit::{Guidance, MaskedVit, Sampler};
-use smg_pipeline::{low_frequency_replacement, Pipeline, Vocoder};
-use smg_tokenizer::{Config, SpecVqGan};
+mod common;
+
+use smg_audio::MelTransform;
+use smg_maskgit::{Guidance, Sampler};
+use smg_pipeline::{low_frequency_replacement, Pipeline};
 
 fn pipeline() -> Pipeline {
-    let tok = SpecVqGan::new(&Config::small(), SeededVarMap::new(1).var_builder(DType::F32, &Device::Cpu)).unwrap();
-    let gcfg = smg_maskgit::Config { dim: 16, depth: 1, heads: 2, mlp_dim: 32, ..smg_maskgit::Config::small() };
-    let generator = MaskedVit::new(&gcfg, SeededVarMap::new(2).var_builder(DType::F32, &Device::Cpu)).unwrap();
-    Pipeline {
-        tokenizer: tok,
-        generator,
-        text: None,
-        vocoder: Vocoder::GriffinLim(GriffinLimConfig { n_iter: 4, ..Default::default() }),
-        mel: MelTransform::hifigan(),
-        device: Device::Cpu,
-    }
+    common::pipeline(4)
 }
 
 fn chirp(n: usize) -> Vec<f32> {

@@ -3,25 +3,15 @@
 //! crossfades is the input's bit for bit, long gaps and long generation take several windows,
 //! and bad input is refused with a message that names the problem.
 
-use candle_core::{DType, Device, Tensor};
-use smg_audio::{Audio, GriffinLimConfig, MelTransform, SampleFormat};
-use smg_core::SeededVarMap;
-use smg_maskgit::{Guidance, MaskedVit, Sampler};
-use smg_pipeline::{Pipeline, Vocoder, WindowOptions};
-use smg_tokenizer::{Config, SpecVqGan};
+mod common;
+
+use candle_core::Tensor;
+use smg_audio::{Audio, SampleFormat};
+use smg_maskgit::{Guidance, Sampler};
+use smg_pipeline::{Pipeline, WindowOptions};
 
 fn pipeline() -> Pipeline {
-    let tok = SpecVqGan::new(&Config::small(), SeededVarMap::new(1).var_builder(DType::F32, &Device::Cpu)).unwrap();
-    let gcfg = smg_maskgit::Config { dim: 16, depth: 1, heads: 2, mlp_dim: 32, ..smg_maskgit::Config::small() };
-    let generator = MaskedVit::new(&gcfg, SeededVarMap::new(2).var_builder(DType::F32, &Device::Cpu)).unwrap();
-    Pipeline {
-        tokenizer: tok,
-        generator,
-        text: None,
-        vocoder: Vocoder::GriffinLim(GriffinLimConfig { n_iter: 2, ..Default::default() }),
-        mel: MelTransform::hifigan(),
-        device: Device::Cpu,
-    }
+    common::pipeline(2)
 }
 
 fn sampler(seed: u64) -> Sampler {
