@@ -15,6 +15,13 @@ mod maskgit_cmd;
 mod plot_cmd;
 mod vocoder_cmd;
 
+/// Where the sampler defaults come from, shown under `--help` of generate, inpaint and bwe.
+const SAMPLER_DEFAULTS: &str = "Sampler defaults: CFG 3, constant, rescaled (φ = 1), softmax temperature 0.8. \
+This is the best setting measured on the shipped small generator (data/checkpoints/maskgit-small/TRAINING.md, \
+'How a token is drawn'): picked on the validation split, then on the test split with seeds 0, 1000 and 2000 \
+the independent judge scored 0.282-0.293 with guidance against 0.182-0.200 without, with a lower Fréchet \
+distance to real clips. Inpainting and bandwidth extension without --prompt run unconditionally, as in the paper.";
+
 #[derive(Parser)]
 #[command(name = "smg", version, about = "SpecMaskGIT-rs: masked generative modelling of mel-spectrogram tokens")]
 struct Cli {
@@ -56,6 +63,7 @@ enum Command {
     },
     /// Text-to-audio with the shipped generator (SPEC.md §3.6), one window (the training clips'
     /// length) or any --duration by outpainting.
+    #[command(after_help = SAMPLER_DEFAULTS)]
     Generate {
         prompt: String,
         #[arg(short, long)]
@@ -71,10 +79,14 @@ enum Command {
     },
     /// Zero-shot time inpainting (SPEC.md §3.7): regenerate [--from, --to) seconds of a recording
     /// of any length, rate and channel count; everything else comes back as it was.
+    #[command(after_help = SAMPLER_DEFAULTS)]
     Inpaint {
+        /// The recording (WAV, AIFF, FLAC, OGG Vorbis, MP3; any rate and channel count).
         audio: PathBuf,
+        /// Start of the range to regenerate, seconds from the start of the recording.
         #[arg(long)]
         from: f64,
+        /// End of the range (exclusive), seconds; at most the recording's duration.
         #[arg(long)]
         to: f64,
         #[arg(short, long)]
@@ -86,6 +98,7 @@ enum Command {
     },
     /// Zero-shot bandwidth extension above --cutoff Hz over a whole recording, with
     /// low-frequency replacement (each channel keeps its own band below the cut-off).
+    #[command(after_help = SAMPLER_DEFAULTS)]
     Bwe {
         audio: PathBuf,
         #[arg(long)]
