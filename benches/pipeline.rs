@@ -1,4 +1,4 @@
-//! Benchmark of record for issue 8: the paper-size text-to-audio pipeline on CPU for the 9.85 s
+//! Benchmark of record for inference speed: the paper-size text-to-audio pipeline on CPU for the 9.85 s
 //! clip (random weights where no paper checkpoint exists): MiniLM text embedding, 16 CFG
 //! iterations of the 24 × 768 masked ViT (batch 2: conditional + unconditional), the 72M
 //! SpecVQGAN decoder, HiFi-GAN universal. Per-stage seconds, total and real-time factor, for

@@ -1,4 +1,4 @@
-//! Text-to-audio synthesis speed on CPU (issue 7): one full 16-iteration CFG synthesis at the
+//! Text-to-audio synthesis speed on CPU: one full 16-iteration CFG synthesis at the
 //! paper configuration (random weights: 24 × 768 ViT over 5 × 53 tokens, 72M tokenizer) and at
 //! the small one, with the generator, the tokenizer decoder and the vocoder (Griffin-Lim, 32
 //! iterations) timed separately. Prints a table; the real-time factor is seconds of compute per

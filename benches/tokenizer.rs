@@ -1,4 +1,4 @@
-//! Tokenizer speed (issue 4): encode + decode of one clip at the paper configuration (80×848,
+//! Tokenizer speed: encode + decode of one clip at the paper configuration (80×848,
 //! random weights) and at the small one (80×256), and one small training step (batch 8), on CPU.
 //! Run: `cargo bench --bench tokenizer`. The in-run baseline for the small model is its own
 //! forward pass without the decoder (encode only). The `conv2d` group times one 3×3 convolution

@@ -1,4 +1,4 @@
-"""PyTorch reference for `cargo bench --bench pipeline` (issue 8): one forward pass of the
+"""PyTorch reference for `cargo bench --bench pipeline`: one forward pass of the
 paper's masked ViT (24 blocks x 768, 8 heads, MLP 3072, 265 tokens + 1 condition, batch 2 for
 CFG; timm's pre-norm block with LayerNorm eps 1e-6, exact GELU, qkv bias) on random weights,
 timed in eager f32 and in bf16 weights/activations (AMX on Sapphire Rapids), on the same

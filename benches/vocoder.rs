@@ -1,4 +1,4 @@
-//! Vocoder speed on CPU (issue 6): real-time factor (seconds of compute per second of audio) of
+//! Vocoder speed on CPU: real-time factor (seconds of compute per second of audio) of
 //! HiFi-GAN universal on a 10 s mel, the straightforward candle port (`forward_plain`: candle's
 //! conv1d / conv_transpose1d, this run's baseline) beside the fused CPU kernels (`forward_fast`,
 //! what `forward` runs on CPU; in f32 and with bf16 ResBlock products on AMX, with the bf16

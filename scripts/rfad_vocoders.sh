@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# rFAD of the vocoders (issue 9): resynthesise the 139 sound-set test clips with HiFi-GAN universal and
+# rFAD of the vocoders: resynthesise the 139 sound-set test clips with HiFi-GAN universal and
 # Griffin-Lim (`smg vocode`), then `smg fad` against the originals with aiSFX and log-mel statistics.
 # Usage (SMG_DATA_DIR = the data folder the setup filled): SMG=path/to/smg bash scripts/rfad_vocoders.sh   (numbers: data/checkpoints/maskgit-small/ABLATIONS.md)
 set -e

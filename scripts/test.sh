@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The project's test command (README; .ci/run calls exactly this):
 #   1. set-up for headless runs (idempotent: venv, evcxr_jupyter, kernel, verified assets),
-#   2. cargo test --workspace,
+#   2. the text check (scripts/check_text.sh) and cargo test --workspace,
 #   3. the notebook harness must fail every deliberately failing notebook in tests/notebooks,
 #   4. every notebook in notebooks/ executes headless in quick mode (SMG_QUICK=1) without a
 #      cell error and with the images and audio players its metadata promises.
@@ -15,6 +15,9 @@ stage() { log "[$((SECONDS - t0)) s] $*"; }
 
 stage "set-up"
 scripts/setup.sh --ci
+
+stage "text check"
+bash scripts/check_text.sh
 
 stage "python tests (checkpoint converter)"
 python3 -m unittest discover -s tests/python

@@ -1,4 +1,4 @@
-//! Held-out scores of the conditioning space (issue 5): text→audio retrieval recall@1/@5 and
+//! Held-out scores of the conditioning space: text→audio retrieval recall@1/@5 and
 //! zero-shot category classification, each next to its chance level.
 
 use crate::train::ClapData;

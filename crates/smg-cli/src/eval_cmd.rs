@@ -1,4 +1,4 @@
-//! `smg eval generation`: does generated audio sound like its prompt? (issue 7's criterion).
+//! `smg eval generation`: does generated audio sound like its prompt? (the generation criterion of SPEC.md §10).
 //! An independent judge (logistic regression on mel statistics, trained on real training clips)
 //! classifies clips generated from held-out captions, with and without classifier-free guidance,
 //! beside real held-out clips and their tokenizer reconstructions (the ceiling).

@@ -174,7 +174,7 @@ enum Command {
     },
     /// Linear probe for the music set's tags on frozen features (SPEC.md §7, paper Table 8).
     Probe(probe_cmd::ProbeArgs),
-    /// Evaluations (issue 7, 9): `smg eval generation` judges text-to-audio by category.
+    /// Evaluations: `smg eval generation` judges text-to-audio by category.
     Eval {
         #[command(subcommand)]
         command: EvalCommand,

@@ -1,6 +1,6 @@
 //! `smg eval vocoder`: held-out clips resynthesised from their mel by each vocoder, scored by
 //! mel-L1 against the input mel, with each vocoder's real-time factor; `smg train vocoder`:
-//! fine-tuning the universal HiFi-GAN, or training HiFi-GAN / BigVSAN from scratch (issue 6).
+//! fine-tuning the universal HiFi-GAN, or training HiFi-GAN / BigVSAN from scratch.
 
 use crate::data_dir;
 use anyhow::{Context, Result};

@@ -1,4 +1,4 @@
-//! Candle glue for the CPU inference kernels of `smg-kernels` (issue 8): a drop-in [`Linear`]
+//! Candle glue for the CPU inference kernels of `smg-kernels`: a drop-in [`Linear`]
 //! with the bias (and optionally an exact GELU) fused into one AVX-512 f32 or AMX bf16 product,
 //! taken only where it is safe: CPU tensors in f32 that no autograd graph tracks (inference), with
 //! [`smg_kernels::fast_enabled`]. Everywhere else (training, CUDA, other dtypes, `SMG_FAST=0`) the

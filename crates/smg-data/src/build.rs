@@ -1,4 +1,4 @@
-//! Building the sound-event corpus (issue 3): every labelled recording is decoded, mixed to
+//! Building the sound-event corpus: every labelled recording is decoded, mixed to
 //! mono, resampled to 22050 Hz, peak-normalised to 0.95 (SPEC.md §1), trimmed of leading and
 //! trailing silence, and cut (or zero-padded) into clips of a named configuration's length.
 //! Each clip is written as a 16-bit WAV with one manifest line.

@@ -1,4 +1,4 @@
-//! The embedded default data of SpecMaskGIT-rs (issue 3; ASSETS.md): real sound-event clips
+//! The embedded default data of SpecMaskGIT-rs (ASSETS.md): real sound-event clips
 //! from Debian packages, labelled, cut to a configuration's clip length, split by source
 //! recording, listed in a JSON-lines manifest; and a loader with cached mels and seeded batches.
 

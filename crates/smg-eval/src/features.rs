@@ -1,5 +1,5 @@
 //! Mel-statistics features: a cheap, model-free description of a clip used by the independent
-//! classifier of issue 7 and as the baseline embedder of FAD (SPEC.md §10 used 245 such numbers).
+//! generation judge and as the baseline embedder of FAD (SPEC.md §10 used 245 such numbers).
 
 use crate::{invalid, Result};
 

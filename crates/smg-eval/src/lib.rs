@@ -1,7 +1,7 @@
 //! Instruments for the paper's claims: the Fréchet distance between two embedding sets
 //! (SPEC.md §6), cheap mel-statistics features, and an independent multinomial
-//! logistic-regression classifier (the "does generated audio sound like its prompt" judge of
-//! issue 7). Plain `f64` matrices as row-major `Vec<Vec<f64>>`: these are small (clips ×
+//! logistic-regression classifier (the "does generated audio sound like its prompt" judge).
+//! Plain `f64` matrices as row-major `Vec<Vec<f64>>`: these are small (clips ×
 //! features), and the evaluator should not depend on the models it judges.
 
 pub mod features;

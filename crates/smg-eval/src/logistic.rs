@@ -1,4 +1,4 @@
-//! Multinomial logistic regression on standardised features: the independent judge of issue 7
+//! Multinomial logistic regression on standardised features: the independent judge of generated audio
 //! (trained on real training clips, it says which category a generated clip sounds like).
 //! Convex, initialised at zero and fitted by full-batch Adam, so it is deterministic.
 

@@ -1,6 +1,6 @@
 //! Is one generated set closer to the reference than another, beyond the noise of the sample?
 //! A paired, clustered bootstrap of the Fréchet-distance difference (SPEC.md §6 distance; the
-//! test of issue 7's "lower Fréchet distance with CFG than without"). Both generated sets hold
+//! test of "a lower Fréchet distance with CFG than without"). Both generated sets hold
 //! `per_ref` clips prompted from each reference clip's captions, in reference order, with the
 //! same prompts and seeds, so one resample draws reference clips with replacement and each
 //! drawn clip brings its own `per_ref` generated pairs along. With 139 reference clips and 160

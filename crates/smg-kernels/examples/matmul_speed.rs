@@ -1,5 +1,5 @@
 //! Quick look at product speed on this machine: GFLOP/s of f32 gemm and AMX bf16 for the ViT's
-//! shapes (issue 8). `cargo run --release -p smg-kernels --example matmul_speed`.
+//! shapes. `cargo run --release -p smg-kernels --example matmul_speed`.
 use smg_kernels::{Act, PackedWeight, Precision};
 use std::time::Instant;
 

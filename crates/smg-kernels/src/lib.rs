@@ -1,4 +1,4 @@
-//! CPU inference kernels of SpecMaskGIT-rs (issue 8 and the vocoder speed of issue 6), on plain
+//! CPU inference kernels of SpecMaskGIT-rs (and the vocoder's), on plain
 //! slices so that each one can be tested and benchmarked alone; `smg_core::fast` wraps them
 //! for candle tensors.
 //!

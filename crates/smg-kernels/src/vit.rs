@@ -1,4 +1,4 @@
-//! One timm pre-norm transformer block for inference, fused end to end on plain slices (issue 8):
+//! One timm pre-norm transformer block for inference, fused end to end on plain slices:
 //! `x += proj(attn(qkv(LN₁ x)))`, `x += fc2(GELU(fc1(LN₂ x)))` (SPEC.md §3.2), updating the
 //! residual stream in place.
 //!

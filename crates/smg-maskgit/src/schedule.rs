@@ -58,7 +58,7 @@ pub trait CfgSchedule: std::fmt::Debug {
 /// codes, so the unlikely tail weighs in: on the shipped small generator the guided tokens end up
 /// *less* confident than the plain conditional model's (mean probability of the first
 /// iteration's tokens 0.03 against 0.20, and 0.38 with plain CFG 3; notebook 05): guidance with
-/// more diversity than no guidance. Not in the paper; added for issue 7's Fréchet criterion.
+/// more diversity than no guidance. Not in the paper; added to lower the Fréchet distance of guided samples.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Rescaled<G> {
     pub guidance: G,
@@ -90,7 +90,7 @@ pub enum Guidance {
     LinearFromConditional(f64),
     /// Linear decay scale → 1: full guidance while the first iterations lay out most of the
     /// grid, the plain conditional model for the last tokens (not in the paper; its mirror
-    /// image, tried for issue 7's Fréchet criterion).
+    /// image, tried to lower the Fréchet distance of guided samples).
     LinearToConditional(f64),
 }
 

@@ -276,7 +276,7 @@ impl MaskedVit {
     }
 
     /// The residual stream after every block, by the fused CPU kernels of `smg_kernels::vit`
-    /// (issue 8), calling `each` with it after each block; `None` where they do not apply
+    ///, calling `each` with it after each block; `None` where they do not apply
     /// (training, a GPU, `SMG_FAST=0`): the caller then runs the candle blocks.
     fn fused_blocks(&self, h: &Tensor, mut each: impl FnMut(&[f32])) -> Result<Option<Vec<f32>>> {
         if !smg_core::fast::eligible(h) || !self.head.is_frozen_cpu() || !self.blocks.iter().all(|b| b.fc1.is_frozen_cpu() && b.attn.qkv.is_frozen_cpu()) {

@@ -1,4 +1,4 @@
-//! The inference fast path of the masked ViT (the fused blocks of `smg_kernels::vit`; issue 8)
+//! The inference fast path of the masked ViT (the fused blocks of `smg_kernels::vit`)
 //! against the plain candle ops, on the same seeded weights. Its own test binary, because it
 //! switches the process-wide precision.
 

@@ -1,4 +1,4 @@
-//! The independent judge of generated audio (issue 7's done-criterion, SPEC.md §10): a
+//! The independent judge of generated audio (the generation criterion of SPEC.md §10): a
 //! multinomial logistic regression on mel statistics (per-band mean and spread) or on the
 //! embeddings of an audio network (aiSFX), trained on real training clips, says which category
 //! a clip sounds like; a Fréchet distance on the same features says how far a set of clips

@@ -1,4 +1,4 @@
-//! How well a vocoder turns the project's mel back into audio (issue 6): resynthesise real clips
+//! How well a vocoder turns the project's mel back into audio: resynthesise real clips
 //! from their natural-log mel (SPEC.md §1) and compare the mel of the result with the input's.
 //! The score is the mean absolute difference of natural-log mels (the "mel-L1" of HiFi-GAN's
 //! validation, `F.l1_loss(y_mel, y_g_hat_mel)`), over the frames both have.

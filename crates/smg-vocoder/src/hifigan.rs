@@ -296,11 +296,11 @@ impl HifiGan {
 impl HifiGan {
     /// The forward pass on the CPU inference kernels (`smg_kernels::conv1d`): the same layers
     /// with each leaky ReLU fused into the convolution after it and each ResBlock sum into the
-    /// convolution before it (issue 6). Used by `forward` at inference on CPU.
+    /// convolution before it. Used by `forward` at inference on CPU.
     pub fn forward_fast(&self, mel: &Tensor) -> Result<Tensor> {
         let nk = self.config.resblock_kernel_sizes.len();
         // The ResBlock convolutions (most of the work) take bf16 products on AMX when the
-        // vocoder's precision is bf16 (`SMG_VOCODER_PRECISION=bf16`, issue 8).
+        // vocoder's precision is bf16 (`SMG_VOCODER_PRECISION=bf16`).
         let prec = smg_core::fast::vocoder_precision();
         per_item(mel, self.config.num_mels, "HiFi-GAN", |item, t| {
             let pre = self.conv_pre.kernel()?;

@@ -1,4 +1,4 @@
-//! Vocoder training (issue 6): discriminators' outputs, losses, a tiny from-scratch run that
+//! Vocoder training: discriminators' outputs, losses, a tiny from-scratch run that
 //! learns, exact resume, fine-tuning from a weight-normed checkpoint, export and reload.
 
 use candle_core::{DType, Device, Module, Tensor};
