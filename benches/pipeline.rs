@@ -44,7 +44,8 @@ struct Models {
 fn load(data: &std::path::Path) -> Models {
     let dev = Device::Cpu;
     let vit = MaskedVit::new(&smg_maskgit::Config::paper(), SeededVarMap::new(0).frozen_builder(DType::F32, &dev)).unwrap();
-    let tok = smg_tokenizer::SpecVqGan::new(&smg_tokenizer::Config::paper(), SeededVarMap::new(1).frozen_builder(DType::F32, &dev)).unwrap();
+    let tok =
+        smg_tokenizer::SpecVqGan::new(&smg_tokenizer::Config::paper(), SeededVarMap::new(1).frozen_builder(DType::F32, &dev)).unwrap();
     let (voc, voc_note) = match smg_vocoder::HifiGan::load_v1(&data.join("weights/hifigan_universal.safetensors"), &dev) {
         Ok(v) => (v, "universal checkpoint"),
         Err(_) => {
@@ -84,7 +85,10 @@ fn torch_reference() -> Option<serde_json::Value> {
 }
 
 fn rayon_threads() -> usize {
-    std::env::var("RAYON_NUM_THREADS").ok().and_then(|v| v.parse().ok()).unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+    std::env::var("RAYON_NUM_THREADS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
 }
 
 fn main() {
@@ -96,7 +100,13 @@ fn main() {
     let cond = Tensor::randn(0f32, 0.05, (1, cfg.cond_dim), &Device::Cpu).unwrap();
     let x2 = Tensor::full(cfg.mask_id(), (2, cfg.seq_len()), &Device::Cpu).unwrap();
     let c2 = Tensor::cat(&[&cond, &cond.zeros_like().unwrap()], 0).unwrap();
-    println!("threads: {}, AMX: {}, text encoder: {}, vocoder: {}", rayon_threads(), smg_kernels::amx::available(), if m.text.is_some() { "MiniLM" } else { "missing (0 s)" }, m.voc_note);
+    println!(
+        "threads: {}, AMX: {}, text encoder: {}, vocoder: {}",
+        rayon_threads(),
+        smg_kernels::amx::available(),
+        if m.text.is_some() { "MiniLM" } else { "missing (0 s)" },
+        m.voc_note
+    );
 
     // One ViT forward (batch 2) per mode, and the bf16 tolerance check against f32.
     let fwd = |fast: bool, p: Precision| {
@@ -116,7 +126,10 @@ fn main() {
     let diff = (&l16 - &l32).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
     let top = l32.abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
     // Teacher-forced: the most likely code at each position in one forward, f32 vs bf16.
-    let (a32, a16) = (l32.argmax(2).unwrap().flatten_all().unwrap().to_vec1::<u32>().unwrap(), l16.argmax(2).unwrap().flatten_all().unwrap().to_vec1::<u32>().unwrap());
+    let (a32, a16) = (
+        l32.argmax(2).unwrap().flatten_all().unwrap().to_vec1::<u32>().unwrap(),
+        l16.argmax(2).unwrap().flatten_all().unwrap().to_vec1::<u32>().unwrap(),
+    );
     let argmax_agree = a32.iter().zip(&a16).filter(|(a, b)| a == b).count() as f64 / a32.len() as f64;
     let sample = |p| {
         set_precision(p);
@@ -156,7 +169,11 @@ fn main() {
     println!("| pipeline, {audio:.2} s clip | text | 16 CFG iterations | decoder | HiFi-GAN | total | RTF |");
     println!("|---|---|---|---|---|---|---|");
     // (name, fast kernels, precision of the ViT and decoder, precision of the vocoder)
-    let mut modes: Vec<(&str, bool, Precision, Precision)> = vec![("fast f32", true, Precision::F32, Precision::F32), ("fast bf16 (vocoder f32)", true, Precision::Bf16, Precision::F32), ("fast bf16, vocoder bf16 too", true, Precision::Bf16, Precision::Bf16)];
+    let mut modes: Vec<(&str, bool, Precision, Precision)> = vec![
+        ("fast f32", true, Precision::F32, Precision::F32),
+        ("fast bf16 (vocoder f32)", true, Precision::Bf16, Precision::F32),
+        ("fast bf16, vocoder bf16 too", true, Precision::Bf16, Precision::Bf16),
+    ];
     if !quick {
         modes.insert(0, ("candle plain (baseline)", false, Precision::F32, Precision::F32));
     }

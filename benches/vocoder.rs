@@ -46,8 +46,15 @@ fn main() {
                 let h = best_of(3, || g.forward_fast(&mel).unwrap());
                 smg_core::fast::set_vocoder_precision(smg_core::fast::Precision::F32);
                 let d = (&y16 - &y32).unwrap();
-                let snr = 10.0 * (y32.sqr().unwrap().sum_all().unwrap().to_scalar::<f32>().unwrap() / d.sqr().unwrap().sum_all().unwrap().to_scalar::<f32>().unwrap().max(1e-30)).log10();
-                println!("| HiFi-GAN universal, ResBlocks bf16 on AMX (SNR against f32 {snr:.1} dB) | {h:.2} | {:.3} | {:.1}× |", h / audio_s, s / h);
+                let snr = 10.0
+                    * (y32.sqr().unwrap().sum_all().unwrap().to_scalar::<f32>().unwrap()
+                        / d.sqr().unwrap().sum_all().unwrap().to_scalar::<f32>().unwrap().max(1e-30))
+                    .log10();
+                println!(
+                    "| HiFi-GAN universal, ResBlocks bf16 on AMX (SNR against f32 {snr:.1} dB) | {h:.2} | {:.3} | {:.1}× |",
+                    h / audio_s,
+                    s / h
+                );
             }
         }
         Err(e) => println!("| HiFi-GAN universal | skipped: {e} | | |"),

@@ -53,12 +53,21 @@ fn recording(seconds: f64) -> Audio {
             })
             .collect()
     };
-    Audio { channels: vec![ch(220.0, 1), ch(331.0, 2)], sample_rate: sr, format: "WAV PCM 16-bit".into(), sample_format: SampleFormat::Int(16) }
+    Audio {
+        channels: vec![ch(220.0, 1), ch(331.0, 2)],
+        sample_rate: sr,
+        format: "WAV PCM 16-bit".into(),
+        sample_format: SampleFormat::Int(16),
+    }
 }
 
 fn peak_rss_mb() -> f64 {
     let s = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    s.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| l.split_whitespace().nth(1)).and_then(|v| v.parse::<f64>().ok()).map_or(f64::NAN, |kb| kb / 1024.0)
+    s.lines()
+        .find(|l| l.starts_with("VmHWM:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse::<f64>().ok())
+        .map_or(f64::NAN, |kb| kb / 1024.0)
 }
 
 /// Child: runs one case and prints `seconds windows peak_mb`.
@@ -91,7 +100,11 @@ fn main() {
     }
     let quick = std::env::var("SMG_BENCH_QUICK").is_ok_and(|v| v == "1");
     let lengths: &[f64] = if quick { &[3.0, 30.0, 300.0] } else { &[3.0, 30.0, 300.0, 600.0] };
-    println!("windowed zero-shot tasks, shipped small models, Griffin-Lim 32 iterations; CPU: {} ({} threads)", cpu_name(), std::thread::available_parallelism().map_or(1, |n| n.get()));
+    println!(
+        "windowed zero-shot tasks, shipped small models, Griffin-Lim 32 iterations; CPU: {} ({} threads)",
+        cpu_name(),
+        std::thread::available_parallelism().map_or(1, |n| n.get())
+    );
     println!("| task | input | windows | seconds | seconds per input minute | peak RSS (MB) | input itself (MB) | peak / input |");
     println!("|---|---|---:|---:|---:|---:|---:|---:|");
     for task in ["inpaint-1s", "inpaint-third", "bwe"] {

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The project's test command (README; .ci/run calls exactly this):
 #   1. set-up for headless runs (idempotent: venv, evcxr_jupyter, kernel, verified assets),
-#   2. the text check (scripts/check_text.sh) and cargo test --workspace,
+#   2. the text check (scripts/check_text.sh), cargo fmt --check, cargo clippy -D warnings and
+#      cargo test --workspace,
 #   3. the notebook harness must fail every deliberately failing notebook in tests/notebooks,
 #   4. every notebook in notebooks/ executes headless in quick mode (SMG_QUICK=1) without a
 #      cell error and with the images and audio players its metadata promises.
@@ -16,8 +17,19 @@ stage() { log "[$((SECONDS - t0)) s] $*"; }
 stage "set-up"
 scripts/setup.sh --ci
 
-stage "text check"
+stage "text check, rustfmt, clippy"
 bash scripts/check_text.sh
+# rustfmt and clippy ship with rustup's default profile; a toolchain without them skips the check.
+if cargo fmt --version >/dev/null 2>&1; then
+  cargo fmt --all -- --check >/dev/null || die "formatting differs from rustfmt.toml (run cargo fmt --all)"
+else
+  log "rustfmt is not installed with this toolchain: format check skipped"
+fi
+if cargo clippy --version >/dev/null 2>&1; then
+  cargo clippy --workspace --all-targets --quiet -- -D warnings || die "cargo clippy found warnings"
+else
+  log "clippy is not installed with this toolchain: lint check skipped"
+fi
 
 stage "python tests (checkpoint converter)"
 python3 -m unittest discover -s tests/python

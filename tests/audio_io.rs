@@ -7,9 +7,7 @@ use smg_tests::fixture;
 use std::path::{Path, PathBuf};
 
 fn tone(n: usize, sr: u32, freq: f32, amp: f32) -> Vec<f32> {
-    (0..n)
-        .map(|i| amp * (2.0 * std::f32::consts::PI * freq * i as f32 / sr as f32).sin())
-        .collect()
+    (0..n).map(|i| amp * (2.0 * std::f32::consts::PI * freq * i as f32 / sr as f32).sin()).collect()
 }
 
 /// Dominant frequency by counting rising zero crossings.
@@ -41,7 +39,7 @@ fn reads_every_pcm_wav_width_and_float() {
     let x = tone(2205, 22050, 441.0, 0.5);
     for bits in [8u16, 16, 24, 32] {
         let p = dir.path().join(format!("int{bits}.wav"));
-        write_wav_int(&p, bits, 1, &[x.clone()], 22050);
+        write_wav_int(&p, bits, 1, std::slice::from_ref(&x), 22050);
         let a = smg_audio::load(&p).unwrap();
         assert_eq!(a.format, format!("WAV PCM {bits}-bit"));
         let tol = if bits == 8 { 1.0 / 100.0 } else { 1e-4 };

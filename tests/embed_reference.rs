@@ -62,7 +62,11 @@ fn vggish_front_end_matches_torchvggish() {
     let lm = fe.log_mel(&y);
     let want = matrix(&f["log_mel"]);
     assert_eq!(lm.dim(), (want.len(), 64));
-    let worst = want.iter().enumerate().flat_map(|(t, r)| r.iter().enumerate().map(move |(m, &w)| (t, m, w))).fold(0f64, |a, (t, m, w)| a.max((lm[[t, m]] as f64 - w).abs()));
+    let worst = want
+        .iter()
+        .enumerate()
+        .flat_map(|(t, r)| r.iter().enumerate().map(move |(m, &w)| (t, m, w)))
+        .fold(0f64, |a, (t, m, w)| a.max((lm[[t, m]] as f64 - w).abs()));
     println!("vggish log-mel: max |rust - numpy| = {worst:.2e}");
     assert!(worst < 1e-3, "log-mel differs by {worst}");
     let ex = fe.examples(&y, &Device::Cpu).unwrap();
@@ -79,9 +83,24 @@ fn vggish_runs_on_random_weights_under_torchvggish_names() {
     let mut names: Vec<String> = vm.data().lock().unwrap().keys().cloned().collect();
     names.sort();
     let want = [
-        "embeddings.0.bias", "embeddings.0.weight", "embeddings.2.bias", "embeddings.2.weight", "embeddings.4.bias", "embeddings.4.weight",
-        "features.0.bias", "features.0.weight", "features.11.bias", "features.11.weight", "features.13.bias", "features.13.weight",
-        "features.3.bias", "features.3.weight", "features.6.bias", "features.6.weight", "features.8.bias", "features.8.weight",
+        "embeddings.0.bias",
+        "embeddings.0.weight",
+        "embeddings.2.bias",
+        "embeddings.2.weight",
+        "embeddings.4.bias",
+        "embeddings.4.weight",
+        "features.0.bias",
+        "features.0.weight",
+        "features.11.bias",
+        "features.11.weight",
+        "features.13.bias",
+        "features.13.weight",
+        "features.3.bias",
+        "features.3.weight",
+        "features.6.bias",
+        "features.6.weight",
+        "features.8.bias",
+        "features.8.weight",
     ];
     assert_eq!(names, want);
     let data = vm.data().lock().unwrap();
@@ -104,7 +123,11 @@ fn embedders_refuse_bad_clips() {
     assert!(m.embed(&[0.0, f32::NAN, 0.0], 22050).unwrap_err().to_string().contains("sample 1"));
     assert!(m.embed(&[0.0; 100], 0).unwrap_err().to_string().contains("sample rate"));
     assert!(smg_embed::by_name("openl3", std::path::Path::new("."), &Device::Cpu).err().unwrap().to_string().contains("unknown embedder"));
-    assert!(smg_embed::Vggish::load(std::path::Path::new("/nonexistent/vggish.safetensors"), &Device::Cpu).err().unwrap().to_string().contains("no VGGish weights"));
+    assert!(smg_embed::Vggish::load(std::path::Path::new("/nonexistent/vggish.safetensors"), &Device::Cpu)
+        .err()
+        .unwrap()
+        .to_string()
+        .contains("no VGGish weights"));
 }
 
 #[test]
@@ -128,7 +151,11 @@ fn fad_of_a_set_with_itself_is_zero_and_grows_with_a_shift() {
 fn roc_auc_and_average_precision_match_scikit_learn() {
     let f = fixture("metrics");
     let s = matrix(&f["scores"]);
-    let y: Vec<Vec<bool>> = serde_json::from_value::<Vec<Vec<u8>>>(f["labels"].clone()).unwrap().into_iter().map(|r| r.into_iter().map(|v| v == 1).collect()).collect();
+    let y: Vec<Vec<bool>> = serde_json::from_value::<Vec<Vec<u8>>>(f["labels"].clone())
+        .unwrap()
+        .into_iter()
+        .map(|r| r.into_iter().map(|v| v == 1).collect())
+        .collect();
     for j in 0..s[0].len() {
         let col: Vec<f64> = s.iter().map(|r| r[j]).collect();
         let lab: Vec<bool> = y.iter().map(|r| r[j]).collect();

@@ -46,9 +46,7 @@ fn a_symmetric_window_would_be_caught() {
     let audio = smg_audio::load(fixture("audio/chirp.wav")).unwrap();
     let mut mt = MelTransform::hifigan();
     let n = mt.stft.n_fft;
-    mt.stft.window = (0..n)
-        .map(|i| (0.5 - 0.5 * (2.0 * std::f64::consts::PI * i as f64 / (n - 1) as f64).cos()) as f32)
-        .collect();
+    mt.stft.window = (0..n).map(|i| (0.5 - 0.5 * (2.0 * std::f64::consts::PI * i as f64 / (n - 1) as f64).cos()) as f32).collect();
     let wrong = mt.log_mel(&audio.to_mono()).unwrap();
     let (err, _) = max_abs_diff_where(&wrong, &npy("audio/chirp.logmel.npy"), |r| r > -9.0);
     assert!(err > 5e-3, "symmetric window only off by {err}");

@@ -37,7 +37,8 @@ fn embeddings_match_the_numpy_reference() {
 fn batching_does_not_change_an_embedding_and_empty_batches_are_refused() {
     let enc = load();
     let alone = enc.embed(&["a dog barking in the distance"]).unwrap().embeddings;
-    let batched = enc.embed(&["a dog barking in the distance", "a much longer prompt about rain on a tin roof at night"]).unwrap().embeddings;
+    let batched =
+        enc.embed(&["a dog barking in the distance", "a much longer prompt about rain on a tin roof at night"]).unwrap().embeddings;
     let d = (alone.get(0).unwrap() - batched.get(0).unwrap()).unwrap().abs().unwrap().max(0).unwrap().to_scalar::<f32>().unwrap();
     assert!(d < 1e-5, "padding changed the embedding by {d}");
     assert!(enc.embed(&[]).unwrap_err().to_string().contains("empty"));

@@ -1,7 +1,7 @@
 //! HiFi-GAN universal (converted official checkpoint) against an independent float64 numpy port
 //! of the original generator (tests/fixtures/make_hifigan_fixture.py), on 64 frames of a chirp.
 
-use candle_core::{DType, Device, Module, Tensor};
+use candle_core::{DType, Device, Tensor};
 use ndarray::{Array1, Array2};
 use smg_tests::{asset, fixture};
 use smg_vocoder::{HifiGan, HifiGanConfig};
@@ -31,7 +31,8 @@ fn a_wrongly_shaped_checkpoint_is_named() {
     let vb = candle_nn::VarBuilder::from_varmap(&vm, DType::F32, &Device::Cpu);
     HifiGan::new(&HifiGanConfig::v2(), vb.clone()).unwrap();
     // Loading V1 from V2's tensors fails on the first mismatched tensor, by name.
-    let map: std::collections::HashMap<String, Tensor> = vm.data().lock().unwrap().iter().map(|(k, v)| (k.clone(), v.as_tensor().clone())).collect();
+    let map: std::collections::HashMap<String, Tensor> =
+        vm.data().lock().unwrap().iter().map(|(k, v)| (k.clone(), v.as_tensor().clone())).collect();
     let vb2 = candle_nn::VarBuilder::from_tensors(map, DType::F32, &Device::Cpu);
     let e = HifiGan::new(&HifiGanConfig::v1(), vb2).err().unwrap().to_string();
     assert!(e.contains("ups.0.weight") && e.contains("shape mismatch"), "{e}");

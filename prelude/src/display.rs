@@ -131,10 +131,7 @@ impl AudioPlayer {
         } else {
             format!("<div style=\"font-family:sans-serif;font-size:90%\">{}</div>", html_escape(&self.label))
         };
-        format!(
-            "<div>{caption}<audio controls preload=\"auto\" src=\"data:audio/wav;base64,{}\"></audio></div>",
-            b64(&self.wav)
-        )
+        format!("<div>{caption}<audio controls preload=\"auto\" src=\"data:audio/wav;base64,{}\"></audio></div>", b64(&self.wav))
     }
 
     /// Saves the WAV (atomically).
@@ -149,10 +146,7 @@ impl AudioPlayer {
 
 /// Several players side by side, e.g. original vs resynthesis.
 pub fn players_row(players: &[AudioPlayer]) -> Html {
-    let cells: String = players
-        .iter()
-        .map(|p| format!("<td style=\"padding-right:1em\">{}</td>", p.to_html()))
-        .collect();
+    let cells: String = players.iter().map(|p| format!("<td style=\"padding-right:1em\">{}</td>", p.to_html())).collect();
     Html(format!("<table><tr>{cells}</tr></table>"))
 }
 

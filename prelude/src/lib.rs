@@ -18,43 +18,43 @@ pub use candle_core as candle;
 pub use candle_nn;
 pub use ndarray;
 pub use rand;
+pub use serde_json;
 pub use smg_audio as audio;
-pub use smg_data as data;
-pub use smg_core as core;
-pub use smg_tokenizer as tokenizer;
 pub use smg_clap as conditioning;
-pub use smg_eval as eval;
+pub use smg_core as core;
+pub use smg_data as data;
 pub use smg_embed as embed;
+pub use smg_eval as eval;
 pub use smg_maskgit as maskgit;
 pub use smg_pipeline as pipeline;
+pub use smg_tokenizer as tokenizer;
 pub use smg_vocoder as vocoder;
-pub use serde_json;
 
 /// Everything a notebook cell usually needs.
 pub mod prelude {
     pub use crate::display::{players_row, AudioPlayer, Figure, Html};
     pub use crate::notebook::{checkpoint_dir, data_dir, notebook_init, output_dir, quick_mode, quick_or, repo_dir};
     pub use crate::plot::{
-        bar_chart, heatmap, histogram, line_plot, spectrogram, token_grid, waveform, BarChart, Heatmap, LinePlot, Spectrogram,
-        TokenGrid, Waveform,
+        bar_chart, heatmap, histogram, line_plot, spectrogram, token_grid, waveform, BarChart, Heatmap, LinePlot, Spectrogram, TokenGrid,
+        Waveform,
     };
-    pub use smg_data::{self as data, ClipConfig, ClipRecord, Dataset, SetKind, Split};
     pub use candle_core::{DType, Device, Tensor};
     pub use ndarray::{Array1, Array2};
-    pub use smg_audio::{
-        self as audio, fit_to_frames, load, load_mono, mel_to_audio, peak_normalize, prepare_clip, resample,
-        write_wav, write_wav_channels, Audio, GriffinLimConfig, MelConfig, MelTransform, SampleFormat, WavEncoding,
-    };
     pub use serde_json;
-    pub use smg_core::{best_device, DeviceChoice};
-    pub use smg_core::fast::{amx_available, set_precision, set_vocoder_precision, Precision};
-    pub use smg_tokenizer::SpecVqGan;
+    pub use smg_audio::{
+        self as audio, fit_to_frames, load, load_mono, mel_to_audio, peak_normalize, prepare_clip, resample, write_wav, write_wav_channels,
+        Audio, GriffinLimConfig, MelConfig, MelTransform, SampleFormat, WavEncoding,
+    };
     pub use smg_clap::{AudioEncoder, Conditioner, TextEncoder};
+    pub use smg_core::fast::{amx_available, set_precision, set_vocoder_precision, Precision};
+    pub use smg_core::{best_device, DeviceChoice};
+    pub use smg_data::{self as data, ClipConfig, ClipRecord, Dataset, SetKind, Split};
+    pub use smg_embed::{fad_between, Aisfx, Clip, Embedder, FadReport, MelStats, Vggish};
+    pub use smg_eval::{LinearProbe, ProbeConfig, ProbeData};
     pub use smg_maskgit::{
-        tasks::Grid, CfgSchedule, Draw, Guidance, Gumbel, Rescaled, MaskSchedule, MaskedVit, Remask, RemaskRule, Sampler, Schedule,
+        tasks::Grid, CfgSchedule, Draw, Guidance, Gumbel, MaskSchedule, MaskedVit, Remask, RemaskRule, Rescaled, Sampler, Schedule,
         Temperature, TokenDraw,
     };
     pub use smg_pipeline::{judge, low_frequency_replacement, represent, Edit, Generated, Pipeline, Vocoder, WindowOptions};
-    pub use smg_embed::{fad_between, Aisfx, Clip, Embedder, FadReport, MelStats, Vggish};
-    pub use smg_eval::{LinearProbe, ProbeConfig, ProbeData};
+    pub use smg_tokenizer::SpecVqGan;
 }

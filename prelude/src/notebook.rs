@@ -22,12 +22,7 @@ pub fn notebook_init() -> candle_core::Device {
         crate::plot::ensure_font();
     });
     let choice = smg_core::best_device();
-    println!(
-        "specmaskgit {} | device: {} | quick mode: {}",
-        env!("CARGO_PKG_VERSION"),
-        choice,
-        quick_mode()
-    );
+    println!("specmaskgit {} | device: {} | quick mode: {}", env!("CARGO_PKG_VERSION"), choice, quick_mode());
     choice.device
 }
 
@@ -48,17 +43,12 @@ pub fn quick_or<T>(quick: T, full: T) -> T {
 
 /// Root of the repository this prelude was built from.
 pub fn repo_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("."))
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).parent().map(PathBuf::from).unwrap_or_else(|| PathBuf::from("."))
 }
 
 /// The data folder: `SMG_DATA_DIR` if set, else `data/` of the repository.
 pub fn data_dir() -> PathBuf {
-    std::env::var_os("SMG_DATA_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| repo_dir().join("data"))
+    std::env::var_os("SMG_DATA_DIR").map(PathBuf::from).unwrap_or_else(|| repo_dir().join("data"))
 }
 
 /// A checkpoint this project trained and ships in `data/checkpoints/<name>` (each folder has a
@@ -69,7 +59,5 @@ pub fn checkpoint_dir(name: &str) -> PathBuf {
 
 /// Where notebooks save figures and audio: `SMG_OUTPUT_DIR` or `notebooks/output/`.
 pub fn output_dir() -> PathBuf {
-    std::env::var_os("SMG_OUTPUT_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| repo_dir().join("notebooks").join("output"))
+    std::env::var_os("SMG_OUTPUT_DIR").map(PathBuf::from).unwrap_or_else(|| repo_dir().join("notebooks").join("output"))
 }

@@ -24,8 +24,7 @@ fn perr(e: impl std::fmt::Display) -> PlotError {
 pub(crate) fn ensure_font() {
     static FONT_ONCE: Once = Once::new();
     FONT_ONCE.call_once(|| {
-        plotters::style::register_font("sans-serif", FontStyle::Normal, FONT)
-            .unwrap_or_else(|_| panic!("shipped font is invalid"));
+        plotters::style::register_font("sans-serif", FontStyle::Normal, FONT).unwrap_or_else(|_| panic!("shipped font is invalid"));
     });
 }
 
@@ -42,8 +41,7 @@ fn render(w: u32, h: u32, draw: impl FnOnce(&Area) -> Result<(), PlotError>) -> 
     }
     let img = image::RgbImage::from_raw(w, h, buf).ok_or_else(|| perr("buffer size"))?;
     let mut png = Vec::new();
-    img.write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
-        .map_err(perr)?;
+    img.write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png).map_err(perr)?;
     Ok(Figure { png, width: w, height: h })
 }
 
@@ -67,9 +65,7 @@ pub fn magma(v: f32) -> RGBColor {
 }
 
 fn finite_range(values: impl Iterator<Item = f32>) -> (f32, f32) {
-    let (lo, hi) = values
-        .filter(|v| v.is_finite())
-        .fold((f32::INFINITY, f32::NEG_INFINITY), |(l, h), v| (l.min(v), h.max(v)));
+    let (lo, hi) = values.filter(|v| v.is_finite()).fold((f32::INFINITY, f32::NEG_INFINITY), |(l, h), v| (l.min(v), h.max(v)));
     if lo.is_finite() && hi > lo {
         (lo, hi)
     } else if lo.is_finite() {
@@ -134,11 +130,8 @@ impl Spectrogram {
         }
         let (lo, hi) = self.range.unwrap_or_else(|| finite_range(self.data.iter().copied()));
         let secs = frames as f64 * self.mel.hop_length as f64 / self.mel.sample_rate as f64;
-        let centres = if n_bands == self.mel.n_mels {
-            smg_audio::mel::mel_band_centres(&self.mel)
-        } else {
-            (0..n_bands).map(|b| b as f64).collect()
-        };
+        let centres =
+            if n_bands == self.mel.n_mels { smg_audio::mel::mel_band_centres(&self.mel) } else { (0..n_bands).map(|b| b as f64).collect() };
         let y_desc = if n_bands == self.mel.n_mels { "frequency (Hz)" } else { "band" };
         let (w, h) = self.size;
         render(w, h, |root| {
@@ -191,14 +184,7 @@ fn draw_colorbar(area: &Area, lo: f32, hi: f32, unit: &str) -> Result<(), PlotEr
         .caption(unit, ("sans-serif", 12))
         .build_cartesian_2d(0f32..1f32, lo..hi)
         .map_err(perr)?;
-    chart
-        .configure_mesh()
-        .disable_mesh()
-        .disable_x_axis()
-        .y_labels(5)
-        .y_label_style(("sans-serif", 12))
-        .draw()
-        .map_err(perr)?;
+    chart.configure_mesh().disable_mesh().disable_x_axis().y_labels(5).y_label_style(("sans-serif", 12)).draw().map_err(perr)?;
     let steps = 64;
     chart
         .draw_series((0..steps).map(|i| {
@@ -221,12 +207,7 @@ pub struct Waveform {
 
 /// Starts a waveform plot of mono samples.
 pub fn waveform(samples: &[f32], sample_rate: u32) -> Waveform {
-    Waveform {
-        samples: samples.to_vec(),
-        sample_rate,
-        title: "waveform".into(),
-        size: (900, 220),
-    }
+    Waveform { samples: samples.to_vec(), sample_rate, title: "waveform".into(), size: (900, 220) }
 }
 
 impl Waveform {
@@ -255,13 +236,7 @@ impl Waveform {
                 .y_label_area_size(60)
                 .build_cartesian_2d(0f64..secs, -peak..peak)
                 .map_err(perr)?;
-            chart
-                .configure_mesh()
-                .light_line_style(WHITE)
-                .x_desc("time (s)")
-                .y_desc("amplitude")
-                .draw()
-                .map_err(perr)?;
+            chart.configure_mesh().light_line_style(WHITE).x_desc("time (s)").y_desc("amplitude").draw().map_err(perr)?;
             let cols = (w as usize).max(1);
             let color = RGBColor(31, 119, 180);
             let segs = (0..cols).filter_map(|c| {
@@ -270,9 +245,7 @@ impl Waveform {
                 if a >= n {
                     return None;
                 }
-                let (mn, mx) = self.samples[a..b]
-                    .iter()
-                    .fold((f32::INFINITY, f32::NEG_INFINITY), |(l, h), v| (l.min(*v), h.max(*v)));
+                let (mn, mx) = self.samples[a..b].iter().fold((f32::INFINITY, f32::NEG_INFINITY), |(l, h), v| (l.min(*v), h.max(*v)));
                 let t = a as f64 / self.sample_rate as f64;
                 Some(PathElement::new(vec![(t, mn as f64), (t, mx as f64)], color))
             });
@@ -299,13 +272,7 @@ pub struct TokenGrid {
 
 /// Starts a token-grid plot of an (H, W) grid of codebook indices.
 pub fn token_grid(tokens: &Array2<u32>) -> TokenGrid {
-    TokenGrid {
-        tokens: tokens.clone(),
-        mask: None,
-        title: "token grid".into(),
-        size: (900, 240),
-        show_ids: false,
-    }
+    TokenGrid { tokens: tokens.clone(), mask: None, title: "token grid".into(), size: (900, 240), show_ids: false }
 }
 
 /// Stable, well-spread colour of a codebook index.
@@ -385,9 +352,9 @@ impl TokenGrid {
             chart.draw_series(crosses).map_err(perr)?;
             if self.show_ids {
                 let font = ("sans-serif", 9).into_font().color(&WHITE);
-                let labels = (0..rows).flat_map(|r| (0..cols).map(move |c| (r, c))).map(|(r, c)| {
-                    Text::new(format!("{}", self.tokens[[r, c]]), (c as f64 + 0.05, r as f64 + 0.7), font.clone())
-                });
+                let labels = (0..rows)
+                    .flat_map(|r| (0..cols).map(move |c| (r, c)))
+                    .map(|(r, c)| Text::new(format!("{}", self.tokens[[r, c]]), (c as f64 + 0.05, r as f64 + 0.7), font.clone()));
                 chart.draw_series(labels).map_err(perr)?;
             }
             Ok(())
@@ -412,14 +379,7 @@ pub struct LinePlot {
 
 /// Starts an empty line plot.
 pub fn line_plot(title: impl Into<String>) -> LinePlot {
-    LinePlot {
-        series: Vec::new(),
-        title: title.into(),
-        x_label: "x".into(),
-        y_label: "y".into(),
-        log_y: false,
-        size: (720, 360),
-    }
+    LinePlot { series: Vec::new(), title: title.into(), x_label: "x".into(), y_label: "y".into(), log_y: false, size: (720, 360) }
 }
 
 const PALETTE: [RGBColor; 6] = [
@@ -581,7 +541,11 @@ impl BarChart {
                 .y_label_formatter(&|v| {
                     let f = *v - v.floor();
                     let i = n as i64 - 1 - v.floor() as i64;
-                    if (f - 0.5).abs() < 0.26 && i >= 0 && (i as usize) < n { labels[i as usize].clone() } else { String::new() }
+                    if (f - 0.5).abs() < 0.26 && i >= 0 && (i as usize) < n {
+                        labels[i as usize].clone()
+                    } else {
+                        String::new()
+                    }
                 })
                 .draw()
                 .map_err(perr)?;
@@ -650,7 +614,11 @@ impl Heatmap {
                 let f = v - v.floor();
                 let i = v.floor() as i64;
                 let i = if flip { n as i64 - 1 - i } else { i };
-                if (f - 0.5).abs() < 0.26 && i >= 0 && (i as usize) < n { labels[i as usize].clone() } else { String::new() }
+                if (f - 0.5).abs() < 0.26 && i >= 0 && (i as usize) < n {
+                    labels[i as usize].clone()
+                } else {
+                    String::new()
+                }
             };
             chart
                 .configure_mesh()

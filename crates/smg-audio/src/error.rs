@@ -24,12 +24,7 @@ pub enum AudioError {
     #[error("{what}: sample {index} is {value} (NaN or infinite); audio must be finite")]
     NonFinite { what: String, index: usize, value: f32 },
     #[error("{what}: {got} samples is too short, at least {need} are needed ({why})")]
-    TooShort {
-        what: String,
-        got: usize,
-        need: usize,
-        why: &'static str,
-    },
+    TooShort { what: String, got: usize, need: usize, why: &'static str },
     #[error("expected a sample rate of {expected} Hz, got {got} Hz (resample first)")]
     WrongSampleRate { expected: u32, got: u32 },
     #[error("invalid argument: {0}")]
@@ -47,11 +42,7 @@ pub type Result<T> = std::result::Result<T, AudioError>;
 /// Returns an error naming the first NaN or infinite sample of `samples`.
 pub fn check_finite(samples: &[f32], what: &str) -> Result<()> {
     match samples.iter().position(|x| !x.is_finite()) {
-        Some(index) => Err(AudioError::NonFinite {
-            what: what.to_string(),
-            index,
-            value: samples[index],
-        }),
+        Some(index) => Err(AudioError::NonFinite { what: what.to_string(), index, value: samples[index] }),
         None => Ok(()),
     }
 }

@@ -21,12 +21,7 @@ pub struct GriffinLimConfig {
 
 impl Default for GriffinLimConfig {
     fn default() -> Self {
-        Self {
-            n_iter: 64,
-            momentum: 0.99,
-            nnls_iter: 30,
-            seed: 0,
-        }
+        Self { n_iter: 64, momentum: 0.99, nnls_iter: 30, seed: 0 }
     }
 }
 
@@ -35,10 +30,7 @@ impl Default for GriffinLimConfig {
 pub fn mel_to_magnitude(mt: &MelTransform, log_mel: &Array2<f32>, nnls_iter: usize) -> Result<Array2<f32>> {
     let (n_mels, frames) = log_mel.dim();
     if n_mels != mt.filters.n_mels() {
-        return Err(AudioError::InvalidArgument(format!(
-            "mel has {n_mels} bands, the transform expects {}",
-            mt.filters.n_mels()
-        )));
+        return Err(AudioError::InvalidArgument(format!("mel has {n_mels} bands, the transform expects {}", mt.filters.n_mels())));
     }
     if let Some(v) = log_mel.iter().find(|v| !v.is_finite()) {
         return Err(AudioError::InvalidArgument(format!("log-mel contains {v}; it must be finite")));
@@ -77,10 +69,7 @@ pub fn mel_to_magnitude(mt: &MelTransform, log_mel: &Array2<f32>, nnls_iter: usi
 /// approximates `mag` (n_freq, frames). Deterministic for a given `cfg.seed`.
 pub fn griffin_lim(mt: &MelTransform, mag: &Array2<f32>, n_samples: usize, cfg: &GriffinLimConfig) -> Result<Vec<f32>> {
     if !(0.0..1.0).contains(&cfg.momentum) {
-        return Err(AudioError::InvalidArgument(format!(
-            "Griffin-Lim momentum must be in [0, 1), got {}",
-            cfg.momentum
-        )));
+        return Err(AudioError::InvalidArgument(format!("Griffin-Lim momentum must be in [0, 1), got {}", cfg.momentum)));
     }
     let stft = &mt.stft;
     let mut rng = rand::rngs::StdRng::seed_from_u64(cfg.seed);
@@ -94,14 +83,11 @@ pub fn griffin_lim(mt: &MelTransform, mag: &Array2<f32>, n_samples: usize, cfg: 
         let spec = ndarray::Zip::from(mag).and(&angles).map_collect(|m, a| a * *m);
         let y = stft.inverse(&spec, n_samples);
         let new = stft.forward(&y)?;
-        ndarray::Zip::from(&mut angles)
-            .and(&new)
-            .and(&rebuilt)
-            .for_each(|a, n, prev| {
-                let v = n - prev * beta;
-                let norm = v.norm() + 1e-16;
-                *a = v / norm;
-            });
+        ndarray::Zip::from(&mut angles).and(&new).and(&rebuilt).for_each(|a, n, prev| {
+            let v = n - prev * beta;
+            let norm = v.norm() + 1e-16;
+            *a = v / norm;
+        });
         rebuilt = new;
     }
     let spec = ndarray::Zip::from(mag).and(&angles).map_collect(|m, a| a * *m);
@@ -113,9 +99,7 @@ pub fn griffin_lim(mt: &MelTransform, mag: &Array2<f32>, n_samples: usize, cfg: 
 pub fn mel_to_audio(mt: &MelTransform, log_mel: &Array2<f32>, cfg: &GriffinLimConfig) -> Result<Vec<f32>> {
     let frames = log_mel.dim().1;
     if frames < 2 {
-        return Err(AudioError::InvalidArgument(format!(
-            "Griffin-Lim needs at least 2 mel frames, got {frames}"
-        )));
+        return Err(AudioError::InvalidArgument(format!("Griffin-Lim needs at least 2 mel frames, got {frames}")));
     }
     let mag = mel_to_magnitude(mt, log_mel, cfg.nnls_iter)?;
     griffin_lim(mt, &mag, frames * mt.config.hop_length, cfg)

@@ -80,10 +80,7 @@ impl Audio {
 
     /// Largest absolute sample over all channels.
     pub fn peak(&self) -> f32 {
-        self.channels
-            .iter()
-            .flat_map(|c| c.iter())
-            .fold(0f32, |m, x| m.max(x.abs()))
+        self.channels.iter().flat_map(|c| c.iter()).fold(0f32, |m, x| m.max(x.abs()))
     }
 
     pub fn info(&self) -> AudioInfo {
@@ -111,9 +108,7 @@ pub fn mix_to_mono(channels: &[Vec<f32>]) -> Vec<f32> {
         n => {
             let len = channels.iter().map(Vec::len).min().unwrap_or(0);
             let scale = 1.0 / n as f32;
-            (0..len)
-                .map(|i| channels.iter().map(|c| c[i]).sum::<f32>() * scale)
-                .collect()
+            (0..len).map(|i| channels.iter().map(|c| c[i]).sum::<f32>() * scale).collect()
         }
     }
 }
@@ -128,20 +123,13 @@ enum Container {
 }
 
 fn sniff(path: &Path) -> Result<Container> {
-    let io_err = |source| AudioError::Io {
-        path: path.to_path_buf(),
-        source,
-    };
+    let io_err = |source| AudioError::Io { path: path.to_path_buf(), source };
     let meta = std::fs::metadata(path).map_err(io_err)?;
     if meta.is_dir() {
-        return Err(AudioError::IsDirectory {
-            path: path.to_path_buf(),
-        });
+        return Err(AudioError::IsDirectory { path: path.to_path_buf() });
     }
     if meta.len() == 0 {
-        return Err(AudioError::EmptyFile {
-            path: path.to_path_buf(),
-        });
+        return Err(AudioError::EmptyFile { path: path.to_path_buf() });
     }
     let mut head = [0u8; 12];
     let mut f = File::open(path).map_err(io_err)?;
@@ -154,16 +142,16 @@ fn sniff(path: &Path) -> Result<Container> {
                 if ![1u16, 3, 0xFFFE, 2, 0x11, 6, 7].contains(&tag) {
                     return Err(AudioError::Unsupported {
                         path: path.to_path_buf(),
-                        detail: format!("WAV with codec format tag 0x{tag:04x}{}", if tag == 0x674f || tag == 0x6750 { " (Ogg Vorbis inside WAV)" } else { "" }),
+                        detail: format!(
+                            "WAV with codec format tag 0x{tag:04x}{}",
+                            if tag == 0x674f || tag == 0x6750 { " (Ogg Vorbis inside WAV)" } else { "" }
+                        ),
                     });
                 }
             }
             return Ok(Container::Wav);
         }
-        return Err(AudioError::Corrupt {
-            path: path.to_path_buf(),
-            detail: "RIFF file without a WAVE header (truncated?)".into(),
-        });
+        return Err(AudioError::Corrupt { path: path.to_path_buf(), detail: "RIFF file without a WAVE header (truncated?)".into() });
     }
     if h.starts_with(b"FORM") && n >= 12 && (&h[8..12] == b"AIFF" || &h[8..12] == b"AIFC") {
         return Ok(Container::Aiff);
@@ -178,10 +166,7 @@ fn sniff(path: &Path) -> Result<Container> {
         return Ok(Container::Mp3);
     }
     let hex: Vec<String> = h.iter().take(4).map(|b| format!("{b:02x}")).collect();
-    Err(AudioError::Unsupported {
-        path: path.to_path_buf(),
-        detail: format!("unrecognised leading bytes {}", hex.join(" ")),
-    })
+    Err(AudioError::Unsupported { path: path.to_path_buf(), detail: format!("unrecognised leading bytes {}", hex.join(" ")) })
 }
 
 /// The `wFormatTag` of a RIFF/WAVE file's `fmt ` chunk, if it can be found.
@@ -221,9 +206,7 @@ pub fn load(path: impl AsRef<Path>) -> Result<Audio> {
             Ok(a) => a,
             // hound is strict (odd block alignments, 64-bit float, extensible variants);
             // symphonia may still read the file. If neither can, report hound's reason.
-            Err(e @ (AudioError::Unsupported { .. } | AudioError::Corrupt { .. })) => {
-                load_symphonia(path, "WAV").map_err(|_| e)?
-            }
+            Err(e @ (AudioError::Unsupported { .. } | AudioError::Corrupt { .. })) => load_symphonia(path, "WAV").map_err(|_| e)?,
             Err(e) => return Err(e),
         },
         Container::Aiff => load_symphonia(path, "AIFF")?,
@@ -247,32 +230,20 @@ fn load_wav_hound(path: &Path) -> Result<Audio> {
     let spec = reader.spec();
     let n_ch = spec.channels as usize;
     if n_ch == 0 {
-        return Err(AudioError::Corrupt {
-            path: p(),
-            detail: "header declares 0 channels".into(),
-        });
+        return Err(AudioError::Corrupt { path: p(), detail: "header declares 0 channels".into() });
     }
     let expected = reader.len() as usize;
     let interleaved: Vec<f32> = match spec.sample_format {
         hound::SampleFormat::Float => {
             if spec.bits_per_sample != 32 {
-                return Err(AudioError::Unsupported {
-                    path: p(),
-                    detail: format!("{}-bit float WAV", spec.bits_per_sample),
-                });
+                return Err(AudioError::Unsupported { path: p(), detail: format!("{}-bit float WAV", spec.bits_per_sample) });
             }
-            reader
-                .into_samples::<f32>()
-                .collect::<std::result::Result<_, _>>()
-                .map_err(|e| truncated(e, p(), expected))?
+            reader.into_samples::<f32>().collect::<std::result::Result<_, _>>().map_err(|e| truncated(e, p(), expected))?
         }
         hound::SampleFormat::Int => {
             let bits = spec.bits_per_sample;
             if !(1..=32).contains(&bits) {
-                return Err(AudioError::Unsupported {
-                    path: p(),
-                    detail: format!("{bits}-bit integer WAV"),
-                });
+                return Err(AudioError::Unsupported { path: p(), detail: format!("{bits}-bit integer WAV") });
             }
             let scale = 1.0 / (1u64 << (bits - 1)) as f64;
             reader
@@ -298,39 +269,22 @@ fn load_wav_hound(path: &Path) -> Result<Audio> {
 }
 
 fn truncated(e: hound::Error, path: PathBuf, expected: usize) -> AudioError {
-    AudioError::Corrupt {
-        path,
-        detail: format!("data ends early ({e}); header promised {expected} samples"),
-    }
+    AudioError::Corrupt { path, detail: format!("data ends early ({e}); header promised {expected} samples") }
 }
 
 fn map_hound(e: hound::Error, path: PathBuf) -> AudioError {
     match e {
         // The file was already opened and sniffed, so a read failure here is a short header.
-        hound::Error::IoError(source) => AudioError::Corrupt {
-            path,
-            detail: format!("truncated WAV header ({source})"),
-        },
-        hound::Error::FormatError(msg) => AudioError::Corrupt {
-            path,
-            detail: format!("malformed WAV: {msg}"),
-        },
-        hound::Error::Unsupported => AudioError::Unsupported {
-            path,
-            detail: "WAV codec not supported by hound".into(),
-        },
-        other => AudioError::Corrupt {
-            path,
-            detail: other.to_string(),
-        },
+        hound::Error::IoError(source) => AudioError::Corrupt { path, detail: format!("truncated WAV header ({source})") },
+        hound::Error::FormatError(msg) => AudioError::Corrupt { path, detail: format!("malformed WAV: {msg}") },
+        hound::Error::Unsupported => AudioError::Unsupported { path, detail: "WAV codec not supported by hound".into() },
+        other => AudioError::Corrupt { path, detail: other.to_string() },
     }
 }
 
 fn deinterleave(interleaved: &[f32], n_ch: usize) -> Vec<Vec<f32>> {
     let frames = interleaved.len() / n_ch;
-    (0..n_ch)
-        .map(|c| (0..frames).map(|i| interleaved[i * n_ch + c]).collect())
-        .collect()
+    (0..n_ch).map(|c| (0..frames).map(|i| interleaved[i * n_ch + c]).collect()).collect()
 }
 
 fn load_symphonia(path: &Path, container: &str) -> Result<Audio> {
@@ -348,24 +302,15 @@ fn load_symphonia(path: &Path, container: &str) -> Result<Audio> {
     let probed = symphonia::default::get_probe()
         .format(&Hint::new(), mss, &FormatOptions::default(), &MetadataOptions::default())
         .map_err(|e| match e {
-            SymError::Unsupported(what) => AudioError::Unsupported {
-                path: p(),
-                detail: format!("{container}: {what}"),
-            },
-            other => AudioError::Corrupt {
-                path: p(),
-                detail: format!("{container}: {other}"),
-            },
+            SymError::Unsupported(what) => AudioError::Unsupported { path: p(), detail: format!("{container}: {what}") },
+            other => AudioError::Corrupt { path: p(), detail: format!("{container}: {other}") },
         })?;
     let mut reader = probed.format;
     let track = reader
         .tracks()
         .iter()
         .find(|t| t.codec_params.codec != CODEC_TYPE_NULL)
-        .ok_or_else(|| AudioError::Unsupported {
-            path: p(),
-            detail: format!("{container} without a decodable audio track"),
-        })?
+        .ok_or_else(|| AudioError::Unsupported { path: p(), detail: format!("{container} without a decodable audio track") })?
         .clone();
     let codec_name = symphonia::default::get_codecs()
         .get_codec(track.codec_params.codec)
@@ -373,10 +318,7 @@ fn load_symphonia(path: &Path, container: &str) -> Result<Audio> {
         .unwrap_or_else(|| "unknown".into());
     let mut decoder = symphonia::default::get_codecs()
         .make(&track.codec_params, &DecoderOptions::default())
-        .map_err(|e| AudioError::Unsupported {
-            path: p(),
-            detail: format!("{container} codec '{codec_name}': {e}"),
-        })?;
+        .map_err(|e| AudioError::Unsupported { path: p(), detail: format!("{container} codec '{codec_name}': {e}") })?;
     let mut rate = track.codec_params.sample_rate.unwrap_or(0);
     let mut n_ch = track.codec_params.channels.map_or(0, |c| c.count());
     let mut interleaved: Vec<f32> = Vec::new();
@@ -386,12 +328,7 @@ fn load_symphonia(path: &Path, container: &str) -> Result<Audio> {
             Ok(p) => p,
             Err(SymError::IoError(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => break,
             Err(SymError::ResetRequired) => break,
-            Err(e) => {
-                return Err(AudioError::Corrupt {
-                    path: p(),
-                    detail: format!("{container}: {e}"),
-                })
-            }
+            Err(e) => return Err(AudioError::Corrupt { path: p(), detail: format!("{container}: {e}") }),
         };
         if packet.track_id() != track.id {
             continue;
@@ -407,19 +344,11 @@ fn load_symphonia(path: &Path, container: &str) -> Result<Audio> {
             }
             Err(SymError::DecodeError(_)) => bad_packets += 1,
             Err(SymError::IoError(_)) => break,
-            Err(e) => {
-                return Err(AudioError::Corrupt {
-                    path: p(),
-                    detail: format!("{container}: {e}"),
-                })
-            }
+            Err(e) => return Err(AudioError::Corrupt { path: p(), detail: format!("{container}: {e}") }),
         }
     }
     if n_ch == 0 || rate == 0 {
-        return Err(AudioError::Corrupt {
-            path: p(),
-            detail: format!("{container}: no decodable audio ({bad_packets} bad packets)"),
-        });
+        return Err(AudioError::Corrupt { path: p(), detail: format!("{container}: no decodable audio ({bad_packets} bad packets)") });
     }
     Ok(Audio {
         channels: deinterleave(&interleaved, n_ch),
@@ -454,18 +383,10 @@ impl WavEncoding {
 
 /// Writes mono samples as a WAV file, atomically (a temporary file renamed into place), so a
 /// crash never leaves a half-written file behind.
-pub fn write_wav(
-    path: impl AsRef<Path>,
-    samples: &[f32],
-    sample_rate: u32,
-    encoding: WavEncoding,
-) -> Result<()> {
+pub fn write_wav(path: impl AsRef<Path>, samples: &[f32], sample_rate: u32, encoding: WavEncoding) -> Result<()> {
     let path = path.as_ref();
     let bytes = wav_bytes(samples, sample_rate, encoding)?;
-    let err = |e: std::io::Error| AudioError::Write {
-        path: path.to_path_buf(),
-        detail: e.to_string(),
-    };
+    let err = |e: std::io::Error| AudioError::Write { path: path.to_path_buf(), detail: e.to_string() };
     let tmp = path.with_extension("wav.partial");
     std::fs::write(&tmp, &bytes).map_err(err)?;
     std::fs::rename(&tmp, path).map_err(err)

@@ -19,7 +19,9 @@ pub mod stft;
 
 pub use error::{AudioError, Result};
 pub use griffin_lim::{mel_to_audio, GriffinLimConfig};
-pub use io::{load, mix_to_mono, wav_bytes, wav_bytes_channels, write_wav, write_wav_channels, Audio, AudioInfo, SampleFormat, WavEncoding};
+pub use io::{
+    load, mix_to_mono, wav_bytes, wav_bytes_channels, write_wav, write_wav_channels, Audio, AudioInfo, SampleFormat, WavEncoding,
+};
 pub use mel::{MelConfig, MelTransform};
 pub use norm::{fit_to_frames, peak_normalize, PAPER_FRAMES, PAPER_SAMPLES};
 pub use resample::resample;

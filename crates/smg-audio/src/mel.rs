@@ -84,13 +84,9 @@ fn mel_to_hz_slaney(mel: f64) -> f64 {
 /// Row 0 is the lowest band.
 pub fn slaney_mel_filterbank(sr: u32, n_fft: usize, n_mels: usize, f_min: f64, f_max: f64) -> Array2<f32> {
     let n_freq = n_fft / 2 + 1;
-    let fft_freqs: Vec<f64> = (0..n_freq)
-        .map(|k| k as f64 * sr as f64 / n_fft as f64)
-        .collect();
+    let fft_freqs: Vec<f64> = (0..n_freq).map(|k| k as f64 * sr as f64 / n_fft as f64).collect();
     let (m_lo, m_hi) = (hz_to_mel_slaney(f_min), hz_to_mel_slaney(f_max));
-    let mel_f: Vec<f64> = (0..n_mels + 2)
-        .map(|i| mel_to_hz_slaney(m_lo + (m_hi - m_lo) * i as f64 / (n_mels + 1) as f64))
-        .collect();
+    let mel_f: Vec<f64> = (0..n_mels + 2).map(|i| mel_to_hz_slaney(m_lo + (m_hi - m_lo) * i as f64 / (n_mels + 1) as f64)).collect();
     let mut w = Array2::<f32>::zeros((n_mels, n_freq));
     for m in 0..n_mels {
         let (lo, c, hi) = (mel_f[m], mel_f[m + 1], mel_f[m + 2]);
@@ -108,9 +104,7 @@ pub fn slaney_mel_filterbank(sr: u32, n_fft: usize, n_mels: usize, f_min: f64, f
 /// Centre frequency in Hz of each mel band of `cfg` (band 0 lowest), for axis labels.
 pub fn mel_band_centres(cfg: &MelConfig) -> Vec<f64> {
     let (lo, hi) = (hz_to_mel_slaney(cfg.f_min), hz_to_mel_slaney(cfg.f_max));
-    (0..cfg.n_mels)
-        .map(|b| mel_to_hz_slaney(lo + (hi - lo) * (b + 1) as f64 / (cfg.n_mels + 1) as f64))
-        .collect()
+    (0..cfg.n_mels).map(|b| mel_to_hz_slaney(lo + (hi - lo) * (b + 1) as f64 / (cfg.n_mels + 1) as f64)).collect()
 }
 
 /// A mel filterbank stored as one contiguous run of non-zero weights per band, so that
@@ -168,18 +162,8 @@ pub struct MelTransform {
 
 impl MelTransform {
     pub fn new(config: MelConfig) -> Self {
-        let dense = slaney_mel_filterbank(
-            config.sample_rate,
-            config.n_fft,
-            config.n_mels,
-            config.f_min,
-            config.f_max,
-        );
-        Self {
-            stft: Stft::new(config.n_fft, config.hop_length),
-            filters: SparseFilterbank::from_dense(&dense),
-            config,
-        }
+        let dense = slaney_mel_filterbank(config.sample_rate, config.n_fft, config.n_mels, config.f_min, config.f_max);
+        Self { stft: Stft::new(config.n_fft, config.hop_length), filters: SparseFilterbank::from_dense(&dense), config }
     }
 
     /// The paper's transform (`MelConfig::hifigan()`).
@@ -245,10 +229,7 @@ impl MelTransform {
     /// [`MelTransform::log_mel`] that first checks the sample rate of the audio.
     pub fn log_mel_at(&self, samples: &[f32], sample_rate: u32) -> Result<Array2<f32>> {
         if sample_rate != self.config.sample_rate {
-            return Err(AudioError::WrongSampleRate {
-                expected: self.config.sample_rate,
-                got: sample_rate,
-            });
+            return Err(AudioError::WrongSampleRate { expected: self.config.sample_rate, got: sample_rate });
         }
         self.log_mel(samples)
     }
@@ -268,7 +249,6 @@ pub fn mel_l1(a: &Array2<f32>, b: &Array2<f32>) -> f64 {
     }
     s / (bands * frames) as f64
 }
-
 
 #[cfg(test)]
 mod mel_l1_tests {

@@ -12,7 +12,7 @@ pub const PAPER_SAMPLES: usize = 217_088;
 /// Lower and upper dB limits of the SpecVQGAN normalisation.
 pub const DB_MIN: f32 = -80.0;
 pub const DB_MAX: f32 = 20.0;
-const DB_PER_NEPER: f32 = 8.685_889_638; // 20 / ln 10
+const DB_PER_NEPER: f32 = 8.685_889; // 20 / ln 10
 
 /// Scales so the largest |sample| is `peak` (HiFi-GAN uses 0.95). Silence stays silence.
 pub fn peak_normalize(samples: &[f32], peak: f32) -> Vec<f32> {
@@ -31,10 +31,7 @@ pub fn fit_to_frames(samples: &[f32], frames: usize, hop: usize, offset: usize) 
         return Err(AudioError::InvalidArgument("frame count must be positive".into()));
     }
     if offset > samples.len() {
-        return Err(AudioError::InvalidArgument(format!(
-            "crop offset {offset} is past the end of {} samples",
-            samples.len()
-        )));
+        return Err(AudioError::InvalidArgument(format!("crop offset {offset} is past the end of {} samples", samples.len())));
     }
     let mut out: Vec<f32> = samples[offset..].iter().take(n).copied().collect();
     out.resize(n, 0.0);

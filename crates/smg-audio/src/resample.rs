@@ -8,18 +8,12 @@ use rubato::{FftFixedIn, Resampler};
 /// `ceil(len · to / from)` samples and no leading delay.
 pub fn resample(samples: &[f32], from: u32, to: u32) -> Result<Vec<f32>> {
     if from == 0 || to == 0 {
-        return Err(AudioError::InvalidArgument(format!(
-            "cannot resample {from} Hz -> {to} Hz: rates must be positive"
-        )));
+        return Err(AudioError::InvalidArgument(format!("cannot resample {from} Hz -> {to} Hz: rates must be positive")));
     }
     if from == to || samples.is_empty() {
         return Ok(samples.to_vec());
     }
-    let rerr = |e: &dyn std::fmt::Display| AudioError::Resample {
-        from,
-        to,
-        detail: e.to_string(),
-    };
+    let rerr = |e: &dyn std::fmt::Display| AudioError::Resample { from, to, detail: e.to_string() };
     let chunk = 2048;
     let mut r = FftFixedIn::<f32>::new(from as usize, to as usize, chunk, 2, 1).map_err(|e| rerr(&e))?;
     let delay = r.output_delay();
@@ -36,9 +30,7 @@ pub fn resample(samples: &[f32], from: u32, to: u32) -> Result<Vec<f32>> {
         pos += need;
     }
     if pos < samples.len() {
-        let o = r
-            .process_partial(Some(&[&samples[pos..]]), None)
-            .map_err(|e| rerr(&e))?;
+        let o = r.process_partial(Some(&[&samples[pos..]]), None).map_err(|e| rerr(&e))?;
         out.extend_from_slice(&o[0]);
     }
     while out.len() < expected + delay {
@@ -58,9 +50,7 @@ mod tests {
     use super::*;
 
     fn sine(freq: f32, sr: u32, n: usize) -> Vec<f32> {
-        (0..n)
-            .map(|i| (2.0 * std::f32::consts::PI * freq * i as f32 / sr as f32).sin())
-            .collect()
+        (0..n).map(|i| (2.0 * std::f32::consts::PI * freq * i as f32 / sr as f32).sin()).collect()
     }
 
     #[test]
@@ -72,11 +62,7 @@ mod tests {
             let reference = sine(440.0, to, to as usize);
             // Ignore the edges, where the filter sees the zero padding.
             let (a, b) = (to as usize / 10, to as usize * 9 / 10);
-            let err = y[a..b]
-                .iter()
-                .zip(&reference[a..b])
-                .map(|(p, q)| (p - q).abs())
-                .fold(0f32, f32::max);
+            let err = y[a..b].iter().zip(&reference[a..b]).map(|(p, q)| (p - q).abs()).fold(0f32, f32::max);
             assert!(err < 2e-3, "{from}->{to}: max error {err}");
         }
     }

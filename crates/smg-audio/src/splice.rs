@@ -45,9 +45,7 @@ impl Splice {
             let i = c0 + k;
             channel[i] = (1.0 - w) * channel[i] + w * at(i);
         }
-        for i in self.start..self.end {
-            channel[i] = at(i);
-        }
+        channel[self.start..self.end].copy_from_slice(&new[self.start - new_start..self.end - new_start]);
         for (k, w) in fade_in(self.fade_after).into_iter().rev().enumerate() {
             let i = self.end + k;
             channel[i] = (1.0 - w) * channel[i] + w * at(i);
@@ -60,8 +58,12 @@ impl Splice {
 /// a transition band about `transition_hz` wide.
 pub fn lowpass_fir(sample_rate: u32, cutoff_hz: f64, transition_hz: f64) -> Result<Vec<f32>> {
     let sr = sample_rate as f64;
-    if !(cutoff_hz > 0.0 && cutoff_hz < sr / 2.0) || !(transition_hz > 0.0) {
-        return Err(AudioError::InvalidArgument(format!("low-pass at {cutoff_hz} Hz (transition {transition_hz} Hz) needs 0 < cut-off < {} Hz", sr / 2.0)));
+    let valid = |v: f64, hi: f64| !v.is_nan() && v > 0.0 && v < hi;
+    if !valid(cutoff_hz, sr / 2.0) || !valid(transition_hz, f64::INFINITY) {
+        return Err(AudioError::InvalidArgument(format!(
+            "low-pass at {cutoff_hz} Hz (transition {transition_hz} Hz) needs 0 < cut-off < {} Hz",
+            sr / 2.0
+        )));
     }
     // A Hann window's main lobe is ≈ 4 / taps wide (in units of the sample rate).
     let half = ((2.0 * sr / transition_hz).ceil() as usize).clamp(8, 1 << 14);

@@ -10,9 +10,7 @@ use std::sync::Arc;
 
 /// Periodic Hann window (`torch.hann_window(n)` / `scipy.signal.get_window('hann', n)`).
 pub fn hann_periodic(n: usize) -> Vec<f32> {
-    (0..n)
-        .map(|i| (0.5 - 0.5 * (2.0 * std::f64::consts::PI * i as f64 / n as f64).cos()) as f32)
-        .collect()
+    (0..n).map(|i| (0.5 - 0.5 * (2.0 * std::f64::consts::PI * i as f64 / n as f64).cos()) as f32).collect()
 }
 
 /// Reflect-pads like `torch.nn.functional.pad(mode="reflect")` (the edge sample is not repeated).
@@ -52,13 +50,7 @@ impl std::fmt::Debug for Stft {
 impl Stft {
     pub fn new(n_fft: usize, hop: usize) -> Self {
         let mut planner = RealFftPlanner::<f32>::new();
-        Self {
-            n_fft,
-            hop,
-            window: hann_periodic(n_fft),
-            fwd: planner.plan_fft_forward(n_fft),
-            inv: planner.plan_fft_inverse(n_fft),
-        }
+        Self { n_fft, hop, window: hann_periodic(n_fft), fwd: planner.plan_fft_forward(n_fft), inv: planner.plan_fft_inverse(n_fft) }
     }
 
     /// Padding applied on each side: `(n_fft − hop)/2` (384 for 1024/256).
@@ -88,11 +80,7 @@ impl Stft {
 
     /// Spectrogram of an already padded signal (center=False framing).
     pub fn forward_padded(&self, padded: &[f32]) -> Array2<Complex32> {
-        let frames = if padded.len() < self.n_fft {
-            0
-        } else {
-            (padded.len() - self.n_fft) / self.hop + 1
-        };
+        let frames = if padded.len() < self.n_fft { 0 } else { (padded.len() - self.n_fft) / self.hop + 1 };
         let nf = self.n_freq();
         let mut out = Array2::<Complex32>::zeros((nf, frames));
         let mut buf = self.fwd.make_input_vec();
@@ -100,15 +88,10 @@ impl Stft {
         let mut scratch = self.fwd.make_scratch_vec();
         for t in 0..frames {
             let s = t * self.hop;
-            for (b, (x, w)) in buf
-                .iter_mut()
-                .zip(padded[s..s + self.n_fft].iter().zip(&self.window))
-            {
+            for (b, (x, w)) in buf.iter_mut().zip(padded[s..s + self.n_fft].iter().zip(&self.window)) {
                 *b = x * w;
             }
-            self.fwd
-                .process_with_scratch(&mut buf, &mut spec, &mut scratch)
-                .expect("buffer sizes come from the planner");
+            self.fwd.process_with_scratch(&mut buf, &mut spec, &mut scratch).expect("buffer sizes come from the planner");
             for (k, c) in spec.iter().enumerate() {
                 out[[k, t]] = *c;
             }
@@ -135,9 +118,7 @@ impl Stft {
             // A real signal has real DC and Nyquist bins.
             buf[0].im = 0.0;
             buf[nf - 1].im = 0.0;
-            self.inv
-                .process_with_scratch(&mut buf, &mut out, &mut scratch)
-                .expect("buffer sizes come from the planner");
+            self.inv.process_with_scratch(&mut buf, &mut out, &mut scratch).expect("buffer sizes come from the planner");
             let s = t * self.hop;
             for i in 0..self.n_fft {
                 let w = self.window[i];

@@ -125,7 +125,8 @@ impl AudioEncoder {
         } else if smg_core::checkpoint::exists(dir) {
             let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dir.join(smg_core::checkpoint::STATE_FILE))?)
                 .map_err(|e| crate::ClapError::Format(e.to_string()))?;
-            let cfg: AudioEncoderConfig = serde_json::from_value(v["model"].clone()).map_err(|e| crate::ClapError::Format(e.to_string()))?;
+            let cfg: AudioEncoderConfig =
+                serde_json::from_value(v["model"].clone()).map_err(|e| crate::ClapError::Format(e.to_string()))?;
             (cfg, dir.join(smg_core::checkpoint::TENSORS_FILE))
         } else {
             return Err(crate::ClapError::MissingFile(dir.join(CONFIG_FILE)));

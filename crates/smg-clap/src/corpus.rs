@@ -19,7 +19,8 @@ impl SplitData {
     /// Normalised ([−1, 1]) mels, captions and categories of `split`.
     pub fn new(ds: &Dataset, cache: &MelCache, split: Split) -> Result<Self> {
         let indices = ds.split_indices(split);
-        let mels = indices.iter().map(|&i| smg_audio::norm::log_mel_to_unit_tensor(&cache.mels[i])).collect::<candle_core::Result<Vec<_>>>()?;
+        let mels =
+            indices.iter().map(|&i| smg_audio::norm::log_mel_to_unit_tensor(&cache.mels[i])).collect::<candle_core::Result<Vec<_>>>()?;
         let captions = indices.iter().map(|&i| ds.records[i].captions.clone()).collect();
         let categories = indices.iter().map(|&i| ds.records[i].category.clone()).collect();
         Ok(Self { indices, mels, captions, categories })

@@ -59,9 +59,7 @@ impl TextEncoder {
         // The shipped tokenizer.json pads every prompt to 128; pad to the batch's longest instead
         // (pooling only counts real tokens either way) and truncate at sentence-transformers' limit.
         tokenizer.with_padding(Some(PaddingParams { strategy: PaddingStrategy::BatchLongest, ..Default::default() }));
-        tokenizer
-            .with_truncation(Some(TruncationParams { max_length: MAX_TOKENS, ..Default::default() }))
-            .map_err(tok_err(&tok_path))?;
+        tokenizer.with_truncation(Some(TruncationParams { max_length: MAX_TOKENS, ..Default::default() })).map_err(tok_err(&tok_path))?;
         let weights = file("model.safetensors")?;
         let vb = unsafe { VarBuilder::from_mmaped_safetensors(&[&weights], DType::F32, device)? };
         let model = BertModel::load(vb, &cfg)?;

@@ -114,7 +114,10 @@ impl ClapTrainer {
         if resume && checkpoint::exists(out_dir) {
             let (map, state): (_, State) = checkpoint::load(out_dir, device)?;
             if state.model != t.model.config {
-                return Err(ClapError::Invalid(format!("checkpoint in {} was made with another audio encoder configuration", out_dir.display())));
+                return Err(ClapError::Invalid(format!(
+                    "checkpoint in {} was made with another audio encoder configuration",
+                    out_dir.display()
+                )));
             }
             checkpoint::restore_vars(&map, &checkpoint::named_vars(&t.vm, |_| false))?;
             t.opt.load_state("optim", &map, state.opt_step)?;
@@ -216,7 +219,13 @@ impl ClapTrainer {
 
     /// [`ClapTrainer::fit`], but stops after step `stop` (≤ `cfg.steps`; the schedule still
     /// spans `cfg.steps`), e.g. to train in slices from a notebook.
-    pub fn fit_until(&mut self, train: &ClapData, valid: Option<(&ClapData, &crate::TextEncoder)>, stop: usize, progress: bool) -> Result<Vec<ClapMetrics>> {
+    pub fn fit_until(
+        &mut self,
+        train: &ClapData,
+        valid: Option<(&ClapData, &crate::TextEncoder)>,
+        stop: usize,
+        progress: bool,
+    ) -> Result<Vec<ClapMetrics>> {
         let stop = stop.min(self.cfg.steps);
         if train.mels.is_empty() {
             return Err(ClapError::Invalid("no training clips".into()));
@@ -227,7 +236,9 @@ impl ClapTrainer {
         let mut log = std::fs::OpenOptions::new().create(true).append(true).open(&log_path)?;
         let bar = if progress { indicatif::ProgressBar::new(self.cfg.steps as u64) } else { indicatif::ProgressBar::hidden() };
         bar.set_style(
-            indicatif::ProgressStyle::with_template("clap [{bar:30}] {pos}/{len} steps ({eta}) {msg}").expect("static template").progress_chars("=> "),
+            indicatif::ProgressStyle::with_template("clap [{bar:30}] {pos}/{len} steps ({eta}) {msg}")
+                .expect("static template")
+                .progress_chars("=> "),
         );
         bar.set_position(self.step as u64);
         let idx: Vec<usize> = (0..train.mels.len()).collect();
@@ -241,14 +252,20 @@ impl ClapTrainer {
             let lr = self.lr_at(self.step);
             let loss = self.train_step(train, &order)?;
             let done = self.step;
-            let mut m = ClapMetrics { step: done - 1, loss, temperature: 1.0 / self.logit_scale.as_tensor().exp()?.to_scalar::<f32>()?, lr, val: None };
-            let validate = (self.cfg.val_every > 0 && done % self.cfg.val_every == 0) || done == self.cfg.steps;
+            let mut m = ClapMetrics {
+                step: done - 1,
+                loss,
+                temperature: 1.0 / self.logit_scale.as_tensor().exp()?.to_scalar::<f32>()?,
+                lr,
+                val: None,
+            };
+            let validate = (self.cfg.val_every > 0 && done.is_multiple_of(self.cfg.val_every)) || done == self.cfg.steps;
             if validate {
                 if let Some((v, text)) = valid {
                     m.val = Some(crate::eval::score(&self.model, text, v)?);
                 }
             }
-            if validate || done % self.cfg.log_every.max(1) == 0 {
+            if validate || done.is_multiple_of(self.cfg.log_every.max(1)) {
                 writeln!(log, "{}", serde_json::to_string(&m).map_err(|e| ClapError::Format(e.to_string()))?)?;
                 bar.set_message(format!("loss {loss:.3}"));
             }

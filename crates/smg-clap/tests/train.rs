@@ -25,7 +25,7 @@ fn data() -> (Vec<Tensor>, Vec<Vec<String>>, Vec<String>, HashMap<String, Tensor
     let mut text = HashMap::new();
     for c in 0..4 {
         for cap in [format!("class {c}"), format!("the sound of class {c}")] {
-            let v: Vec<f32> = (0..8).map(|k| if k == c * 2 || k == c * 2 + 1 { 0.7071 } else { 0.0 }).collect();
+            let v: Vec<f32> = (0..8).map(|k| if k == c * 2 || k == c * 2 + 1 { std::f32::consts::FRAC_1_SQRT_2 } else { 0.0 }).collect();
             text.insert(cap, Tensor::from_vec(v, 8, &Device::Cpu).unwrap());
         }
     }

@@ -105,7 +105,10 @@ pub fn embed(cmd: EmbedCommand) -> Result<()> {
             println!("{} clips, {} caption queries", s.clips, s.queries);
             println!("text->audio recall@1 {:.3} (chance {:.3})", s.recall_at_1, s.recall_at_1_chance);
             println!("text->audio recall@5 {:.3} (chance {:.3})", s.recall_at_5, s.recall_at_5_chance);
-            println!("zero-shot category accuracy {:.3} over {} categories (chance {:.3})", s.zero_shot_accuracy, s.categories, s.zero_shot_chance);
+            println!(
+                "zero-shot category accuracy {:.3} over {} categories (chance {:.3})",
+                s.zero_shot_accuracy, s.categories, s.zero_shot_chance
+            );
         }
         EmbedCommand::Audio { audio, checkpoint } => {
             let dir = checkpoint.unwrap_or_else(shipped_clap_dir);
@@ -135,7 +138,14 @@ pub fn train(a: &ClapTrainArgs) -> Result<()> {
     let text = text_encoder()?;
     eprintln!("embedding the captions with MiniLM");
     let emb = smg_clap::corpus::caption_embeddings(&text, &[&train, &valid])?;
-    let cfg = smg_clap::ClapTrainConfig { steps: a.steps, batch_size: a.batch, lr: a.lr, seed: a.seed, val_every: a.val_every, ..Default::default() };
+    let cfg = smg_clap::ClapTrainConfig {
+        steps: a.steps,
+        batch_size: a.batch,
+        lr: a.lr,
+        seed: a.seed,
+        val_every: a.val_every,
+        ..Default::default()
+    };
     if a.batch < 2 {
         bail!("--batch must be at least 2 for a contrastive loss");
     }

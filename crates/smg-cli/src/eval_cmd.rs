@@ -112,7 +112,10 @@ pub fn run(a: &GenerationEvalArgs) -> Result<()> {
     let p = Pipeline {
         tokenizer: load_tokenizer(a.tokenizer.clone())?,
         generator: smg_maskgit::MaskedVit::from_pretrained(&gdir, &Device::Cpu)?,
-        text: Some(smg_clap::TextEncoder::load(&data_dir().join("weights/minilm"), &Device::Cpu).context("MiniLM is fetched by `smg data fetch`")?),
+        text: Some(
+            smg_clap::TextEncoder::load(&data_dir().join("weights/minilm"), &Device::Cpu)
+                .context("MiniLM is fetched by `smg data fetch`")?,
+        ),
         vocoder: Vocoder::GriffinLim(GriffinLimConfig::default()),
         mel: MelTransform::hifigan(),
         device: Device::Cpu,
@@ -146,7 +149,8 @@ pub fn run(a: &GenerationEvalArgs) -> Result<()> {
     let (held_idx, held_mels, held_y) = part(split)?;
     let held_f = feats(&held_mels, "held-out clips")?;
     eprintln!("fitting the judge on {} real training clips ({} features)", train_mels.len(), a.features);
-    let judge = Judge::fit((&feats(&train_mels, "training clips")?, &train_y), (&feats(&valid_mels, "validation clips")?, &valid_y), &held_f)?;
+    let judge =
+        Judge::fit((&feats(&train_mels, "training clips")?, &train_y), (&feats(&valid_mels, "validation clips")?, &valid_y), &held_f)?;
     let mut sets = vec![judge.score(&format!("real {} clips", a.split), &held_f, &held_y)?];
     let rec = feats(&judge::reconstruct_mels(&p, &held_mels)?, "reconstructions")?;
     sets.push(judge.score("tokenizer reconstructions", &rec, &held_y)?);
@@ -159,7 +163,8 @@ pub fn run(a: &GenerationEvalArgs) -> Result<()> {
         .collect();
     let prompts = judge::balanced_prompts(&captions, a.per_category);
     let labels: Vec<String> = prompts.iter().map(|c| c.0.clone()).collect();
-    let clips: Vec<(String, Vec<String>)> = held_idx.iter().map(|&i| (ds.records[i].category.clone(), ds.records[i].captions.clone())).collect();
+    let clips: Vec<(String, Vec<String>)> =
+        held_idx.iter().map(|&i| (ds.records[i].category.clone(), ds.records[i].captions.clone())).collect();
     if let Some((i, _)) = clips.iter().enumerate().find(|(_, c)| c.1.is_empty()) {
         anyhow::bail!("held-out clip {} ({}) has no captions", i, ds.records[held_idx[i]].category);
     }

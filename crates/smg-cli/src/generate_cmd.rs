@@ -92,7 +92,10 @@ fn vocoder(name: &str, a: &SampleArgs) -> Result<Vocoder> {
 fn pipeline(a: &SampleArgs, with_text: bool) -> Result<Pipeline> {
     let gdir = a.generator.clone().unwrap_or_else(|| repo_dir().join("data/checkpoints/maskgit-small"));
     let text = if with_text {
-        Some(smg_clap::TextEncoder::load(&data_dir().join("weights/minilm"), &Device::Cpu).context("MiniLM is fetched by `smg data fetch`")?)
+        Some(
+            smg_clap::TextEncoder::load(&data_dir().join("weights/minilm"), &Device::Cpu)
+                .context("MiniLM is fetched by `smg data fetch`")?,
+        )
     } else {
         None
     };
@@ -107,7 +110,14 @@ fn pipeline(a: &SampleArgs, with_text: bool) -> Result<Pipeline> {
 }
 
 fn sampler(a: &SampleArgs, guidance: Box<dyn CfgSchedule>) -> Sampler {
-    Sampler { iterations: a.steps, guidance, temperature: Box::new(Gumbel::Annealed(a.temperature)), draw: Box::new(a.draw), seed: a.seed, ..Default::default() }
+    Sampler {
+        iterations: a.steps,
+        guidance,
+        temperature: Box::new(Gumbel::Annealed(a.temperature)),
+        draw: Box::new(a.draw),
+        seed: a.seed,
+        ..Default::default()
+    }
 }
 
 /// The guidance that `--cfg SCALE --cfg-schedule NAME --cfg-rescale PHI` name (SPEC.md §3.6;
@@ -116,7 +126,7 @@ fn sampler(a: &SampleArgs, guidance: Box<dyn CfgSchedule>) -> Sampler {
 /// rescale φ ∈ [0, 1] (`smg_maskgit::Rescaled`; 0 = plain CFG).
 pub fn guidance(cfg: f64, schedule: &str, rescale: f64) -> Result<Box<dyn CfgSchedule>> {
     let g = match (cfg, schedule) {
-        (c, _) if c == 0.0 => return Ok(Box::new(Guidance::Off)),
+        (0.0, _) => return Ok(Box::new(Guidance::Off)),
         (c, "constant") => Guidance::Constant(c),
         (c, "linear") => Guidance::Linear(c),
         (c, "linear-from-conditional") => Guidance::LinearFromConditional(c),
@@ -138,7 +148,9 @@ impl GuidanceArgs {
 /// A progress bar over model windows (hidden for a single window).
 fn bar(what: &str) -> (indicatif::ProgressBar, impl FnMut(usize, usize)) {
     let bar = indicatif::ProgressBar::hidden();
-    bar.set_style(indicatif::ProgressStyle::with_template("{msg} {bar:30} {pos}/{len} windows, {elapsed} (ETA {eta})").expect("valid template"));
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{msg} {bar:30} {pos}/{len} windows, {elapsed} (ETA {eta})").expect("valid template"),
+    );
     bar.set_message(what.to_string());
     let b = bar.clone();
     let f = move |done: usize, total: usize| {
@@ -235,12 +247,21 @@ pub fn bwe(audio: &std::path::Path, cutoff: f64, lfr: bool, output: &std::path::
     let (b, mut f) = bar("bandwidth extension");
     let edit = p.bandwidth_extension_recording(&input, cutoff, lfr, &cond, &s, &options(e)?, &mut f)?;
     b.finish_and_clear();
-    let mut what = format!("; regenerated above {cutoff} Hz in {} window{} ({})", edit.windows, if edit.windows == 1 { "" } else { "s" }, p.vocoder.name());
+    let mut what = format!(
+        "; regenerated above {cutoff} Hz in {} window{} ({})",
+        edit.windows,
+        if edit.windows == 1 { "" } else { "s" },
+        p.vocoder.name()
+    );
     if lfr {
         what.push_str(", the input's band below the cut-off kept in each channel");
     }
     if (input.sample_rate as f64) < 2.0 * p.mel.config.f_max {
-        what.push_str(&format!("; at {} Hz the file cannot hold anything above {} Hz: resample it to 22050 Hz first to hear the whole extension", input.sample_rate, input.sample_rate / 2));
+        what.push_str(&format!(
+            "; at {} Hz the file cannot hold anything above {} Hz: resample it to 22050 Hz first to hear the whole extension",
+            input.sample_rate,
+            input.sample_rate / 2
+        ));
     }
     write_edit(output, &input, &edit, &what)
 }

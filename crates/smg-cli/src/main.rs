@@ -9,10 +9,10 @@ use std::path::PathBuf;
 
 mod clap_cmd;
 mod eval_cmd;
-mod probe_cmd;
 mod generate_cmd;
 mod maskgit_cmd;
 mod plot_cmd;
+mod probe_cmd;
 mod vocoder_cmd;
 
 /// Where the sampler defaults come from, shown under `--help` of generate, inpaint and bwe.
@@ -286,9 +286,7 @@ enum DataCommand {
 
 /// `SMG_DATA_DIR`, else `data/` of the checkout (see [`repo_dir`]).
 fn data_dir() -> PathBuf {
-    std::env::var_os("SMG_DATA_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| repo_dir().join("data"))
+    std::env::var_os("SMG_DATA_DIR").map(PathBuf::from).unwrap_or_else(|| repo_dir().join("data"))
 }
 
 /// The checkout: the current directory when it is one (it has `scripts/fetch_assets.sh`), else
@@ -340,11 +338,7 @@ fn run(cli: Cli) -> Result<()> {
             println!("file: {}", audio.display());
             println!("{}", a.info());
         }
-        Command::Mel {
-            audio,
-            output,
-            normalize,
-        } => {
+        Command::Mel { audio, output, normalize } => {
             let cfg = MelConfig::hifigan();
             let mut x = smg_audio::load_mono(&audio, cfg.sample_rate)?;
             if normalize {
@@ -354,28 +348,13 @@ fn run(cli: Cli) -> Result<()> {
             write_npy(&output, &mel)?;
             eprintln!("wrote {} ({} x {} log-mel)", output.display(), mel.nrows(), mel.ncols());
         }
-        Command::GriffinLim {
-            mel,
-            output,
-            iterations,
-            seed,
-        } => {
+        Command::GriffinLim { mel, output, iterations, seed } => {
             let m = read_npy(&mel)?;
             let mt = MelTransform::hifigan();
             if m.nrows() != mt.config.n_mels {
-                bail!(
-                    "{}: expected a ({}, T) log-mel, got shape ({}, {})",
-                    mel.display(),
-                    mt.config.n_mels,
-                    m.nrows(),
-                    m.ncols()
-                );
+                bail!("{}: expected a ({}, T) log-mel, got shape ({}, {})", mel.display(), mt.config.n_mels, m.nrows(), m.ncols());
             }
-            let cfg = GriffinLimConfig {
-                n_iter: iterations,
-                seed,
-                ..Default::default()
-            };
+            let cfg = GriffinLimConfig { n_iter: iterations, seed, ..Default::default() };
             let y = smg_audio::mel_to_audio(&mt, &m, &cfg)?;
             smg_audio::write_wav(&output, &y, mt.config.sample_rate, WavEncoding::Pcm16)?;
             eprintln!("wrote {} ({:.2} s, 22050 Hz mono, 16-bit PCM)", output.display(), y.len() as f64 / mt.config.sample_rate as f64);
@@ -390,7 +369,10 @@ fn run(cli: Cli) -> Result<()> {
         Command::Eval { command: EvalCommand::Vocoder(args) } => vocoder_cmd::run(&args)?,
         Command::Fad { dir_a, dir_b, embedder, out } => {
             let r = eval_cmd::fad(&dir_a, &dir_b, &embedder)?;
-            println!("FAD-{} {:.4} ({} / {} clips, {} / {} windows)", r.embedder, r.fad, r.clips[0], r.clips[1], r.windows[0], r.windows[1]);
+            println!(
+                "FAD-{} {:.4} ({} / {} clips, {} / {} windows)",
+                r.embedder, r.fad, r.clips[0], r.clips[1], r.windows[0], r.windows[1]
+            );
             if let Some(o) = out {
                 std::fs::write(&o, serde_json::to_string_pretty(&r)? + "\n")?;
             }
@@ -417,7 +399,8 @@ fn run(cli: Cli) -> Result<()> {
                 }
                 "hifigan" => {
                     let path = checkpoint.unwrap_or_else(|| data_dir().join("weights/hifigan_universal.safetensors"));
-                    smg_vocoder::HifiGan::load_v1(&path, &candle_core::Device::Cpu)?.synthesize(&smg_audio::array_to_tensor(&mel, &candle_core::Device::Cpu)?)?
+                    smg_vocoder::HifiGan::load_v1(&path, &candle_core::Device::Cpu)?
+                        .synthesize(&smg_audio::array_to_tensor(&mel, &candle_core::Device::Cpu)?)?
                 }
                 "bigvsan" => {
                     let cfg = match bigvsan_config.as_str() {
@@ -426,17 +409,26 @@ fn run(cli: Cli) -> Result<()> {
                         other => bail!("--bigvsan-config must be paper or base, not {other:?}"),
                     };
                     let path = checkpoint.context("--vocoder bigvsan needs --checkpoint <converted generator .safetensors> (no BigVSAN checkpoint ships with the project)")?;
-                    smg_vocoder::BigVsan::load(&path, &cfg, &candle_core::Device::Cpu)?.synthesize(&smg_audio::array_to_tensor(&mel, &candle_core::Device::Cpu)?)?
+                    smg_vocoder::BigVsan::load(&path, &cfg, &candle_core::Device::Cpu)?
+                        .synthesize(&smg_audio::array_to_tensor(&mel, &candle_core::Device::Cpu)?)?
                 }
                 "griffin-lim" => smg_audio::mel_to_audio(&mt, &mel, &GriffinLimConfig::default())?,
                 other => bail!("unknown vocoder '{other}' (hifigan, bigvsan, griffin-lim)"),
             };
             smg_audio::write_wav(&output, &y, mt.config.sample_rate, WavEncoding::Pcm16)?;
-            eprintln!("wrote {} ({:.2} s, 22050 Hz mono, 16-bit PCM){how}", output.display(), y.len() as f64 / mt.config.sample_rate as f64);
+            eprintln!(
+                "wrote {} ({:.2} s, 22050 Hz mono, 16-bit PCM){how}",
+                output.display(),
+                y.len() as f64 / mt.config.sample_rate as f64
+            );
         }
-        Command::Generate { prompt, output, duration, guidance, sample } => generate_cmd::generate(&prompt, guidance.schedule()?, duration, &output, &sample)?,
+        Command::Generate { prompt, output, duration, guidance, sample } => {
+            generate_cmd::generate(&prompt, guidance.schedule()?, duration, &output, &sample)?
+        }
         Command::Inpaint { audio, from, to, output, edit, sample } => generate_cmd::inpaint(&audio, from, to, &output, &edit, &sample)?,
-        Command::Bwe { audio, cutoff, lfr: _, no_lfr, output, edit, sample } => generate_cmd::bwe(&audio, cutoff, !no_lfr, &output, &edit, &sample)?,
+        Command::Bwe { audio, cutoff, lfr: _, no_lfr, output, edit, sample } => {
+            generate_cmd::bwe(&audio, cutoff, !no_lfr, &output, &edit, &sample)?
+        }
         Command::Plot { command: PlotCommand::Metrics { log, x, y, title, log_y, output } } => {
             let n = plot_cmd::metrics(&log, &x, &y, &title, log_y, &output)?;
             eprintln!("wrote {} ({n} points)", output.display());
@@ -465,7 +457,11 @@ fn run(cli: Cli) -> Result<()> {
             let mt = MelTransform::hifigan();
             let y = smg_audio::mel_to_audio(&mt, &smg_audio::norm::to_vocoder_range(&unit), &GriffinLimConfig::default())?;
             smg_audio::write_wav(&output, &y, mt.config.sample_rate, WavEncoding::Pcm16)?;
-            eprintln!("wrote {} ({:.2} s, 22050 Hz mono, 16-bit PCM, Griffin-Lim)", output.display(), y.len() as f64 / mt.config.sample_rate as f64);
+            eprintln!(
+                "wrote {} ({:.2} s, 22050 Hz mono, 16-bit PCM, Griffin-Lim)",
+                output.display(),
+                y.len() as f64 / mt.config.sample_rate as f64
+            );
         }
     }
     Ok(())
@@ -489,7 +485,8 @@ fn data(cmd: DataCommand) -> Result<()> {
             }
         }
         DataCommand::Build { config, set } => {
-            let configs = if config == "all" { vec![ClipConfig::small(), ClipConfig::paper()] } else { vec![ClipConfig::by_name(&config)?] };
+            let configs =
+                if config == "all" { vec![ClipConfig::small(), ClipConfig::paper()] } else { vec![ClipConfig::by_name(&config)?] };
             let kinds = set_kinds(&set)?;
             if kinds.contains(&SetKind::Music) {
                 render_music(&dir)?;
@@ -525,8 +522,7 @@ fn data(cmd: DataCommand) -> Result<()> {
                 sets.push((name, st));
             }
             if let Some(path) = card {
-                std::fs::write(&path, smg_data::stats::data_card(&sets))
-                    .with_context(|| format!("{}: cannot write", path.display()))?;
+                std::fs::write(&path, smg_data::stats::data_card(&sets)).with_context(|| format!("{}: cannot write", path.display()))?;
                 eprintln!("wrote {}", path.display());
             }
         }
@@ -638,6 +634,5 @@ fn read_npy(path: &PathBuf) -> Result<Array2<f32>> {
     if path.is_dir() {
         bail!("{}: is a directory, not a .npy file", path.display());
     }
-    ndarray_npy::read_npy::<_, Array2<f32>>(path)
-        .with_context(|| format!("{}: not a 2-D float32 .npy", path.display()))
+    ndarray_npy::read_npy::<_, Array2<f32>>(path).with_context(|| format!("{}: not a 2-D float32 .npy", path.display()))
 }

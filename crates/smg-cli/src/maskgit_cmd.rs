@@ -82,7 +82,10 @@ pub fn train(a: &MaskGitTrainArgs) -> Result<()> {
     let text = if a.cond == CondSource::Audio {
         None
     } else {
-        Some(smg_clap::TextEncoder::load(&data_dir().join("weights/minilm"), &Device::Cpu).context("MiniLM is fetched by `smg data fetch`")?)
+        Some(
+            smg_clap::TextEncoder::load(&data_dir().join("weights/minilm"), &Device::Cpu)
+                .context("MiniLM is fetched by `smg data fetch`")?,
+        )
     };
     let split_rows = |split: Split| -> Result<(Tensor, Tensor)> {
         let idx = ds.split_indices(split);
@@ -100,7 +103,10 @@ pub fn train(a: &MaskGitTrainArgs) -> Result<()> {
         let (tt, tc) = split_rows(Split::Train)?;
         let (vt, vc) = split_rows(Split::Valid)?;
         let m: std::collections::HashMap<String, Tensor> =
-            [("train_tokens", tt), ("train_cond", tc), ("valid_tokens", vt), ("valid_cond", vc)].into_iter().map(|(k, v)| (k.to_string(), v)).collect();
+            [("train_tokens", tt), ("train_cond", tc), ("valid_tokens", vt), ("valid_cond", vc)]
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), v))
+                .collect();
         std::fs::create_dir_all(&out)?;
         candle_core::safetensors::save(&m, &cache)?;
         m
@@ -109,9 +115,22 @@ pub fn train(a: &MaskGitTrainArgs) -> Result<()> {
     let (tt, tc, vt, vc) = (get("train_tokens")?, get("train_cond")?, get("valid_tokens")?, get("valid_cond")?);
     let (rows, cols) = tok.config.grid(clip_cfg.frames);
     let model_cfg = smg_maskgit::Config { vocab: tok.config.n_embed, rows, cols, conditional_mask: !a.no_conditional_mask, ..base };
-    let cfg = smg_maskgit::train::TrainConfig { steps: a.steps, batch_size: a.batch, lr: a.lr, seed: a.seed, val_every: a.val_every, ..Default::default() };
+    let cfg = smg_maskgit::train::TrainConfig {
+        steps: a.steps,
+        batch_size: a.batch,
+        lr: a.lr,
+        seed: a.seed,
+        val_every: a.val_every,
+        ..Default::default()
+    };
     let device = smg_core::best_device();
-    eprintln!("training on {} ({} train / {} valid rows of {rows}x{cols} tokens, conditioned on {:?})", device, tt.dim(0)?, vt.dim(0)?, a.cond);
+    eprintln!(
+        "training on {} ({} train / {} valid rows of {rows}x{cols} tokens, conditioned on {:?})",
+        device,
+        tt.dim(0)?,
+        vt.dim(0)?,
+        a.cond
+    );
     let mut t = smg_maskgit::train::Trainer::new(&model_cfg, cfg, &out, a.resume, &device.device)?;
     if t.step > 0 {
         eprintln!("resuming at step {}", t.step);

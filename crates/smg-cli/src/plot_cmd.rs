@@ -39,7 +39,8 @@ pub fn metrics(log: &Path, x: &str, ys: &[String], title: &str, log_y: bool, out
 mod tests {
     #[test]
     fn fields_nest_through_objects_and_arrays() {
-        let v: serde_json::Value = serde_json::from_str(r#"{"step": 3, "val": [{"accuracy": 0.5}, {"accuracy": 0.25}], "m": {"x": 1}}"#).unwrap();
+        let v: serde_json::Value =
+            serde_json::from_str(r#"{"step": 3, "val": [{"accuracy": 0.5}, {"accuracy": 0.25}], "m": {"x": 1}}"#).unwrap();
         assert_eq!(super::field(&v, "val.1.accuracy"), Some(0.25));
         assert_eq!(super::field(&v, "m.x"), Some(1.0));
         assert_eq!(super::field(&v, "val.7.accuracy"), None);

@@ -34,10 +34,18 @@ pub struct ProbeArgs {
 
 pub fn run(a: &ProbeArgs) -> Result<()> {
     let features = a.features.split(',').map(|s| Features::parse(s.trim())).collect::<std::result::Result<Vec<_>, _>>()?;
-    let ds = smg_data::Dataset::open(&data_dir(), smg_data::SetKind::Music, &smg_data::ClipConfig::small()).context("the music set is built by `smg data build --config small`")?;
+    let ds = smg_data::Dataset::open(&data_dir(), smg_data::SetKind::Music, &smg_data::ClipConfig::small())
+        .context("the music set is built by `smg data build --config small`")?;
     let tok = load_tokenizer(a.tokenizer.clone())?;
-    let vit = smg_maskgit::MaskedVit::from_pretrained(&a.generator.clone().unwrap_or_else(|| crate::repo_dir().join("data/checkpoints/maskgit-small")), &Device::Cpu)?;
-    let aisfx = if features.contains(&Features::Aisfx) { Some(smg_embed::Aisfx::load(&data_dir().join("weights/aisfx.safetensors"), &Device::Cpu)?) } else { None };
+    let vit = smg_maskgit::MaskedVit::from_pretrained(
+        &a.generator.clone().unwrap_or_else(|| crate::repo_dir().join("data/checkpoints/maskgit-small")),
+        &Device::Cpu,
+    )?;
+    let aisfx = if features.contains(&Features::Aisfx) {
+        Some(smg_embed::Aisfx::load(&data_dir().join("weights/aisfx.safetensors"), &Device::Cpu)?)
+    } else {
+        None
+    };
     let opts = ProbeOptions {
         features,
         max_per_split: a.max_clips,
@@ -61,7 +69,15 @@ fn print_report(r: &ProbeReport) {
         let block = row.block.map_or("–".to_string(), |b| format!("{} of {}", b + 1, row.block_valid_auc.len()));
         println!(
             "| {} | {} | {} | {:.3} | {:.3} | {:.3} | {} / {} | {} |",
-            row.features, row.dim, block, row.test.roc_auc, row.test.average_precision, row.valid.roc_auc, row.best_epoch, row.epochs, row.test.labels_used
+            row.features,
+            row.dim,
+            block,
+            row.test.roc_auc,
+            row.test.average_precision,
+            row.valid.roc_auc,
+            row.best_epoch,
+            row.epochs,
+            row.test.labels_used
         );
     }
 }

@@ -40,7 +40,8 @@ pub fn vocoder(name: &str, gl_iters: usize) -> Result<Vocoder> {
     Ok(match name {
         "griffin-lim" => Vocoder::GriffinLim(GriffinLimConfig { n_iter: gl_iters, ..Default::default() }),
         "hifigan" => Vocoder::HifiGan(Box::new(
-            smg_vocoder::HifiGan::load_v1(&data_dir().join("weights/hifigan_universal.safetensors"), &Device::Cpu).context("HiFi-GAN universal is fetched by `smg data fetch`")?,
+            smg_vocoder::HifiGan::load_v1(&data_dir().join("weights/hifigan_universal.safetensors"), &Device::Cpu)
+                .context("HiFi-GAN universal is fetched by `smg data fetch`")?,
         )),
         other => anyhow::bail!("unknown vocoder '{other}' (griffin-lim, hifigan, trained:<folder>)"),
     })
@@ -48,7 +49,8 @@ pub fn vocoder(name: &str, gl_iters: usize) -> Result<Vocoder> {
 
 /// A generator trained by `smg train vocoder` (export folder or training folder).
 pub fn trained(dir: &std::path::Path) -> Result<Vocoder> {
-    let g = smg_vocoder::Generator::load_trained(dir, &Device::Cpu).with_context(|| format!("loading the trained vocoder in {}", dir.display()))?;
+    let g = smg_vocoder::Generator::load_trained(dir, &Device::Cpu)
+        .with_context(|| format!("loading the trained vocoder in {}", dir.display()))?;
     Ok(match g {
         smg_vocoder::Generator::HifiGan(g) => Vocoder::HifiGan(Box::new(g)),
         smg_vocoder::Generator::BigVsan(g) => Vocoder::BigVsan(Box::new(g)),
@@ -150,7 +152,13 @@ pub fn train(a: &VocoderTrainArgs) -> Result<()> {
         steps: a.steps,
         batch_size: a.batch,
         segment: a.segment,
-        lr: a.lr.unwrap_or(if init.is_some() { 5e-6 } else if bigvsan { 1e-4 } else { 2e-4 }),
+        lr: a.lr.unwrap_or(if init.is_some() {
+            5e-6
+        } else if bigvsan {
+            1e-4
+        } else {
+            2e-4
+        }),
         gan_start: a.gan_start.unwrap_or(if init.is_some() { a.steps / 2 } else { 0 }),
         lr_decay: a.lr_decay,
         warmup: a.warmup.unwrap_or(if init.is_some() { a.steps / 4 } else { 0 }),
@@ -181,9 +189,17 @@ pub fn train(a: &VocoderTrainArgs) -> Result<()> {
         eprintln!("held-out mel-L1 (natural-log mel): {v0:.4} at the start, {v1:.4} at step {}", t.step);
     }
     if let Some(last) = m.last() {
-        eprintln!("last batch: mel-L1 {:.4}, feature matching {:.4}, adversarial {:.4}, discriminator {:.4}", last.mel_l1, last.feature_matching, last.g_adv, last.d_loss);
+        eprintln!(
+            "last batch: mel-L1 {:.4}, feature matching {:.4}, adversarial {:.4}, discriminator {:.4}",
+            last.mel_l1, last.feature_matching, last.g_adv, last.d_loss
+        );
     }
-    eprintln!("checkpoint: {}; generator: {} (`smg eval vocoder --vocoders trained:{}`)", out.display(), out.join("export").display(), out.join("export").display());
+    eprintln!(
+        "checkpoint: {}; generator: {} (`smg eval vocoder --vocoders trained:{}`)",
+        out.display(),
+        out.join("export").display(),
+        out.join("export").display()
+    );
     Ok(())
 }
 

@@ -11,11 +11,7 @@ fn fixture(rel: &str) -> PathBuf {
 
 fn smg(args: &[&str]) -> (bool, String, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_smg")).args(args).output().unwrap();
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
 }
 
 #[test]
@@ -36,12 +32,7 @@ fn mel_matches_the_librosa_reference() {
     let ours: Array2<f32> = ndarray_npy::read_npy(&out).unwrap();
     let reference: Array2<f32> = ndarray_npy::read_npy(fixture("audio/speech.logmel.npy")).unwrap();
     assert_eq!(ours.dim(), reference.dim());
-    let err = ours
-        .iter()
-        .zip(reference.iter())
-        .filter(|(_, r)| **r > -9.0)
-        .map(|(a, r)| (a - r).abs())
-        .fold(0f32, f32::max);
+    let err = ours.iter().zip(reference.iter()).filter(|(_, r)| **r > -9.0).map(|(a, r)| (a - r).abs()).fold(0f32, f32::max);
     assert!(err < 5e-3, "max |diff| {err}");
 
     let wav = dir.path().join("gl.wav");
@@ -93,7 +84,18 @@ fn tokenize_and_detokenize_with_a_checkpoint() {
     let dir = tempfile::tempdir().unwrap();
     let ckpt = dir.path().join("tok");
     // A tiny tokenizer over the real 80-band mel, trained for one step: enough to test the CLI.
-    let cfg = Config { ch: 8, ch_mult: vec![1, 1, 1, 1, 1], num_res_blocks: 1, attn_resolutions: vec![16], resolution: 256, z_channels: 8, embed_dim: 8, n_embed: 16, num_groups: 4, ..Config::small() };
+    let cfg = Config {
+        ch: 8,
+        ch_mult: vec![1, 1, 1, 1, 1],
+        num_res_blocks: 1,
+        attn_resolutions: vec![16],
+        resolution: 256,
+        z_channels: 8,
+        embed_dim: 8,
+        n_embed: 16,
+        num_groups: 4,
+        ..Config::small()
+    };
     let tc = TrainConfig { steps: 1, batch_size: 2, val_every: 0, ..Default::default() };
     let mut t = Trainer::new(&cfg, tc, &ckpt, false, &candle_core::Device::Cpu).unwrap();
     let x = candle_core::Tensor::zeros((80, 256), candle_core::DType::F32, &candle_core::Device::Cpu).unwrap();
@@ -110,13 +112,21 @@ fn tokenize_and_detokenize_with_a_checkpoint() {
     assert!(ok, "{err}");
     let (ok, info, _) = smg(&["info", wav.to_str().unwrap()]);
     assert!(ok && info.contains("frames: 102400"), "{info}");
-    let (ok, _, err) = smg(&["tokenize", fixture("audio/speech.wav").to_str().unwrap(), "-o", tokens.to_str().unwrap(), "--checkpoint", dir.path().to_str().unwrap()]);
+    let (ok, _, err) = smg(&[
+        "tokenize",
+        fixture("audio/speech.wav").to_str().unwrap(),
+        "-o",
+        tokens.to_str().unwrap(),
+        "--checkpoint",
+        dir.path().to_str().unwrap(),
+    ]);
     assert!(!ok && err.contains("no trained tokenizer"), "{err}");
 }
 
 /// The CLI reads fetched assets from SMG_DATA_DIR (scripts/test.sh sets it) or data/.
 fn minilm_present() -> bool {
-    let d = std::env::var_os("SMG_DATA_DIR").map(PathBuf::from).unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../data"));
+    let d =
+        std::env::var_os("SMG_DATA_DIR").map(PathBuf::from).unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../data"));
     let ok = d.join("weights/minilm/model.safetensors").is_file();
     assert!(ok, "MiniLM is missing under {}: run `bash scripts/setup.sh`", d.display());
     ok
@@ -171,7 +181,11 @@ fn generate_is_seeded_and_refuses_absurd_settings() {
     assert_ne!(a, c, "another seed, other audio");
     let (ok, info, _) = smg(&["info", &p("a.wav")]);
     assert!(ok && info.contains("frames: 65536"), "{info}");
-    for (extra, needle) in [(&["--steps", "0"][..], "at least 1 iteration"), (&["--steps", "500"][..], "at most one iteration"), (&["--temperature=-1", "--steps", "8"][..], "temperature")] {
+    for (extra, needle) in [
+        (&["--steps", "0"][..], "at least 1 iteration"),
+        (&["--steps", "500"][..], "at most one iteration"),
+        (&["--temperature=-1", "--steps", "8"][..], "temperature"),
+    ] {
         let (ok, _, err) = run(&p("bad.wav"), extra);
         assert!(!ok && err.contains(needle) && err.trim().lines().count() == 1, "{extra:?}: {err}");
         assert!(!dir.path().join("bad.wav").exists());
@@ -212,7 +226,20 @@ fn inpaint_and_bandwidth_extension_keep_the_whole_recording() {
     let dir = tempfile::tempdir().unwrap();
     let speech = fixture("audio/speech.wav");
     let out = dir.path().join("inpainted.wav");
-    let (ok, _, err) = smg(&["inpaint", speech.to_str().unwrap(), "--from", "1.0", "--to", "2.0", "-o", out.to_str().unwrap(), "--vocoder", "griffin-lim", "--griffin-lim", "4"]);
+    let (ok, _, err) = smg(&[
+        "inpaint",
+        speech.to_str().unwrap(),
+        "--from",
+        "1.0",
+        "--to",
+        "2.0",
+        "-o",
+        out.to_str().unwrap(),
+        "--vocoder",
+        "griffin-lim",
+        "--griffin-lim",
+        "4",
+    ]);
     assert!(ok, "{err}");
     assert!(err.contains("as the input") && err.contains("1 window"), "{err}");
     let (ok, info, _) = smg(&["info", out.to_str().unwrap()]);
@@ -221,21 +248,49 @@ fn inpaint_and_bandwidth_extension_keep_the_whole_recording() {
     let stereo = dir.path().join("stereo.wav");
     stereo_recording(&stereo, 12.0);
     let out = dir.path().join("stereo_out.wav");
-    let (ok, _, err) = smg(&["inpaint", stereo.to_str().unwrap(), "--from", "5", "--to", "7", "-o", out.to_str().unwrap(), "--vocoder", "griffin-lim", "--griffin-lim", "4"]);
+    let (ok, _, err) = smg(&[
+        "inpaint",
+        stereo.to_str().unwrap(),
+        "--from",
+        "5",
+        "--to",
+        "7",
+        "-o",
+        out.to_str().unwrap(),
+        "--vocoder",
+        "griffin-lim",
+        "--griffin-lim",
+        "4",
+    ]);
     assert!(ok, "{err}");
     assert!(err.contains("48000 Hz") && err.contains("2 channels") && err.contains("mono"), "the output line says what happened: {err}");
     let ((si, xi), (so, xo)) = (samples(&stereo), samples(&out));
     assert_eq!(si, so);
     assert_eq!(xi.len(), xo.len());
     let (c0, c1) = (2 * (5 * 48000 - 960), 2 * (7 * 48000 + 960));
-    assert!(xi.iter().zip(&xo).enumerate().all(|(k, (a, b))| (c0..c1).contains(&k) || a == b), "outside 4.98-7.02 s every sample is the input's");
+    assert!(
+        xi.iter().zip(&xo).enumerate().all(|(k, (a, b))| (c0..c1).contains(&k) || a == b),
+        "outside 4.98-7.02 s every sample is the input's"
+    );
     assert!(xi[c0..c1] != xo[c0..c1]);
 
     let out = dir.path().join("bwe.wav");
-    let (ok, _, err) = smg(&["bwe", stereo.to_str().unwrap(), "--cutoff", "2000", "-o", out.to_str().unwrap(), "--vocoder", "griffin-lim", "--griffin-lim", "4"]);
+    let (ok, _, err) = smg(&[
+        "bwe",
+        stereo.to_str().unwrap(),
+        "--cutoff",
+        "2000",
+        "-o",
+        out.to_str().unwrap(),
+        "--vocoder",
+        "griffin-lim",
+        "--griffin-lim",
+        "4",
+    ]);
     assert!(ok && err.contains("below the cut-off kept"), "{err}");
     assert_eq!(samples(&out).1.len(), xi.len());
-    let (ok, _, err) = smg(&["bwe", speech.to_str().unwrap(), "--cutoff", "2000", "--lfr", "-o", out.to_str().unwrap(), "--griffin-lim", "4"]);
+    let (ok, _, err) =
+        smg(&["bwe", speech.to_str().unwrap(), "--cutoff", "2000", "--lfr", "-o", out.to_str().unwrap(), "--griffin-lim", "4"]);
     assert!(ok, "{err}");
 
     let bad = dir.path().join("bad.wav");
@@ -260,7 +315,20 @@ fn long_generation_by_outpainting() {
     minilm_present();
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("long.wav");
-    let (ok, _, err) = smg(&["generate", "rain on a roof", "--duration", "6.5", "-o", out.to_str().unwrap(), "--vocoder", "griffin-lim", "--griffin-lim", "4", "--steps", "8"]);
+    let (ok, _, err) = smg(&[
+        "generate",
+        "rain on a roof",
+        "--duration",
+        "6.5",
+        "-o",
+        out.to_str().unwrap(),
+        "--vocoder",
+        "griffin-lim",
+        "--griffin-lim",
+        "4",
+        "--steps",
+        "8",
+    ]);
     assert!(ok && err.contains("windows"), "{err}");
     let (ok, info, _) = smg(&["info", out.to_str().unwrap()]);
     assert!(ok && info.contains(&format!("frames: {}", (6.5f64 * 22050.0).round() as usize)), "{info}");
@@ -280,7 +348,8 @@ fn fad_between_folders() {
     }
     let report = dir.path().join("fad.json");
     let fad = |b: &std::path::Path| -> f64 {
-        let (ok, out, err) = smg(&["fad", a.to_str().unwrap(), b.to_str().unwrap(), "--embedder", "mel", "--out", report.to_str().unwrap()]);
+        let (ok, out, err) =
+            smg(&["fad", a.to_str().unwrap(), b.to_str().unwrap(), "--embedder", "mel", "--out", report.to_str().unwrap()]);
         assert!(ok && out.starts_with("FAD-mel "), "{out} {err}");
         let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
         v["fad"].as_f64().unwrap()

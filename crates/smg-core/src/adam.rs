@@ -77,7 +77,11 @@ impl Adam {
             *m = ((&*m * b1)? + (g * (1.0 - b1))?)?;
             *v = ((&*v * b2)? + (g.sqr()? * (1.0 - b2))?)?;
             let update = ((&*m / c1)? / ((&*v / c2)?.sqrt()? + self.eps)?)?;
-            let w = if self.weight_decay > 0.0 && !no_decay { (var.as_tensor() * (1.0 - self.lr * self.weight_decay))? } else { var.as_tensor().clone() };
+            let w = if self.weight_decay > 0.0 && !no_decay {
+                (var.as_tensor() * (1.0 - self.lr * self.weight_decay))?
+            } else {
+                var.as_tensor().clone()
+            };
             var.set(&(w - (update * self.lr)?)?)?;
         }
         Ok(())

@@ -224,7 +224,11 @@ impl Conv2d {
 
     fn fast_ok(&self, x: &Tensor) -> bool {
         let square = self.weight.dims4().is_ok_and(|(_, _, kh, kw)| kh == kw);
-        square && crate::fast::eligible(x) && !self.weight.track_op() && self.bias.as_ref().is_none_or(|b| !b.track_op()) && self.weight.device().is_cpu()
+        square
+            && crate::fast::eligible(x)
+            && !self.weight.track_op()
+            && self.bias.as_ref().is_none_or(|b| !b.track_op())
+            && self.weight.device().is_cpu()
     }
 
     /// The inference path: chunked im2col + gemm per item (`smg_kernels::conv2d`), with bf16
@@ -240,7 +244,8 @@ impl Conv2d {
         }
         let (oh, ow) = k.out_hw(h, w);
         let p = crate::fast::precision();
-        let y = crate::fast::with_f32(x, |v| v.chunks(cin * h * w).take(b).flat_map(|item| k.forward_at(item, h, w, p)).collect::<Vec<f32>>())?;
+        let y =
+            crate::fast::with_f32(x, |v| v.chunks(cin * h * w).take(b).flat_map(|item| k.forward_at(item, h, w, p)).collect::<Vec<f32>>())?;
         Tensor::from_vec(y, (b, k.cout, oh, ow), x.device())
     }
 }
@@ -279,9 +284,14 @@ mod tests {
     /// Forward values and both gradients equal candle's own conv2d (its backward is the reference).
     #[test]
     fn matches_candle_conv2d_forward_and_backward() {
-        for &(cin, cout, h, w, k, stride, pad) in
-            &[(3, 5, 9, 11, 3, 1, 1), (4, 6, 10, 10, 3, 2, 0), (2, 3, 8, 8, 4, 2, 1), (3, 4, 5, 6, 1, 1, 0), (2, 2, 7, 9, 3, 1, 0), (1, 4, 6, 6, 4, 1, 1)]
-        {
+        for &(cin, cout, h, w, k, stride, pad) in &[
+            (3, 5, 9, 11, 3, 1, 1),
+            (4, 6, 10, 10, 3, 2, 0),
+            (2, 3, 8, 8, 4, 2, 1),
+            (3, 4, 5, 6, 1, 1, 0),
+            (2, 2, 7, 9, 3, 1, 0),
+            (1, 4, 6, 6, 4, 1, 1),
+        ] {
             let x = Var::from_tensor(&rand(&[2, cin, h, w], 1)).unwrap();
             let wt = Var::from_tensor(&rand(&[cout, cin, k, k], 2)).unwrap();
             let bias = rand(&[cout], 3);
@@ -303,7 +313,9 @@ mod tests {
     /// keeping every `s`-th row and column; gradients flow through both.
     #[test]
     fn unequal_strides_and_paddings_match_a_subsampled_convolution() {
-        for &(h, w, kh, kw, (sh, sw), (ph, pw)) in &[(9, 20, 3, 9, (1, 2), (1, 4)), (11, 7, 5, 1, (3, 1), (2, 0)), (6, 9, 3, 3, (2, 3), (0, 1))] {
+        for &(h, w, kh, kw, (sh, sw), (ph, pw)) in
+            &[(9, 20, 3, 9, (1, 2), (1, 4)), (11, 7, 5, 1, (3, 1), (2, 0)), (6, 9, 3, 3, (2, 3), (0, 1))]
+        {
             let x = Var::from_tensor(&rand(&[2, 3, h, w], 1)).unwrap();
             let wt = Var::from_tensor(&rand(&[4, 3, kh, kw], 2)).unwrap();
             let ours = conv2d_hw(&x, &wt, None, (sh, sw), (ph, pw)).unwrap();
@@ -312,7 +324,11 @@ mod tests {
             let rows: Vec<u32> = (0..full.dim(2).unwrap() as u32).step_by(sh).collect();
             let cols: Vec<u32> = (0..full.dim(3).unwrap() as u32).step_by(sw).collect();
             let dev = Device::Cpu;
-            let reference = full.index_select(&Tensor::new(rows.as_slice(), &dev).unwrap(), 2).unwrap().index_select(&Tensor::new(cols.as_slice(), &dev).unwrap(), 3).unwrap();
+            let reference = full
+                .index_select(&Tensor::new(rows.as_slice(), &dev).unwrap(), 2)
+                .unwrap()
+                .index_select(&Tensor::new(cols.as_slice(), &dev).unwrap(), 3)
+                .unwrap();
             assert_eq!(ours.dims(), reference.dims());
             assert!(max_diff(&ours, &reference) < 1e-5);
             let probe = rand(ours.dims(), 4);

@@ -122,7 +122,15 @@ impl CustomOp1 for Col2Im {
 /// `conv1d(x, w) + bias` with PyTorch semantics: `x` `(B, Cin, L)`, `w` `(Cout, Cin/groups, k)`,
 /// symmetric zero `padding`. On the CPU in f32 this is im2col + gemm with a gemm-based backward
 /// pass (the training path of the vocoders and their discriminators); elsewhere candle's `conv1d`.
-pub fn conv1d(x: &Tensor, w: &Tensor, bias: Option<&Tensor>, stride: usize, padding: usize, dilation: usize, groups: usize) -> Result<Tensor> {
+pub fn conv1d(
+    x: &Tensor,
+    w: &Tensor,
+    bias: Option<&Tensor>,
+    stride: usize,
+    padding: usize,
+    dilation: usize,
+    groups: usize,
+) -> Result<Tensor> {
     let (b, cin, l) = x.dims3()?;
     let (cout, cin_g, k) = w.dims3()?;
     if groups == 0 || cin % groups != 0 || cout % groups != 0 || cin / groups != cin_g {

@@ -38,9 +38,7 @@ pub const fn built_with_cuda() -> bool {
 /// `cuda` feature and a GPU answers, otherwise the CPU. The environment variable
 /// `SMG_DEVICE=cpu` forces the CPU even in a CUDA build.
 pub fn best_device() -> DeviceChoice {
-    let forced_cpu = std::env::var("SMG_DEVICE")
-        .map(|v| v.eq_ignore_ascii_case("cpu"))
-        .unwrap_or(false);
+    let forced_cpu = std::env::var("SMG_DEVICE").map(|v| v.eq_ignore_ascii_case("cpu")).unwrap_or(false);
     if forced_cpu {
         return cpu_choice("SMG_DEVICE=cpu".to_string());
     }
@@ -48,22 +46,14 @@ pub fn best_device() -> DeviceChoice {
         return cpu_choice("built without the `cuda` feature".to_string());
     }
     match Device::new_cuda(0) {
-        Ok(device) => DeviceChoice {
-            device,
-            description: "CUDA device 0".to_string(),
-        },
+        Ok(device) => DeviceChoice { device, description: "CUDA device 0".to_string() },
         Err(e) => cpu_choice(format!("CUDA build, but no GPU answered: {e}")),
     }
 }
 
 fn cpu_choice(reason: String) -> DeviceChoice {
-    let threads = std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(1);
-    DeviceChoice {
-        device: Device::Cpu,
-        description: format!("CPU, {threads} threads ({reason})"),
-    }
+    let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    DeviceChoice { device: Device::Cpu, description: format!("CPU, {threads} threads ({reason})") }
 }
 
 #[cfg(test)]

@@ -58,7 +58,8 @@ mod tests {
         let s = softmax_last_dim(&y_train).unwrap();
         let s2 = softmax_last_dim(&y_infer).unwrap();
         assert!((&s - &s2).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap() < 1e-6);
-        let loss = (s.narrow(1, 0, 1).unwrap().sum_all().unwrap() + y_train.sqr().unwrap().narrow(1, 2, 1).unwrap().sum_all().unwrap()).unwrap();
+        let loss =
+            (s.narrow(1, 0, 1).unwrap().sum_all().unwrap() + y_train.sqr().unwrap().narrow(1, 2, 1).unwrap().sum_all().unwrap()).unwrap();
         let g = loss.backward().unwrap();
         let gx = g.get(x.as_tensor()).expect("x receives a gradient");
         assert!(gx.abs().unwrap().sum_all().unwrap().to_scalar::<f32>().unwrap() > 1e-3);

@@ -83,9 +83,7 @@ impl SimpleBackend for SeededVarMap {
 
     fn get_unchecked(&self, name: &str, _dtype: DType, _dev: &Device) -> Result<Tensor> {
         let data = self.varmap.data().lock().expect("varmap lock");
-        data.get(name)
-            .map(|v| v.as_tensor().clone())
-            .ok_or_else(|| candle_core::Error::CannotFindTensor { path: name.to_string() }.bt())
+        data.get(name).map(|v| v.as_tensor().clone()).ok_or_else(|| candle_core::Error::CannotFindTensor { path: name.to_string() }.bt())
     }
 
     fn contains_tensor(&self, name: &str) -> bool {

@@ -35,25 +35,12 @@ pub struct ClipConfig {
 impl ClipConfig {
     /// The paper's 848 frames (217088 samples, 9.85 s).
     pub fn paper() -> Self {
-        Self {
-            name: "paper".into(),
-            frames: 848,
-            sample_rate: 22050,
-            hop: 256,
-            max_pieces: 3,
-            trim_db: 50.0,
-            min_fill: 0.5,
-        }
+        Self { name: "paper".into(), frames: 848, sample_rate: 22050, hop: 256, max_pieces: 3, trim_db: 50.0, min_fill: 0.5 }
     }
 
     /// The small models' 256 frames (65536 samples, 2.97 s; SPEC.md §10).
     pub fn small() -> Self {
-        Self {
-            name: "small".into(),
-            frames: 256,
-            max_pieces: 6,
-            ..Self::paper()
-        }
+        Self { name: "small".into(), frames: 256, max_pieces: 6, ..Self::paper() }
     }
 
     pub fn by_name(name: &str) -> Result<Self> {
@@ -161,10 +148,7 @@ fn piece_id(item: &SourceItem, piece: usize) -> String {
 }
 
 fn file_name(id: &str) -> String {
-    id.chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '.' { c } else { '_' })
-        .collect::<String>()
-        + ".wav"
+    id.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '.' { c } else { '_' }).collect::<String>() + ".wav"
 }
 
 /// Builds (or finds up to date) the sound-event corpus for `cfg` under `data_dir/corpus/`.
@@ -184,25 +168,14 @@ pub fn build_set(data_dir: &Path, kind: SetKind, cfg: &ClipConfig, progress: boo
     for it in &items {
         key.push_str(&format!("{}|{}|{}|{}|{}\n", it.rel, it.group, it.category, it.label, it.tags.join(",")));
     }
-    let stamp = BuildStamp {
-        version: BUILD_VERSION,
-        config: cfg.clone(),
-        sources_hash: stable_hash(&key),
-    };
+    let stamp = BuildStamp { version: BUILD_VERSION, config: cfg.clone(), sources_hash: stable_hash(&key) };
     let stamp_path = out_dir.join("build.json");
     let manifest_path = out_dir.join("manifest.jsonl");
     if manifest_path.is_file() {
         if let Ok(text) = std::fs::read_to_string(&stamp_path) {
             if serde_json::from_str::<BuildStamp>(&text).ok().as_ref() == Some(&stamp) {
                 let clips = crate::manifest::read_manifest(&manifest_path)?.len();
-                return Ok(BuildReport {
-                    out_dir,
-                    sources: items.len(),
-                    clips,
-                    unlabelled,
-                    up_to_date: true,
-                    ..Default::default()
-                });
+                return Ok(BuildReport { out_dir, sources: items.len(), clips, unlabelled, up_to_date: true, ..Default::default() });
             }
         }
     }
@@ -247,14 +220,7 @@ pub fn build_set(data_dir: &Path, kind: SetKind, cfg: &ClipConfig, progress: boo
     std::fs::write(&unused, report).map_err(|e| DataError::io(&unused, e))?;
     let text = serde_json::to_string_pretty(&stamp).map_err(|e| DataError::Invalid(e.to_string()))?;
     std::fs::write(&stamp_path, text).map_err(|e| DataError::io(&stamp_path, e))?;
-    Ok(BuildReport {
-        out_dir,
-        sources: items.len(),
-        clips: records.len(),
-        unlabelled,
-        failed,
-        up_to_date: false,
-    })
+    Ok(BuildReport { out_dir, sources: items.len(), clips: records.len(), unlabelled, failed, up_to_date: false })
 }
 
 fn process_one(

@@ -55,26 +55,487 @@ pub struct SourceItem {
 const RULES: &[(&str, &[&str])] = &[
     ("scratch and vinyl", &["vinyl", "scratch", "backspin", "rewind"]),
     ("tabla", &["tabla"]),
-    ("drum loop", &["loop amen", "amen", "breakbeat", "break", "beat", "jungle", "house loop", "drummachine", "909beat", "loop perc", "loop industrial", "loop compus", "loop safari", "loop mika", "loop garzul", "loop mehackit", "loop weirdo", "loop 3d", "loop electric"]),
+    (
+        "drum loop",
+        &[
+            "loop amen",
+            "amen",
+            "breakbeat",
+            "break",
+            "beat",
+            "jungle",
+            "house loop",
+            "drummachine",
+            "909beat",
+            "loop perc",
+            "loop industrial",
+            "loop compus",
+            "loop safari",
+            "loop mika",
+            "loop garzul",
+            "loop mehackit",
+            "loop weirdo",
+            "loop 3d",
+            "loop electric",
+        ],
+    ),
     ("kick drum", &["kick", "bd", "bassdrum", "bass drum", "drum bass", "kik"]),
     ("snare drum", &["snare", "sn", "rim", "sidestick", "stick"]),
     ("hi-hat", &["hihat", "hi hat", "hat", "hh", "hi-hat"]),
     ("cymbal", &["cymbal", "crash", "ride", "splash", "china", "cym"]),
     ("tom drum", &["tom", "toms", "floor"]),
-    ("hand percussion", &["clap", "shaker", "cowbell", "conga", "bongo", "tamb", "tambourine", "perc", "wood", "clav", "clave", "snap", "triangle", "cabasa", "guiro", "maraca", "maracas", "agogo", "timbale", "djembe", "castanets", "handclap", "drum roll", "roll", "claves", "block", "udu", "shekere", "metronome", "cuica", "hang", "ratchet", "slit drum", "spoons", "timpani", "ipu", "click", "djembe", "sangban", "dununba", "kenkeni", "drums", "bongo", "cabasa", "vibraslap", "tabla"]),
+    (
+        "hand percussion",
+        &[
+            "clap",
+            "shaker",
+            "cowbell",
+            "conga",
+            "bongo",
+            "tamb",
+            "tambourine",
+            "perc",
+            "wood",
+            "clav",
+            "clave",
+            "snap",
+            "triangle",
+            "cabasa",
+            "guiro",
+            "maraca",
+            "maracas",
+            "agogo",
+            "timbale",
+            "djembe",
+            "castanets",
+            "handclap",
+            "drum roll",
+            "roll",
+            "claves",
+            "block",
+            "udu",
+            "shekere",
+            "metronome",
+            "cuica",
+            "hang",
+            "ratchet",
+            "slit drum",
+            "spoons",
+            "timpani",
+            "ipu",
+            "click",
+            "djembe",
+            "sangban",
+            "dununba",
+            "kenkeni",
+            "drums",
+            "bongo",
+            "cabasa",
+            "vibraslap",
+            "tabla",
+        ],
+    ),
     ("bass", &["bass", "basses", "bassloops", "tb303", "acid", "briff"]),
-    ("guitar", &["guit", "guitar", "strum", "pluck", "afrostring", "tambura", "banjo", "harp", "sitar", "ukulele", "mandolin", "lute", "topshuur", "yueqin", "zither"]),
-    ("keyboard", &["piano", "organ", "harpsichord", "keys", "aeoline", "accordion", "harmonium", "xylo", "marimba", "glockenspiel", "vibraphone", "keyboard", "squeezebox"]),
-    ("strings and pads", &["strings", "string", "pad", "choir", "chorus", "drone", "cello", "violin", "ambi", "ambient", "stringsnpads", "suspense", "spookystring", "viola", "bell choir", "erhu", "gamba", "rabel", "yangqin", "youhikko"]),
-    ("wind and brass", &["trumpet", "flute", "brass", "horn", "sax", "saxophone", "bagpipes", "dijjeridoo", "didgeridoo", "harmonica", "whistle", "clarinet", "oboe", "tuba", "trombone", "recorder", "pipe", "dulzaina", "kazoo", "ney", "quena", "rozhok", "washint", "xun", "zhaleyka", "zurna", "yobel"]),
+    (
+        "guitar",
+        &[
+            "guit",
+            "guitar",
+            "strum",
+            "pluck",
+            "afrostring",
+            "tambura",
+            "banjo",
+            "harp",
+            "sitar",
+            "ukulele",
+            "mandolin",
+            "lute",
+            "topshuur",
+            "yueqin",
+            "zither",
+        ],
+    ),
+    (
+        "keyboard",
+        &[
+            "piano",
+            "organ",
+            "harpsichord",
+            "keys",
+            "aeoline",
+            "accordion",
+            "harmonium",
+            "xylo",
+            "marimba",
+            "glockenspiel",
+            "vibraphone",
+            "keyboard",
+            "squeezebox",
+        ],
+    ),
+    (
+        "strings and pads",
+        &[
+            "strings",
+            "string",
+            "pad",
+            "choir",
+            "chorus",
+            "drone",
+            "cello",
+            "violin",
+            "ambi",
+            "ambient",
+            "stringsnpads",
+            "suspense",
+            "spookystring",
+            "viola",
+            "bell choir",
+            "erhu",
+            "gamba",
+            "rabel",
+            "yangqin",
+            "youhikko",
+        ],
+    ),
+    (
+        "wind and brass",
+        &[
+            "trumpet",
+            "flute",
+            "brass",
+            "horn",
+            "sax",
+            "saxophone",
+            "bagpipes",
+            "dijjeridoo",
+            "didgeridoo",
+            "harmonica",
+            "whistle",
+            "clarinet",
+            "oboe",
+            "tuba",
+            "trombone",
+            "recorder",
+            "pipe",
+            "dulzaina",
+            "kazoo",
+            "ney",
+            "quena",
+            "rozhok",
+            "washint",
+            "xun",
+            "zhaleyka",
+            "zurna",
+            "yobel",
+        ],
+    ),
     ("bells", &["bell", "bells", "chime", "chimes", "gong", "dong", "ding", "toll"]),
-    ("voice", &["vocals", "singer", "sing", "song", "beatbox", "come and play", "hey", "ya", "oooo", "doy", "join us", "inspiration", "speech", "talk", "hello"]),
-    ("human sounds", &["cough", "sneeze", "laugh", "scream", "cry", "baby", "footsteps", "footstep", "breath", "burp", "slurp", "applause", "crowd", "party", "kiss", "yawn", "snore", "clapping", "human", "chew", "hiccup"]),
-    ("animal", &["animal", "animals", "dog", "cat", "kitten", "meow", "bird", "birds", "cricket", "crickets", "duck", "goose", "horse", "owl", "rooster", "sealion", "sea lion", "wolf", "crow", "cow", "pig", "sheep", "frog", "lion", "elephant", "monkey", "chimpanzee", "bear", "bee", "fly", "mosquito", "snake", "chicken", "hen", "donkey", "goat", "seagull", "dolphin", "whale", "tiger", "parrot", "pigeon", "albatross", "calf", "fish", "mouse", "rat", "camel", "zebra", "penguin", "turkey", "gull", "deer", "emu", "ferret", "flamingo", "foal", "grasshopper", "guinea fowl", "hamster", "hedgehog", "heron", "hyena", "jerboa", "ladybug", "lynx", "moose", "moth", "otter", "pelican", "pheasant", "porcupine", "raccoon", "rhinoceros", "snail", "sparrow", "spider", "squirrel", "stork", "wallaby", "weevil", "giant panda", "quetzal", "iora", "beetle", "booby", "chinchilla", "crane", "python"]),
-    ("vehicles and machines", &["car", "motorcycle", "airplane", "plane", "train", "engine", "sewing", "typing", "printer", "helicopter", "bicycle", "phone", "robot", "machine", "motor", "truck", "bus", "tractor", "ship", "boat", "clock", "camera", "drill", "saw", "vacuum", "mehackit phone", "siren", "horn car", "rocket", "tram", "submarine", "scooter", "excavator", "quadrocopter", "skateboard", "walkie talkie", "xbox", "watch", "x ray"]),
-    ("water", &["water", "bubbles", "bubble", "drop", "ripples", "plunge", "rain", "sea", "splash water", "river", "waves", "wave", "sauna", "pour", "shower", "toilet"]),
-    ("electronic", &["elec", "electronic", "glitch", "laser", "beep", "beeps", "zap", "computer", "alien", "synth", "techno", "rave", "blip", "blup", "bong", "warp", "sweep", "fairydust", "whir", "whoop", "zoop", "spiral", "screech", "peculiar", "space", "ping", "plip", "twang", "twip", "tick", "buzz", "fuzz", "chroma", "matrix1000", "juno", "korg", "nord", "orion", "filter", "start", "stop", "electric"]),
-    ("impacts and objects", &["door", "pop", "rattle", "hit", "impact", "swoosh", "woosh", "whoosh", "swash", "explode", "explosion", "cineboom", "boom", "till", "balloon", "balloons", "button", "boot", "chalkboard", "glass", "paper", "zipper", "keys", "coin", "knock", "creak", "slam", "toy", "toys", "ball", "cork", "box", "book", "scissors", "hammer", "wind", "dice", "jar", "jug", "newspaper", "pen", "umbrella", "vase", "whirligig", "hockey", "shield", "kinder"]),
+    (
+        "voice",
+        &[
+            "vocals",
+            "singer",
+            "sing",
+            "song",
+            "beatbox",
+            "come and play",
+            "hey",
+            "ya",
+            "oooo",
+            "doy",
+            "join us",
+            "inspiration",
+            "speech",
+            "talk",
+            "hello",
+        ],
+    ),
+    (
+        "human sounds",
+        &[
+            "cough",
+            "sneeze",
+            "laugh",
+            "scream",
+            "cry",
+            "baby",
+            "footsteps",
+            "footstep",
+            "breath",
+            "burp",
+            "slurp",
+            "applause",
+            "crowd",
+            "party",
+            "kiss",
+            "yawn",
+            "snore",
+            "clapping",
+            "human",
+            "chew",
+            "hiccup",
+        ],
+    ),
+    (
+        "animal",
+        &[
+            "animal",
+            "animals",
+            "dog",
+            "cat",
+            "kitten",
+            "meow",
+            "bird",
+            "birds",
+            "cricket",
+            "crickets",
+            "duck",
+            "goose",
+            "horse",
+            "owl",
+            "rooster",
+            "sealion",
+            "sea lion",
+            "wolf",
+            "crow",
+            "cow",
+            "pig",
+            "sheep",
+            "frog",
+            "lion",
+            "elephant",
+            "monkey",
+            "chimpanzee",
+            "bear",
+            "bee",
+            "fly",
+            "mosquito",
+            "snake",
+            "chicken",
+            "hen",
+            "donkey",
+            "goat",
+            "seagull",
+            "dolphin",
+            "whale",
+            "tiger",
+            "parrot",
+            "pigeon",
+            "albatross",
+            "calf",
+            "fish",
+            "mouse",
+            "rat",
+            "camel",
+            "zebra",
+            "penguin",
+            "turkey",
+            "gull",
+            "deer",
+            "emu",
+            "ferret",
+            "flamingo",
+            "foal",
+            "grasshopper",
+            "guinea fowl",
+            "hamster",
+            "hedgehog",
+            "heron",
+            "hyena",
+            "jerboa",
+            "ladybug",
+            "lynx",
+            "moose",
+            "moth",
+            "otter",
+            "pelican",
+            "pheasant",
+            "porcupine",
+            "raccoon",
+            "rhinoceros",
+            "snail",
+            "sparrow",
+            "spider",
+            "squirrel",
+            "stork",
+            "wallaby",
+            "weevil",
+            "giant panda",
+            "quetzal",
+            "iora",
+            "beetle",
+            "booby",
+            "chinchilla",
+            "crane",
+            "python",
+        ],
+    ),
+    (
+        "vehicles and machines",
+        &[
+            "car",
+            "motorcycle",
+            "airplane",
+            "plane",
+            "train",
+            "engine",
+            "sewing",
+            "typing",
+            "printer",
+            "helicopter",
+            "bicycle",
+            "phone",
+            "robot",
+            "machine",
+            "motor",
+            "truck",
+            "bus",
+            "tractor",
+            "ship",
+            "boat",
+            "clock",
+            "camera",
+            "drill",
+            "saw",
+            "vacuum",
+            "mehackit phone",
+            "siren",
+            "horn car",
+            "rocket",
+            "tram",
+            "submarine",
+            "scooter",
+            "excavator",
+            "quadrocopter",
+            "skateboard",
+            "walkie talkie",
+            "xbox",
+            "watch",
+            "x ray",
+        ],
+    ),
+    (
+        "water",
+        &[
+            "water",
+            "bubbles",
+            "bubble",
+            "drop",
+            "ripples",
+            "plunge",
+            "rain",
+            "sea",
+            "splash water",
+            "river",
+            "waves",
+            "wave",
+            "sauna",
+            "pour",
+            "shower",
+            "toilet",
+        ],
+    ),
+    (
+        "electronic",
+        &[
+            "elec",
+            "electronic",
+            "glitch",
+            "laser",
+            "beep",
+            "beeps",
+            "zap",
+            "computer",
+            "alien",
+            "synth",
+            "techno",
+            "rave",
+            "blip",
+            "blup",
+            "bong",
+            "warp",
+            "sweep",
+            "fairydust",
+            "whir",
+            "whoop",
+            "zoop",
+            "spiral",
+            "screech",
+            "peculiar",
+            "space",
+            "ping",
+            "plip",
+            "twang",
+            "twip",
+            "tick",
+            "buzz",
+            "fuzz",
+            "chroma",
+            "matrix1000",
+            "juno",
+            "korg",
+            "nord",
+            "orion",
+            "filter",
+            "start",
+            "stop",
+            "electric",
+        ],
+    ),
+    (
+        "impacts and objects",
+        &[
+            "door",
+            "pop",
+            "rattle",
+            "hit",
+            "impact",
+            "swoosh",
+            "woosh",
+            "whoosh",
+            "swash",
+            "explode",
+            "explosion",
+            "cineboom",
+            "boom",
+            "till",
+            "balloon",
+            "balloons",
+            "button",
+            "boot",
+            "chalkboard",
+            "glass",
+            "paper",
+            "zipper",
+            "keys",
+            "coin",
+            "knock",
+            "creak",
+            "slam",
+            "toy",
+            "toys",
+            "ball",
+            "cork",
+            "box",
+            "book",
+            "scissors",
+            "hammer",
+            "wind",
+            "dice",
+            "jar",
+            "jug",
+            "newspaper",
+            "pen",
+            "umbrella",
+            "vase",
+            "whirligig",
+            "hockey",
+            "shield",
+            "kinder",
+        ],
+    ),
 ];
 
 /// Lower-case words of a name: splits on `_ - . space`, camelCase and digit runs.
@@ -107,15 +568,15 @@ pub fn words(name: &str) -> Vec<String> {
 /// First category whose keyword occurs as a word sequence in `words`.
 pub fn categorise(words: &[String]) -> Option<&'static str> {
     let joined = format!(" {} ", words.join(" "));
-    RULES
-        .iter()
-        .find(|(_, kws)| kws.iter().any(|k| joined.contains(&format!(" {k} "))))
-        .map(|(c, _)| *c)
+    RULES.iter().find(|(_, kws)| kws.iter().any(|k| joined.contains(&format!(" {k} ")))).map(|(c, _)| *c)
 }
 
 /// Words of a file stem that name the sound (prefix codes and numbers dropped).
 fn label_words(stem: &str) -> Vec<String> {
-    const CODES: &[&str] = &["bd", "sn", "elec", "ambi", "guit", "perc", "drum", "misc", "loop", "glitch", "mehackit", "ee", "wav", "flac", "ogg", "mp", "h", "s", "l", "r", "lite"];
+    const CODES: &[&str] = &[
+        "bd", "sn", "elec", "ambi", "guit", "perc", "drum", "misc", "loop", "glitch", "mehackit", "ee", "wav", "flac", "ogg", "mp", "h",
+        "s", "l", "r", "lite",
+    ];
     words(stem)
         .into_iter()
         .filter(|w| !CODES.contains(&w.as_str()) && w.len() > 1)
@@ -125,9 +586,37 @@ fn label_words(stem: &str) -> Vec<String> {
 }
 
 const MODIFIERS: &[&str] = &[
-    "female", "male", "hard", "soft", "open", "opened", "closed", "short", "long", "low", "hi", "high", "mid",
-    "heavy", "light", "big", "small", "fat", "dirty", "acoustic", "electric", "distorted", "muffled", "harsh",
-    "slight", "medium", "deep", "dark", "little", "old", "baby",
+    "female",
+    "male",
+    "hard",
+    "soft",
+    "open",
+    "opened",
+    "closed",
+    "short",
+    "long",
+    "low",
+    "hi",
+    "high",
+    "mid",
+    "heavy",
+    "light",
+    "big",
+    "small",
+    "fat",
+    "dirty",
+    "acoustic",
+    "electric",
+    "distorted",
+    "muffled",
+    "harsh",
+    "slight",
+    "medium",
+    "deep",
+    "dark",
+    "little",
+    "old",
+    "baby",
 ];
 
 /// `"a dog"`, `"an owl"`, `"crickets"`: the label with an indefinite article for captions.
@@ -159,7 +648,8 @@ pub fn make_label(stem: &str, category: &str) -> String {
         category.to_string()
     } else if text.replace([' ', '-'], "").contains(&cat_last.replace('-', ""))
         || category.split(" ").any(|cw| cw.len() >= 3 && !["and", "sounds"].contains(&cw) && w.iter().any(|x| x == cw))
-        || ["animal", "human sounds", "voice", "vehicles and machines", "water", "impacts and objects", "electronic"].contains(&category) {
+        || ["animal", "human sounds", "voice", "vehicles and machines", "water", "impacts and objects", "electronic"].contains(&category)
+    {
         text
     } else {
         format!("{text} {}", CATEGORIES.iter().find(|c| c.0 == category).map_or(category, |c| c.0))
@@ -171,12 +661,7 @@ pub fn make_label(stem: &str, category: &str) -> String {
 pub fn captions(category: &str, label: &str) -> Vec<String> {
     let phrase = CATEGORIES.iter().find(|c| c.0 == category).map_or(category, |c| c.1);
     let a = with_article(label);
-    let mut out = vec![
-        label.to_string(),
-        format!("the sound of {a}"),
-        format!("a recording of {a}"),
-        format!("{phrase}: {label}"),
-    ];
+    let mut out = vec![label.to_string(), format!("the sound of {a}"), format!("a recording of {a}"), format!("{phrase}: {label}")];
     if !label.contains(category) {
         out.push(format!("{label}, {category}"));
     }
@@ -185,10 +670,7 @@ pub fn captions(category: &str, label: &str) -> Vec<String> {
 }
 
 fn is_audio(p: &Path) -> bool {
-    matches!(
-        p.extension().and_then(|e| e.to_str()).map(|e| e.to_ascii_lowercase()).as_deref(),
-        Some("wav" | "flac" | "ogg" | "mp3")
-    )
+    matches!(p.extension().and_then(|e| e.to_str()).map(|e| e.to_ascii_lowercase()).as_deref(), Some("wav" | "flac" | "ogg" | "mp3"))
 }
 
 fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
@@ -208,7 +690,15 @@ fn rel_to(data_dir: &Path, p: &Path) -> String {
     p.strip_prefix(data_dir).unwrap_or(p).to_string_lossy().replace('\\', "/")
 }
 
-fn item(data_dir: &Path, path: PathBuf, package: &str, licence: &str, name_words: Vec<String>, stem: &str, extra_tags: &[&str]) -> Option<SourceItem> {
+fn item(
+    data_dir: &Path,
+    path: PathBuf,
+    package: &str,
+    licence: &str,
+    name_words: Vec<String>,
+    stem: &str,
+    extra_tags: &[&str],
+) -> Option<SourceItem> {
     let category = categorise(&name_words)?;
     let label = make_label(stem, category);
     let mut tags: Vec<String> = vec![category.to_string()];
@@ -241,10 +731,7 @@ fn stem(p: &Path) -> String {
 pub fn discover(data_dir: &Path) -> Result<(Vec<SourceItem>, Vec<String>)> {
     let deb = data_dir.join("deb");
     if !deb.is_dir() {
-        return Err(DataError::Missing {
-            what: "the fetched Debian packages".into(),
-            path: deb,
-        });
+        return Err(DataError::Missing { what: "the fetched Debian packages".into(), path: deb });
     }
     let mut items = Vec::new();
     let mut unlabelled = Vec::new();
@@ -326,17 +813,16 @@ pub fn discover(data_dir: &Path) -> Result<(Vec<SourceItem>, Vec<String>)> {
 /// category = genre or rhythm; tags = genre, instruments, meter, tempo bucket, mode.
 pub fn discover_music(data_dir: &Path) -> Result<Vec<SourceItem>> {
     let list = data_dir.join("music/render/sources.jsonl");
-    let text = std::fs::read_to_string(&list).map_err(|_| DataError::Missing {
-        what: "the rendered music (scripts/render_music.py)".into(),
-        path: list.clone(),
-    })?;
+    let text = std::fs::read_to_string(&list)
+        .map_err(|_| DataError::Missing { what: "the rendered music (scripts/render_music.py)".into(), path: list.clone() })?;
     let mut out = Vec::new();
     for (i, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
         let bad = |d: String| DataError::Manifest { path: list.clone(), line: i + 1, detail: d };
         let v: serde_json::Value = serde_json::from_str(line).map_err(|e| bad(e.to_string()))?;
         let get = |k: &str| v[k].as_str().map(str::to_string).ok_or_else(|| bad(format!("missing \"{k}\"")));
         let (file, genre, meter, mode) = (get("file")?, get("genre")?, get("meter")?, get("mode")?);
-        let instruments: Vec<String> = v["instruments"].as_array().into_iter().flatten().filter_map(|x| x.as_str().map(str::to_string)).collect();
+        let instruments: Vec<String> =
+            v["instruments"].as_array().into_iter().flatten().filter_map(|x| x.as_str().map(str::to_string)).collect();
         let tags: Vec<String> = v["tags"].as_array().into_iter().flatten().filter_map(|x| x.as_str().map(str::to_string)).collect();
         let tempo = v["tempo"].as_u64().unwrap_or(0);
         let bucket = tags.iter().find(|t| t.ends_with(" tempo")).cloned().unwrap_or_default();
@@ -394,9 +880,8 @@ fn hydrogen_kit(kit: &Path) -> Vec<(PathBuf, String, String)> {
     let Ok(text) = std::fs::read_to_string(&xml_path) else { return Vec::new() };
     let Ok(doc) = roxmltree::Document::parse(&text) else { return Vec::new() };
     let root = doc.root_element();
-    let child_text = |n: roxmltree::Node, tag: &str| {
-        n.children().find(|c| c.has_tag_name(tag)).and_then(|c| c.text()).unwrap_or("").trim().to_string()
-    };
+    let child_text =
+        |n: roxmltree::Node, tag: &str| n.children().find(|c| c.has_tag_name(tag)).and_then(|c| c.text()).unwrap_or("").trim().to_string();
     let licence = child_text(root, "license");
     let author = child_text(root, "author");
     let licence = format!("{} (kit by {})", if licence.is_empty() { "licence in the package's copyright file" } else { &licence }, author);

@@ -40,12 +40,7 @@ impl Dataset {
                 path: manifest,
             });
         }
-        Ok(Self {
-            data_dir: data_dir.to_path_buf(),
-            records: read_manifest(&manifest)?,
-            dir,
-            config: cfg.clone(),
-        })
+        Ok(Self { data_dir: data_dir.to_path_buf(), records: read_manifest(&manifest)?, dir, config: cfg.clone() })
     }
 
     /// Indices of the clips of one split, in manifest order.
@@ -85,11 +80,7 @@ impl Dataset {
         let dir = self.mel_cache_dir(mt);
         std::fs::create_dir_all(&dir).map_err(|e| DataError::io(&dir, e))?;
         let n_shards = self.records.len().div_ceil(SHARD);
-        let bar = if progress {
-            indicatif::ProgressBar::new(self.records.len() as u64)
-        } else {
-            indicatif::ProgressBar::hidden()
-        };
+        let bar = if progress { indicatif::ProgressBar::new(self.records.len() as u64) } else { indicatif::ProgressBar::hidden() };
         let mut mels = Vec::with_capacity(self.records.len());
         for s in 0..n_shards {
             let path = dir.join(format!("shard-{s:04}.safetensors"));
@@ -145,10 +136,7 @@ pub fn shuffled(indices: &[usize], seed: u64, epoch: u64) -> Vec<usize> {
 
 /// Batches of indices for one epoch: shuffled with (`seed`, `epoch`), the last partial batch kept.
 pub fn batches(indices: &[usize], batch_size: usize, seed: u64, epoch: u64) -> Vec<Vec<usize>> {
-    shuffled(indices, seed, epoch)
-        .chunks(batch_size.max(1))
-        .map(|c| c.to_vec())
-        .collect()
+    shuffled(indices, seed, epoch).chunks(batch_size.max(1)).map(|c| c.to_vec()).collect()
 }
 
 #[cfg(test)]

@@ -29,11 +29,8 @@ pub fn assign_splits<'a>(sources: impl IntoIterator<Item = (&'a str, &'a str)>) 
     for (_, mut srcs) in by_cat {
         srcs.sort_by_key(|s| (stable_hash(s), *s));
         let n = srcs.len();
-        let (n_test, n_valid) = if n >= 3 {
-            ((n as f64 * 0.1).round().max(1.0) as usize, (n as f64 * 0.1).round().max(1.0) as usize)
-        } else {
-            (0, 0)
-        };
+        let (n_test, n_valid) =
+            if n >= 3 { ((n as f64 * 0.1).round().max(1.0) as usize, (n as f64 * 0.1).round().max(1.0) as usize) } else { (0, 0) };
         for (i, s) in srcs.into_iter().enumerate() {
             let split = if i < n_test {
                 Split::Test
@@ -54,9 +51,8 @@ mod tests {
 
     #[test]
     fn splits_are_deterministic_and_stratified() {
-        let items: Vec<(String, String)> = (0..50)
-            .map(|i| (format!("pkg/file{i}.wav"), if i % 2 == 0 { "a".into() } else { "b".into() }))
-            .collect();
+        let items: Vec<(String, String)> =
+            (0..50).map(|i| (format!("pkg/file{i}.wav"), if i % 2 == 0 { "a".into() } else { "b".into() })).collect();
         let a = assign_splits(items.iter().map(|(s, c)| (s.as_str(), c.as_str())));
         let b = assign_splits(items.iter().rev().map(|(s, c)| (s.as_str(), c.as_str())));
         assert_eq!(a, b, "order of input must not matter");

@@ -6,9 +6,7 @@ use std::collections::{HashMap, HashSet};
 use std::path::Path;
 
 fn tone(seconds: f32, freq: f32, sr: u32) -> Vec<f32> {
-    (0..(seconds * sr as f32) as usize)
-        .map(|i| 0.4 * (2.0 * std::f32::consts::PI * freq * i as f32 / sr as f32).sin())
-        .collect()
+    (0..(seconds * sr as f32) as usize).map(|i| 0.4 * (2.0 * std::f32::consts::PI * freq * i as f32 / sr as f32).sin()).collect()
 }
 
 fn write(path: &Path, x: &[f32], sr: u32) {

@@ -84,7 +84,8 @@ impl FrontEnd {
                 row.mapv_inplace(|v| v / s);
             }
         }
-        let window = (0..config.n_fft).map(|i| (0.5 - 0.5 * (2.0 * std::f64::consts::PI * i as f64 / config.n_fft as f64).cos()) as f32).collect();
+        let window =
+            (0..config.n_fft).map(|i| (0.5 - 0.5 * (2.0 * std::f64::consts::PI * i as f64 / config.n_fft as f64).cos()) as f32).collect();
         Self { config: config.clone(), window, filters, fft: RealFftPlanner::<f32>::new().plan_fft_forward(config.n_fft) }
     }
 

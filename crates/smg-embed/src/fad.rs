@@ -74,7 +74,10 @@ pub fn load_dir(dir: &Path) -> Result<Vec<Clip>> {
             let p: PathBuf = e?.path();
             if p.is_dir() {
                 stack.push(p);
-            } else if matches!(p.extension().and_then(|e| e.to_str()).map(|e| e.to_ascii_lowercase()).as_deref(), Some("wav" | "flac" | "ogg" | "mp3" | "aif" | "aiff")) {
+            } else if matches!(
+                p.extension().and_then(|e| e.to_str()).map(|e| e.to_ascii_lowercase()).as_deref(),
+                Some("wav" | "flac" | "ogg" | "mp3" | "aif" | "aiff")
+            ) {
                 paths.push(p);
             }
         }

@@ -94,8 +94,14 @@ pub struct FrontEnd {
 
 impl FrontEnd {
     pub fn new(config: &Config) -> Self {
-        let window = (0..config.window).map(|i| (0.5 - 0.5 * (2.0 * std::f64::consts::PI * i as f64 / config.window as f64).cos()) as f32).collect();
-        Self { config: config.clone(), window, mel: vggish_mel_matrix(config), fft: RealFftPlanner::<f32>::new().plan_fft_forward(config.n_fft) }
+        let window =
+            (0..config.window).map(|i| (0.5 - 0.5 * (2.0 * std::f64::consts::PI * i as f64 / config.window as f64).cos()) as f32).collect();
+        Self {
+            config: config.clone(),
+            window,
+            mel: vggish_mel_matrix(config),
+            fft: RealFftPlanner::<f32>::new().plan_fft_forward(config.n_fft),
+        }
     }
 
     /// Log-mel `(frames, n_mels)` of 16 kHz audio: `1 + (len − 400) / 160` frames.

@@ -13,9 +13,9 @@ pub mod probe;
 
 pub use features::{band_mean_std, mel_statistics, MEL_STAT_DIM};
 pub use frechet::{frechet_distance, Gaussian};
-pub use logistic::{LogisticRegression, LogisticConfig};
-pub use paired::{paired_fd_difference, FdDifference};
+pub use logistic::{LogisticConfig, LogisticRegression};
 pub use metrics::{average_precision, macro_scores, roc_auc, MacroScores};
+pub use paired::{paired_fd_difference, FdDifference};
 pub use probe::{LinearProbe, ProbeConfig, ProbeData};
 
 #[derive(Debug, thiserror::Error)]

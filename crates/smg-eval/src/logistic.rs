@@ -59,9 +59,7 @@ impl LogisticRegression {
         }
         let n = x.len();
         let mean: Vec<f64> = (0..d).map(|j| x.iter().map(|r| r[j]).sum::<f64>() / n as f64).collect();
-        let std: Vec<f64> = (0..d)
-            .map(|j| (x.iter().map(|r| (r[j] - mean[j]).powi(2)).sum::<f64>() / n as f64).sqrt().max(1e-8))
-            .collect();
+        let std: Vec<f64> = (0..d).map(|j| (x.iter().map(|r| (r[j] - mean[j]).powi(2)).sum::<f64>() / n as f64).sqrt().max(1e-8)).collect();
         let mut model = Self { classes, mean, std, weights: vec![], final_loss: f64::NAN };
         let xs = model.design(x);
         let c = model.classes.len();

@@ -31,7 +31,14 @@ fn pick(rows: &[Vec<f64>], idx: &[usize]) -> Vec<Vec<f64>> {
 /// Paired bootstrap of FD(a) − FD(b) against `reference`, where rows `i·per_ref .. (i+1)·per_ref`
 /// of `a` and `b` were generated from reference clip `i`: `resamples` draws of reference clips
 /// (with replacement, seeded by `seed`), each bringing its generated rows.
-pub fn paired_fd_difference(a: &[Vec<f64>], b: &[Vec<f64>], reference: &[Vec<f64>], per_ref: usize, resamples: usize, seed: u64) -> Result<FdDifference> {
+pub fn paired_fd_difference(
+    a: &[Vec<f64>],
+    b: &[Vec<f64>],
+    reference: &[Vec<f64>],
+    per_ref: usize,
+    resamples: usize,
+    seed: u64,
+) -> Result<FdDifference> {
     if a.len() != b.len() {
         return invalid(format!("a paired comparison needs sets of equal size, got {} and {}", a.len(), b.len()));
     }

@@ -42,7 +42,11 @@ pub struct ProbeData<'a> {
 impl ProbeData<'_> {
     fn check(&self, what: &str, dim: Option<usize>, labels: Option<usize>) -> Result<(usize, usize)> {
         if self.x.is_empty() || self.x.len() != self.y.len() {
-            return invalid(format!("{what}: {} feature rows and {} label rows (need the same number, at least 1)", self.x.len(), self.y.len()));
+            return invalid(format!(
+                "{what}: {} feature rows and {} label rows (need the same number, at least 1)",
+                self.x.len(),
+                self.y.len()
+            ));
         }
         let d = dim.unwrap_or(self.x[0].len());
         let l = labels.unwrap_or(self.y[0].len());
@@ -121,8 +125,11 @@ impl LinearProbe {
         if train.x.len() < 2 {
             return invalid("the probe needs at least 2 training rows (BatchNorm)");
         }
-        if cfg.batch_size < 2 || cfg.max_epochs == 0 || !(0.0..1.0).contains(&cfg.dropout) || !(cfg.lr > 0.0) {
-            return invalid(format!("bad probe settings: batch {} (≥ 2), epochs {} (≥ 1), dropout {} ([0, 1)), lr {} (> 0)", cfg.batch_size, cfg.max_epochs, cfg.dropout, cfg.lr));
+        if cfg.batch_size < 2 || cfg.max_epochs == 0 || !(0.0..1.0).contains(&cfg.dropout) || cfg.lr.is_nan() || cfg.lr <= 0.0 {
+            return invalid(format!(
+                "bad probe settings: batch {} (≥ 2), epochs {} (≥ 1), dropout {} ([0, 1)), lr {} (> 0)",
+                cfg.batch_size, cfg.max_epochs, cfg.dropout, cfg.lr
+            ));
         }
         let mut rng = rand::rngs::StdRng::seed_from_u64(cfg.seed);
         let bound = 1.0 / (d as f64).sqrt();
@@ -168,7 +175,10 @@ impl LinearProbe {
                 let mu = x.mean_keepdim(0)?;
                 let xc = x.broadcast_sub(&mu)?;
                 let var = xc.sqr()?.mean_keepdim(0)?;
-                let h = xc.broadcast_div(&(var.clone() + BN_EPS)?.sqrt()?)?.broadcast_mul(&p.gamma.as_tensor().unsqueeze(0)?)?.broadcast_add(&p.beta.as_tensor().unsqueeze(0)?)?;
+                let h = xc
+                    .broadcast_div(&(var.clone() + BN_EPS)?.sqrt()?)?
+                    .broadcast_mul(&p.gamma.as_tensor().unsqueeze(0)?)?
+                    .broadcast_add(&p.beta.as_tensor().unsqueeze(0)?)?;
                 let h = if cfg.dropout > 0.0 {
                     let keep = 1.0 - cfg.dropout;
                     let m: Vec<f32> = (0..bsz * d).map(|_| if rng.random::<f64>() < keep { (1.0 / keep) as f32 } else { 0.0 }).collect();
@@ -240,7 +250,10 @@ impl LinearProbe {
                 return invalid(format!("feature row {i} has {} values, the probe takes {d}", r.len()));
             }
             let h: Vec<f64> = (0..d)
-                .map(|j| (r[j] - self.running_mean[j] as f64) / (self.running_var[j] as f64 + BN_EPS).sqrt() * self.bn_weight[j] as f64 + self.bn_bias[j] as f64)
+                .map(|j| {
+                    (r[j] - self.running_mean[j] as f64) / (self.running_var[j] as f64 + BN_EPS).sqrt() * self.bn_weight[j] as f64
+                        + self.bn_bias[j] as f64
+                })
                 .collect();
             out.push(
                 (0..l)
@@ -315,6 +328,9 @@ mod tests {
         assert!(LinearProbe::fit(d, d, &labels, &bad, false).unwrap_err().to_string().contains("dropout"));
         let mut xn = x.clone();
         xn[4][2] = f64::NAN;
-        assert!(LinearProbe::fit(ProbeData { x: &xn, y: &y }, d, &labels, &ProbeConfig::default(), false).unwrap_err().to_string().contains("row 4"));
+        assert!(LinearProbe::fit(ProbeData { x: &xn, y: &y }, d, &labels, &ProbeConfig::default(), false)
+            .unwrap_err()
+            .to_string()
+            .contains("row 4"));
     }
 }

@@ -1,10 +1,19 @@
 use std::time::Instant;
 #[repr(C, align(64))]
-struct Cfg { p: u8, s: u8, r: [u8; 14], c: [u16; 16], rows: [u8; 16] }
+struct Cfg {
+    p: u8,
+    s: u8,
+    r: [u8; 14],
+    c: [u16; 16],
+    rows: [u8; 16],
+}
 fn main() {
     assert!(smg_kernels::amx::available());
     let mut cfg = Cfg { p: 1, s: 0, r: [0; 14], c: [0; 16], rows: [0; 16] };
-    for i in 0..8 { cfg.c[i] = 64; cfg.rows[i] = 16; }
+    for i in 0..8 {
+        cfg.c[i] = 64;
+        cfg.rows[i] = 16;
+    }
     let buf = vec![0u16; 8 * 512];
     unsafe {
         std::arch::asm!("ldtilecfg [{0}]", in(reg) &cfg as *const Cfg);

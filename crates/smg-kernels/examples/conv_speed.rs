@@ -17,7 +17,9 @@ fn main() {
             println!("conv1d ch {ch} T {t} k {k} d {d}: {:.1} ms, {:.0} GFLOP/s", e * 1e3, 2.0 * (ch * ch * k * t) as f64 / e / 1e9);
         }
     }
-    for &(cin, t, k, s) in &[(512usize, frames, 16usize, 8usize), (256, frames * 8, 16, 8), (128, frames * 64, 4, 2), (64, frames * 128, 4, 2)] {
+    for &(cin, t, k, s) in
+        &[(512usize, frames, 16usize, 8usize), (256, frames * 8, 16, 8), (128, frames * 64, 4, 2), (64, frames * 128, 4, 2)]
+    {
         let cout = cin / 2;
         let x: Vec<f32> = (0..cin * t).map(|i| ((i * 7919) % 1000) as f32 / 1000.0 - 0.5).collect();
         let w: Vec<f32> = (0..cin * cout * k).map(|i| ((i * 104729) % 1000) as f32 / 1e5).collect();
@@ -26,6 +28,10 @@ fn main() {
         let st = Instant::now();
         std::hint::black_box(c.forward(&x, t, Some(0.1)));
         let e = st.elapsed().as_secs_f64();
-        println!("conv_transpose1d {cin}->{cout} T {t} k {k} s {s}: {:.1} ms, {:.0} GFLOP/s", e * 1e3, 2.0 * (cin * cout * k * t) as f64 / e / 1e9);
+        println!(
+            "conv_transpose1d {cin}->{cout} T {t} k {k} s {s}: {:.1} ms, {:.0} GFLOP/s",
+            e * 1e3,
+            2.0 * (cin * cout * k * t) as f64 / e / 1e9
+        );
     }
 }

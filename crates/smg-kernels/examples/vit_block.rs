@@ -18,18 +18,31 @@ fn data(len: usize, seed: u64, scale: f32) -> Vec<f32> {
 
 fn best(reps: usize, mut f: impl FnMut()) -> f64 {
     f();
-    (0..reps).map(|_| {
-        let t = Instant::now();
-        f();
-        t.elapsed().as_secs_f64()
-    }).fold(f64::INFINITY, f64::min)
+    (0..reps)
+        .map(|_| {
+            let t = Instant::now();
+            f();
+            t.elapsed().as_secs_f64()
+        })
+        .fold(f64::INFINITY, f64::min)
 }
 
 fn main() {
     let (b, l, d, f, heads) = (2usize, 266usize, 768usize, 3072usize, 8usize);
-    let dense = |n: usize, k: usize, seed: u64| Dense { weight: std::sync::Arc::new(PackedWeight::new(data(n * k, seed, (3.0 / k as f32).sqrt()), n, k)), bias: data(n, seed + 100, 0.02) };
+    let dense = |n: usize, k: usize, seed: u64| Dense {
+        weight: std::sync::Arc::new(PackedWeight::new(data(n * k, seed, (3.0 / k as f32).sqrt()), n, k)),
+        bias: data(n, seed + 100, 0.02),
+    };
     let norm = || Norm { weight: vec![1.0; d], bias: vec![0.0; d], eps: 1e-6 };
-    let blk = Block { norm1: norm(), qkv: dense(3 * d, d, 2), proj: dense(d, d, 3), norm2: norm(), fc1: dense(f, d, 5), fc2: dense(d, f, 6), heads };
+    let blk = Block {
+        norm1: norm(),
+        qkv: dense(3 * d, d, 2),
+        proj: dense(d, d, 3),
+        norm2: norm(),
+        fc1: dense(f, d, 5),
+        fc2: dense(d, f, 6),
+        heads,
+    };
     let x0 = data(b * l * d, 9, 1.0);
     let qkv = blk.qkv.weight.forward(&blk.norm1.rows(&x0), b * l, Some(&blk.qkv.bias), smg_kernels::Act::None, Precision::F32);
     println!("AMX: {}", smg_kernels::amx::available());

@@ -134,7 +134,8 @@ impl PackedB {
 #[target_feature(enable = "avx512f,avx512bw,avx512bf16")]
 unsafe fn interleave16(a: &[f32], b: &[f32], dst: *mut u16) {
     use std::arch::x86_64::*;
-    const IDX: [u16; 32] = [0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23, 8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31];
+    const IDX: [u16; 32] =
+        [0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23, 8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31];
     let v = _mm512_cvtne2ps_pbh(_mm512_loadu_ps(b.as_ptr()), _mm512_loadu_ps(a.as_ptr()));
     let idx = _mm512_loadu_si512(IDX.as_ptr() as *const _);
     let out = _mm512_permutexvar_epi16(idx, std::mem::transmute::<__m512bh, __m512i>(v));
@@ -182,7 +183,7 @@ impl BWriter<'_> {
         }
         let mut h = [0u16; 32];
         let len = vals.len().min(self.k.saturating_sub(kk0));
-        if kk0 % 2 == 0 && len <= 32 {
+        if kk0.is_multiple_of(2) && len <= 32 {
             // Pairs (kk, kk + 1) are adjacent: one 4-byte store each.
             bf16::convert(&vals[..len], &mut h[..len]);
             for p in 0..len / 2 {
@@ -254,7 +255,10 @@ impl PackedA {
     /// (computed in f32, e.g. a LayerNorm, then rounded), in parallel over blocks of 16 rows.
     pub fn fill_rows(&mut self, row: impl Fn(usize, &mut [f32]) + Sync) {
         let (m, k, kb) = (self.m, self.k, self.kb);
-        self.tiles.par_chunks_mut(16 * kb * 32).enumerate().for_each_init(|| vec![0f32; k], |buf, (mb, panel)| fill_panel(panel, mb, m, buf, &row));
+        self.tiles
+            .par_chunks_mut(16 * kb * 32)
+            .enumerate()
+            .for_each_init(|| vec![0f32; k], |buf, (mb, panel)| fill_panel(panel, mb, m, buf, &row));
     }
 
     /// [`PackedA::fill_rows`] on the calling thread only.
@@ -366,7 +370,16 @@ pub(crate) unsafe fn release() {
 #[cfg(target_arch = "x86_64")]
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
-pub(crate) unsafe fn block_2x2(a0: *const u16, a1: *const u16, b0: *const u16, b1: *const u16, kb: usize, c: *mut f32, sc: usize, accumulate: bool) {
+pub(crate) unsafe fn block_2x2(
+    a0: *const u16,
+    a1: *const u16,
+    b0: *const u16,
+    b1: *const u16,
+    kb: usize,
+    c: *mut f32,
+    sc: usize,
+    accumulate: bool,
+) {
     let c1 = (c as *mut u8).add(16 * sc) as *mut f32;
     if accumulate {
         std::arch::asm!(
@@ -476,7 +489,16 @@ pub fn matmul_packed(a: &PackedA, w: &PackedB, epilogue: impl Fn(&[f32; 1024], u
                         let a0 = a.tiles.as_ptr().add((2 * mb * kb + k0) * TILE);
                         for (gi, pair) in group.clone().enumerate() {
                             let b0 = w.tiles.as_ptr().add((2 * pair * kb + k0) * TILE);
-                            block_2x2(a0, a0.add(kb * TILE), b0, b0.add(kb * TILE), nk, c.as_mut_ptr().add((gi * blocks + mb) * 1024), 128, k0 > 0);
+                            block_2x2(
+                                a0,
+                                a0.add(kb * TILE),
+                                b0,
+                                b0.add(kb * TILE),
+                                nk,
+                                c.as_mut_ptr().add((gi * blocks + mb) * 1024),
+                                128,
+                                k0 > 0,
+                            );
                         }
                     }
                 }
@@ -559,8 +581,13 @@ mod tests {
             let y = matmul(&x, m, &PackedB::new(&w, n, k), Some(&b), |v| v);
             for i in 0..m {
                 for j in 0..n {
-                    let r: f64 = (0..k).map(|t| bf16::round(x[i * k + t]) as f64 * bf16::round(w[j * k + t]) as f64).sum::<f64>() + b[j] as f64;
-                    assert!((y[i * n + j] as f64 - r).abs() < 1e-5 * (k as f64).sqrt() + 1e-6, "({m},{n},{k}) at {i},{j}: {} vs {r}", y[i * n + j]);
+                    let r: f64 =
+                        (0..k).map(|t| bf16::round(x[i * k + t]) as f64 * bf16::round(w[j * k + t]) as f64).sum::<f64>() + b[j] as f64;
+                    assert!(
+                        (y[i * n + j] as f64 - r).abs() < 1e-5 * (k as f64).sqrt() + 1e-6,
+                        "({m},{n},{k}) at {i},{j}: {} vs {r}",
+                        y[i * n + j]
+                    );
                 }
             }
         }

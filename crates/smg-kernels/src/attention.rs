@@ -85,7 +85,15 @@ pub fn attention_at(qkv: &[f32], b: usize, l: usize, heads: usize, hd: usize, pr
 /// `sink(row, column, values)` receives, for every token row of the `(b·l) × d` output, the
 /// `hd` values of one head starting at `column` (each segment exactly once, from several
 /// tasks at once).
-pub fn attention_into(qkv: &[f32], b: usize, l: usize, heads: usize, hd: usize, precision: crate::Precision, sink: impl Fn(usize, usize, &[f32]) + Sync) {
+pub fn attention_into(
+    qkv: &[f32],
+    b: usize,
+    l: usize,
+    heads: usize,
+    hd: usize,
+    precision: crate::Precision,
+    sink: impl Fn(usize, usize, &[f32]) + Sync,
+) {
     let d = heads * hd;
     assert_eq!(qkv.len(), b * l * 3 * d, "qkv is not {b}·{l} × 3·{d}");
     let scale = (hd as f32).powf(-0.5);

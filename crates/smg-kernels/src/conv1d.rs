@@ -118,7 +118,9 @@ impl Conv1d {
                             let dst = std::slice::from_raw_parts_mut(out.0.add(co * to + t0), n);
                             let (c, b) = (&cbuf[co * np..co * np + n], self.b[co]);
                             match residual {
-                                Some(r) => dst.iter_mut().zip(c).zip(&r[co * to + t0..co * to + t0 + n]).for_each(|((y, &v), &r)| *y = v + b + r),
+                                Some(r) => {
+                                    dst.iter_mut().zip(c).zip(&r[co * to + t0..co * to + t0 + n]).for_each(|((y, &v), &r)| *y = v + b + r)
+                                }
                                 None => dst.iter_mut().zip(c).for_each(|(y, &v)| *y = v + b),
                             }
                         }
@@ -134,7 +136,18 @@ impl Conv1d {
                             None => dst.fill(self.b[co]),
                         }
                     }
-                    gemm_raw(cout, n, ck, out.0.add(t0), to, true, self.w.as_ptr(), ck, (cols.as_ptr(), 1, n as isize), gemm::Parallelism::None);
+                    gemm_raw(
+                        cout,
+                        n,
+                        ck,
+                        out.0.add(t0),
+                        to,
+                        true,
+                        self.w.as_ptr(),
+                        ck,
+                        (cols.as_ptr(), 1, n as isize),
+                        gemm::Parallelism::None,
+                    );
                 }
             },
         );
@@ -214,7 +227,18 @@ impl ConvTranspose1d {
             }
             let mut z = vec![0f32; cout * k * ni];
             unsafe {
-                gemm_raw(cout * k, ni, cin, z.as_mut_ptr(), ni, false, self.wt.as_ptr(), cin, (xa.as_ptr(), 1, ni as isize), gemm::Parallelism::None);
+                gemm_raw(
+                    cout * k,
+                    ni,
+                    cin,
+                    z.as_mut_ptr(),
+                    ni,
+                    false,
+                    self.wt.as_ptr(),
+                    cin,
+                    (xa.as_ptr(), 1, ni as isize),
+                    gemm::Parallelism::None,
+                );
             }
             for co in 0..cout {
                 let row = unsafe { std::slice::from_raw_parts_mut(out.0.add(co * to + o0), o1 - o0) };
@@ -277,7 +301,10 @@ mod tests {
                     }
                     assert!((y[co * to + o] as f64 - v).abs() < 1e-4, "({cin},{cout},{k},{d},{p},{t}) at {co},{o}");
                     // bf16 operands with f32 accumulation (on AMX where there is one).
-                    assert!((y16[co * to + o] as f64 - v).abs() < 0.02 * ((cin * k) as f64).sqrt(), "bf16 ({cin},{cout},{k},{d},{p},{t}) at {co},{o}");
+                    assert!(
+                        (y16[co * to + o] as f64 - v).abs() < 0.02 * ((cin * k) as f64).sqrt(),
+                        "bf16 ({cin},{cout},{k},{d},{p},{t}) at {co},{o}"
+                    );
                 }
             }
         }
@@ -285,7 +312,9 @@ mod tests {
 
     #[test]
     fn conv_transpose1d_matches_direct_loops() {
-        for &(cin, cout, k, s, p, t, pre) in &[(5, 3, 16, 8, 4, 20, Some(0.1)), (4, 2, 4, 2, 1, 700, None), (2, 3, 3, 1, 0, 5, None), (3, 2, 7, 3, 2, 1, None)] {
+        for &(cin, cout, k, s, p, t, pre) in
+            &[(5, 3, 16, 8, 4, 20, Some(0.1)), (4, 2, 4, 2, 1, 700, None), (2, 3, 3, 1, 0, 5, None), (3, 2, 7, 3, 2, 1, None)]
+        {
             let (x, w, b) = (data(cin * t, 5), data(cin * cout * k, 6), data(cout, 7));
             let conv = ConvTranspose1d::new(&w, b.clone(), cin, cout, k, s, p);
             let to = conv.out_len(t);

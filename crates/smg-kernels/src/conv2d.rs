@@ -121,7 +121,18 @@ impl Conv2d {
                     for co in 0..cout {
                         std::slice::from_raw_parts_mut(out.0.add(co * plane + r0 * ow), n).fill(self.b[co]);
                     }
-                    gemm_raw(cout, n, ck, out.0.add(r0 * ow), plane, true, self.w.as_ptr(), ck, (cols.as_ptr(), 1, n as isize), gemm::Parallelism::None);
+                    gemm_raw(
+                        cout,
+                        n,
+                        ck,
+                        out.0.add(r0 * ow),
+                        plane,
+                        true,
+                        self.w.as_ptr(),
+                        ck,
+                        (cols.as_ptr(), 1, n as isize),
+                        gemm::Parallelism::None,
+                    );
                 }
             },
         );
@@ -135,7 +146,9 @@ mod tests {
 
     #[test]
     fn matches_direct_loops() {
-        for &(cin, cout, h, w, k, s, p) in &[(3, 4, 9, 11, 3, 1, 1), (2, 3, 10, 10, 3, 2, 0), (4, 2, 7, 8, 1, 1, 0), (2, 5, 12, 40, 3, 1, 1), (1, 2, 6, 6, 4, 2, 1)] {
+        for &(cin, cout, h, w, k, s, p) in
+            &[(3, 4, 9, 11, 3, 1, 1), (2, 3, 10, 10, 3, 2, 0), (4, 2, 7, 8, 1, 1, 0), (2, 5, 12, 40, 3, 1, 1), (1, 2, 6, 6, 4, 2, 1)]
+        {
             let x: Vec<f32> = (0..cin * h * w).map(|i| ((i * 37 % 101) as f32 - 50.0) / 50.0).collect();
             let wt: Vec<f32> = (0..cout * cin * k * k).map(|i| ((i * 53 % 89) as f32 - 44.0) / 44.0).collect();
             let b: Vec<f32> = (0..cout).map(|i| i as f32 * 0.1).collect();
@@ -152,7 +165,8 @@ mod tests {
                                 for j in 0..k {
                                     let (iy, ix) = ((oy * s + i) as isize - p as isize, (ox * s + j) as isize - p as isize);
                                     if iy >= 0 && ix >= 0 && (iy as usize) < h && (ix as usize) < w {
-                                        v += wt[((co * cin + ci) * k + i) * k + j] as f64 * x[(ci * h + iy as usize) * w + ix as usize] as f64;
+                                        v += wt[((co * cin + ci) * k + i) * k + j] as f64
+                                            * x[(ci * h + iy as usize) * w + ix as usize] as f64;
                                     }
                                 }
                             }
@@ -161,7 +175,10 @@ mod tests {
                         assert!((got - v).abs() < 1e-4, "({cin},{cout},{h},{w},{k},{s},{p}) at {co},{oy},{ox}: {got} vs {v}");
                         // bf16 operands (8 bits) with f32 accumulation, on AMX where there is one.
                         let got = y16[(co * oh + oy) * ow + ox] as f64;
-                        assert!((got - v).abs() < 0.02 * ((cin * k * k) as f64).sqrt(), "bf16 ({cin},{cout},{h},{w},{k},{s},{p}) at {co},{oy},{ox}: {got} vs {v}");
+                        assert!(
+                            (got - v).abs() < 0.02 * ((cin * k * k) as f64).sqrt(),
+                            "bf16 ({cin},{cout},{h},{w},{k},{s},{p}) at {co},{oy},{ox}: {got} vs {v}"
+                        );
                     }
                 }
             }

@@ -11,6 +11,9 @@
 //!
 //! Every fast path can be switched off at run time ([`set_fast`], or `SMG_FAST=0`; AMX alone
 //! with `SMG_AMX=0`), so the plain candle path stays available as the baseline and the reference.
+// `let p = p;` inside a closure makes it capture the whole `Send` pointer wrapper rather than
+// its raw-pointer field (edition-2021 disjoint capture), which would not be `Send`.
+#![allow(clippy::redundant_locals)]
 
 pub mod amx;
 pub mod attention;

@@ -91,7 +91,19 @@ pub fn gemm_f32(m: usize, n: usize, k: usize, dst: &mut [f32], ldd: usize, accum
 
 /// [`gemm_f32`] with an explicit parallelism (callers that already split work use `None`).
 #[allow(clippy::too_many_arguments)]
-pub(crate) fn gemm_f32_with(m: usize, n: usize, k: usize, dst: &mut [f32], ldd: usize, accumulate: bool, a: &[f32], lda: usize, b: &[f32], ldb: usize, par: gemm::Parallelism) {
+pub(crate) fn gemm_f32_with(
+    m: usize,
+    n: usize,
+    k: usize,
+    dst: &mut [f32],
+    ldd: usize,
+    accumulate: bool,
+    a: &[f32],
+    lda: usize,
+    b: &[f32],
+    ldb: usize,
+    par: gemm::Parallelism,
+) {
     if m == 0 || n == 0 {
         return;
     }
@@ -107,7 +119,18 @@ pub(crate) fn gemm_f32_with(m: usize, n: usize, k: usize, dst: &mut [f32], ldd: 
 /// Every element of the strided views must be inside live allocations, and no other thread may
 /// touch the `m × n` elements of `dst` meanwhile.
 #[allow(clippy::too_many_arguments)]
-pub(crate) unsafe fn gemm_raw(m: usize, n: usize, k: usize, dst: *mut f32, ldd: usize, accumulate: bool, a: *const f32, lda: usize, b: (*const f32, isize, isize), par: gemm::Parallelism) {
+pub(crate) unsafe fn gemm_raw(
+    m: usize,
+    n: usize,
+    k: usize,
+    dst: *mut f32,
+    ldd: usize,
+    accumulate: bool,
+    a: *const f32,
+    lda: usize,
+    b: (*const f32, isize, isize),
+    par: gemm::Parallelism,
+) {
     if m == 0 || n == 0 {
         return;
     }

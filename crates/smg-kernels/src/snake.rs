@@ -23,7 +23,7 @@ fn bessel_i0(x: f64) -> f64 {
 /// (β from the stop-band attenuation of a transition band `4·half_width`) times
 /// `2·cutoff·sinc(2·cutoff·t)`, `t` centred (half-integer for even sizes), normalised to sum 1.
 pub fn kaiser_sinc_filter(cutoff: f64, half_width: f64, kernel_size: usize) -> Vec<f32> {
-    let even = kernel_size % 2 == 0;
+    let even = kernel_size.is_multiple_of(2);
     let half = (kernel_size / 2) as f64;
     let a = 2.285 * (half - 1.0) * std::f64::consts::PI * 4.0 * half_width + 7.95;
     let beta = if a > 50.0 {
@@ -61,7 +61,13 @@ pub fn sin_sq(y: f32) -> f32 {
     let r = (x - k * 6.281_25) - k * 1.935_307_2e-3;
     let r2 = r * r;
     // 1 − cos r by its Taylor series to r¹⁶ (alternating tail < 1e-7 at |r| = π).
-    let one_minus_cos = r2 * (0.5 - r2 * (1.0 / 24.0 - r2 * (1.0 / 720.0 - r2 * (1.0 / 40_320.0 - r2 * (1.0 / 3_628_800.0 - r2 * (1.0 / 479_001_600.0 - r2 * (1.0 / 87_178_291_200.0 - r2 / 20_922_789_888_000.0)))))));
+    let one_minus_cos = r2
+        * (0.5
+            - r2 * (1.0 / 24.0
+                - r2 * (1.0 / 720.0
+                    - r2 * (1.0 / 40_320.0
+                        - r2 * (1.0 / 3_628_800.0
+                            - r2 * (1.0 / 479_001_600.0 - r2 * (1.0 / 87_178_291_200.0 - r2 / 20_922_789_888_000.0)))))));
     0.5 * one_minus_cos
 }
 
@@ -179,7 +185,8 @@ mod tests {
                     ct[2 * i + j] += 2.0 * v * up[j] as f64;
                 }
             }
-            let z: Vec<f64> = ct[15..ct.len() - 15].iter().map(|&v| v + (alpha[ch] as f64 * v).sin().powi(2) / (alpha[ch] as f64 + 1e-9)).collect();
+            let z: Vec<f64> =
+                ct[15..ct.len() - 15].iter().map(|&v| v + (alpha[ch] as f64 * v).sin().powi(2) / (alpha[ch] as f64 + 1e-9)).collect();
             assert_eq!(z.len(), 2 * t);
             let zp: Vec<f64> = (0..2 * t + 11).map(|i| z[(i as isize - 5).clamp(0, 2 * t as isize - 1) as usize]).collect();
             for m in 0..t {

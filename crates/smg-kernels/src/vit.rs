@@ -212,9 +212,21 @@ mod tests {
     }
 
     fn block(d: usize, f: usize, heads: usize) -> Block {
-        let dense = |n: usize, k: usize, seed: u64| Dense { weight: std::sync::Arc::new(PackedWeight::new(data(n * k, seed, (1.0 / k as f32).sqrt()), n, k)), bias: data(n, seed + 100, 0.1) };
-        let norm = |seed: u64| Norm { weight: data(d, seed, 0.5).iter().map(|v| 1.0 + v).collect(), bias: data(d, seed + 1, 0.1), eps: 1e-6 };
-        Block { norm1: norm(1), qkv: dense(3 * d, d, 2), proj: dense(d, d, 3), norm2: norm(4), fc1: dense(f, d, 5), fc2: dense(d, f, 6), heads }
+        let dense = |n: usize, k: usize, seed: u64| Dense {
+            weight: std::sync::Arc::new(PackedWeight::new(data(n * k, seed, (1.0 / k as f32).sqrt()), n, k)),
+            bias: data(n, seed + 100, 0.1),
+        };
+        let norm =
+            |seed: u64| Norm { weight: data(d, seed, 0.5).iter().map(|v| 1.0 + v).collect(), bias: data(d, seed + 1, 0.1), eps: 1e-6 };
+        Block {
+            norm1: norm(1),
+            qkv: dense(3 * d, d, 2),
+            proj: dense(d, d, 3),
+            norm2: norm(4),
+            fc1: dense(f, d, 5),
+            fc2: dense(d, f, 6),
+            heads,
+        }
     }
 
     /// The fused block against the same block written out op by op in f64.

@@ -48,7 +48,10 @@ impl Grid {
             return Err(MaskGitError::Invalid(format!("cut-off {cutoff_hz} Hz must lie inside (0, {} Hz)", mel.f_max)));
         }
         let row = (0..self.rows).find(|&r| centres[r * self.factor] >= cutoff_hz).ok_or_else(|| {
-            MaskGitError::Invalid(format!("no token row lies above {cutoff_hz} Hz (the top row starts at {:.0} Hz)", centres[(self.rows - 1) * self.factor]))
+            MaskGitError::Invalid(format!(
+                "no token row lies above {cutoff_hz} Hz (the top row starts at {:.0} Hz)",
+                centres[(self.rows - 1) * self.factor]
+            ))
         })?;
         Ok(row)
     }

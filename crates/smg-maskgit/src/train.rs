@@ -179,7 +179,10 @@ impl Trainer {
         if resume && checkpoint::exists(out_dir) {
             let (map, state): (_, State) = checkpoint::load(out_dir, device)?;
             if state.model != t.model.config {
-                return Err(MaskGitError::Invalid(format!("checkpoint in {} was made with another model configuration", out_dir.display())));
+                return Err(MaskGitError::Invalid(format!(
+                    "checkpoint in {} was made with another model configuration",
+                    out_dir.display()
+                )));
             }
             checkpoint::restore_vars(&map, &checkpoint::named_vars(&t.vm, |_| false))?;
             t.opt.load_state("optim", &map, state.opt_step)?;
@@ -261,7 +264,11 @@ impl Trainer {
         checkpoint::truncate_log(&log_path, self.step)?;
         let mut log = std::fs::OpenOptions::new().create(true).append(true).open(&log_path)?;
         let bar = if progress { indicatif::ProgressBar::new(self.cfg.steps as u64) } else { indicatif::ProgressBar::hidden() };
-        bar.set_style(indicatif::ProgressStyle::with_template("maskgit [{bar:30}] {pos}/{len} steps ({eta}) {msg}").expect("static template").progress_chars("=> "));
+        bar.set_style(
+            indicatif::ProgressStyle::with_template("maskgit [{bar:30}] {pos}/{len} steps ({eta}) {msg}")
+                .expect("static template")
+                .progress_chars("=> "),
+        );
         bar.set_position(self.step as u64);
         let idx: Vec<usize> = (0..total).collect();
         let bs = self.cfg.batch_size.min(total);
@@ -273,14 +280,14 @@ impl Trainer {
             let lr = self.lr_at(self.step);
             let (loss, accuracy, mask_ratio) = self.train_step(train, &order)?;
             let done = self.step;
-            let validate = (self.cfg.val_every > 0 && done % self.cfg.val_every == 0) || done == self.cfg.steps;
+            let validate = (self.cfg.val_every > 0 && done.is_multiple_of(self.cfg.val_every)) || done == self.cfg.steps;
             let mut m = Metrics { step: done - 1, loss, accuracy, mask_ratio, lr, val: None };
             if validate {
                 if let Some(v) = valid {
                     m.val = Some(self.evaluate(v, &[0.1, 0.5, 0.9])?);
                 }
             }
-            if validate || done % self.cfg.log_every.max(1) == 0 {
+            if validate || done.is_multiple_of(self.cfg.log_every.max(1)) {
                 writeln!(log, "{}", serde_json::to_string(&m).map_err(|e| MaskGitError::Invalid(e.to_string()))?)?;
                 bar.set_message(format!("loss {loss:.3} acc {accuracy:.3}"));
             }

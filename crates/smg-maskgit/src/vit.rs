@@ -6,9 +6,9 @@
 
 use candle_core::{DType, Device, Module, Result, Tensor, D};
 use candle_nn::{Init, VarBuilder};
+use serde::{Deserialize, Serialize};
 use smg_core::fast::{Act, Linear};
 use smg_core::ops::LayerNorm;
-use serde::{Deserialize, Serialize};
 use std::sync::{Arc, OnceLock};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -56,7 +56,7 @@ impl Config {
 /// the first dim/2 channels encode the column (time) index, the last dim/2 the row (band) index;
 /// each half is `[sin(p·ω_k), cos(p·ω_k)]` with ω_k = 10000^(−k/(dim/4)).
 pub fn sincos_2d(rows: usize, cols: usize, dim: usize, device: &Device) -> Result<Tensor> {
-    if dim % 4 != 0 {
+    if !dim.is_multiple_of(4) {
         candle_core::bail!("sin-cos position embedding needs a width divisible by 4, got {dim}");
     }
     let q = dim / 4;
@@ -169,7 +169,7 @@ fn kernel_norm(ln: &LayerNorm) -> Result<smg_kernels::vit::Norm> {
 
 impl MaskedVit {
     pub fn new(cfg: &Config, vb: VarBuilder) -> Result<Self> {
-        if cfg.dim % cfg.heads != 0 {
+        if !cfg.dim.is_multiple_of(cfg.heads) {
             candle_core::bail!("width {} does not split into {} heads", cfg.dim, cfg.heads);
         }
         let normal = Init::Randn { mean: 0.0, stdev: 0.02 };
@@ -279,7 +279,10 @@ impl MaskedVit {
     ///, calling `each` with it after each block; `None` where they do not apply
     /// (training, a GPU, `SMG_FAST=0`): the caller then runs the candle blocks.
     fn fused_blocks(&self, h: &Tensor, mut each: impl FnMut(&[f32])) -> Result<Option<Vec<f32>>> {
-        if !smg_core::fast::eligible(h) || !self.head.is_frozen_cpu() || !self.blocks.iter().all(|b| b.fc1.is_frozen_cpu() && b.attn.qkv.is_frozen_cpu()) {
+        if !smg_core::fast::eligible(h)
+            || !self.head.is_frozen_cpu()
+            || !self.blocks.iter().all(|b| b.fc1.is_frozen_cpu() && b.attn.qkv.is_frozen_cpu())
+        {
             return Ok(None);
         }
         let blocks = match self.fused.get() {
@@ -349,10 +352,12 @@ impl MaskedVit {
     pub fn from_pretrained(dir: &std::path::Path, device: &Device) -> crate::Result<Self> {
         let bad = |e: String| crate::MaskGitError::Invalid(e);
         let (cfg, weights) = if dir.join(CONFIG_FILE).is_file() {
-            let cfg: Config = serde_json::from_str(&std::fs::read_to_string(dir.join(CONFIG_FILE))?).map_err(|e| bad(format!("{}: {e}", dir.join(CONFIG_FILE).display())))?;
+            let cfg: Config = serde_json::from_str(&std::fs::read_to_string(dir.join(CONFIG_FILE))?)
+                .map_err(|e| bad(format!("{}: {e}", dir.join(CONFIG_FILE).display())))?;
             (cfg, dir.join(WEIGHTS_FILE))
         } else if smg_core::checkpoint::exists(dir) {
-            let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dir.join(smg_core::checkpoint::STATE_FILE))?).map_err(|e| bad(e.to_string()))?;
+            let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dir.join(smg_core::checkpoint::STATE_FILE))?)
+                .map_err(|e| bad(e.to_string()))?;
             (serde_json::from_value(v["model"].clone()).map_err(|e| bad(e.to_string()))?, dir.join(smg_core::checkpoint::TENSORS_FILE))
         } else {
             return Err(bad(format!("{}: no trained generator here (expected {CONFIG_FILE} + {WEIGHTS_FILE})", dir.display())));

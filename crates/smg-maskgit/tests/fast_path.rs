@@ -44,7 +44,8 @@ fn fast_path_matches_plain_ops_in_f32_and_stays_close_in_bf16() {
     let start = Tensor::full(c.mask_id(), (1, c.seq_len()), &dev).unwrap();
     let s = Sampler { iterations: 8, ..Sampler::default() };
     set_precision(Precision::F32);
-    let t_plain: Vec<u32> = s.sample(&plain, &start, &cond.narrow(0, 0, 1).unwrap()).unwrap().tokens.flatten_all().unwrap().to_vec1().unwrap();
+    let t_plain: Vec<u32> =
+        s.sample(&plain, &start, &cond.narrow(0, 0, 1).unwrap()).unwrap().tokens.flatten_all().unwrap().to_vec1().unwrap();
     let t32: Vec<u32> = s.sample(&fast, &start, &cond.narrow(0, 0, 1).unwrap()).unwrap().tokens.flatten_all().unwrap().to_vec1().unwrap();
     set_precision(Precision::Bf16);
     let t16: Vec<u32> = s.sample(&fast, &start, &cond.narrow(0, 0, 1).unwrap()).unwrap().tokens.flatten_all().unwrap().to_vec1().unwrap();

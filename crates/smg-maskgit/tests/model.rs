@@ -76,7 +76,10 @@ fn sampler_is_seeded_and_keeps_known_tokens() {
     let still: Vec<usize> = a.history.iter().map(|h| h.masked[0].iter().filter(|&&x| x).count()).collect();
     assert!(still.windows(2).all(|w| w[1] <= w[0]) && *still.last().unwrap() == 0, "{still:?}");
     let other = Sampler { iterations: 3, seed: 8, ..Default::default() }.sample(&m, &start, &c).unwrap();
-    let many = (0..5).any(|k| Sampler { iterations: 3, seed: 100 + k, ..Default::default() }.sample(&m, &start, &c).unwrap().tokens.to_vec2::<u32>().unwrap() != av);
+    let many = (0..5).any(|k| {
+        Sampler { iterations: 3, seed: 100 + k, ..Default::default() }.sample(&m, &start, &c).unwrap().tokens.to_vec2::<u32>().unwrap()
+            != av
+    });
     assert!(many || other.tokens.to_vec2::<u32>().unwrap() != av, "different seeds never changed the output");
 }
 
@@ -212,10 +215,19 @@ fn sampler_draws_only_inside_the_nucleus() {
     let m = model(&cfg, 4);
     let start = Tensor::full(16u32, (3, 8), &Device::Cpu).unwrap();
     let c = cond(3, 8);
-    let s = |d: Draw| Sampler { iterations: 4, guidance: Box::new(Guidance::Constant(2.0)), draw: Box::new(d), seed: 5, keep_history: true, ..Default::default() };
+    let s = |d: Draw| Sampler {
+        iterations: 4,
+        guidance: Box::new(Guidance::Constant(2.0)),
+        draw: Box::new(d),
+        seed: 5,
+        keep_history: true,
+        ..Default::default()
+    };
     // Categorical is the default: bit-identical tokens.
     let plain = s(Draw::Categorical).sample(&m, &start, &c).unwrap();
-    let default = Sampler { iterations: 4, guidance: Box::new(Guidance::Constant(2.0)), seed: 5, ..Default::default() }.sample(&m, &start, &c).unwrap();
+    let default = Sampler { iterations: 4, guidance: Box::new(Guidance::Constant(2.0)), seed: 5, ..Default::default() }
+        .sample(&m, &start, &c)
+        .unwrap();
     assert_eq!(plain.tokens.to_vec2::<u32>().unwrap(), default.tokens.to_vec2::<u32>().unwrap());
     // Top-k 1 is greedy: every token of the first step is the argmax of its guided distribution,
     // drawn with confidence 1 under the filtered distribution.

@@ -30,7 +30,12 @@ pub fn judge_features_all(mels: &[Array2<f32>]) -> Result<Vec<Vec<f64>>> {
 /// mel is vocoded by the pipeline's vocoder and embedded, one mean embedding per clip. Every set
 /// (real training, real held-out, reconstructions, generated) passes the same vocoder, so the
 /// judge compares what the mels hold, not vocoder artefacts.
-pub fn embedding_features_all(p: &Pipeline, embedder: &dyn smg_embed::Embedder, mels: &[Array2<f32>], mut progress: impl FnMut()) -> Result<Vec<Vec<f64>>> {
+pub fn embedding_features_all(
+    p: &Pipeline,
+    embedder: &dyn smg_embed::Embedder,
+    mels: &[Array2<f32>],
+    mut progress: impl FnMut(),
+) -> Result<Vec<Vec<f64>>> {
     let sr = p.mel.config.sample_rate;
     mels.iter()
         .map(|m| {
@@ -90,9 +95,7 @@ impl CategoryScore {
 pub fn mix_weighted_accuracy(set: &[CategoryScore], mix: &[CategoryScore]) -> Option<f64> {
     let n: usize = mix.iter().map(|c| c.clips).sum();
     (n > 0).then(|| {
-        mix.iter()
-            .map(|m| m.clips as f64 * set.iter().find(|s| s.category == m.category).map_or(0.0, CategoryScore::accuracy))
-            .sum::<f64>()
+        mix.iter().map(|m| m.clips as f64 * set.iter().find(|s| s.category == m.category).map_or(0.0, CategoryScore::accuracy)).sum::<f64>()
             / n as f64
     })
 }
@@ -118,10 +121,13 @@ pub fn category_scores(predicted: &[String], labels: &[String]) -> (Vec<Category
             clips: n,
             correct: k,
             // Most frequent wrong answer; ties go to the first name alphabetically.
-            confused_with: wrong.iter().fold(None::<(&str, usize)>, |b, (w, m)| match b {
-                Some((_, bm)) if bm >= *m => b,
-                _ => Some((w, *m)),
-            }).map(|(w, _)| w.to_string()),
+            confused_with: wrong
+                .iter()
+                .fold(None::<(&str, usize)>, |b, (w, m)| match b {
+                    Some((_, bm)) if bm >= *m => b,
+                    _ => Some((w, *m)),
+                })
+                .map(|(w, _)| w.to_string()),
         })
         .collect();
     let balanced = scores.iter().map(CategoryScore::accuracy).sum::<f64>() / scores.len().max(1) as f64;
@@ -141,11 +147,7 @@ impl Judge {
     /// Fits the classifier on real training clips, choosing the L2 penalty (1e-3 … 1e-1) by
     /// accuracy on the validation clips; `reference` are the real held-out features that
     /// Fréchet distances are measured against.
-    pub fn fit(
-        train: (&[Vec<f64>], &[String]),
-        valid: (&[Vec<f64>], &[String]),
-        reference: &[Vec<f64>],
-    ) -> Result<Self> {
+    pub fn fit(train: (&[Vec<f64>], &[String]), valid: (&[Vec<f64>], &[String]), reference: &[Vec<f64>]) -> Result<Self> {
         let mut best: Option<(f64, f64, LogisticRegression)> = None;
         for l2 in [1e-3, 1e-2, 1e-1] {
             let m = LogisticRegression::fit(train.0, train.1, &LogisticConfig { l2, ..Default::default() })?;
@@ -281,7 +283,20 @@ mod tests {
         ];
         let p = matched_prompts(&clips, 3);
         let got: Vec<(&str, &str)> = p.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
-        assert_eq!(got, vec![("dog", "a"), ("dog", "b"), ("dog", "a"), ("dog", "c"), ("dog", "c"), ("dog", "c"), ("cat", "d"), ("cat", "d"), ("cat", "d")]);
+        assert_eq!(
+            got,
+            vec![
+                ("dog", "a"),
+                ("dog", "b"),
+                ("dog", "a"),
+                ("dog", "c"),
+                ("dog", "c"),
+                ("dog", "c"),
+                ("cat", "d"),
+                ("cat", "d"),
+                ("cat", "d")
+            ]
+        );
     }
 
     #[test]

@@ -77,11 +77,27 @@ pub struct SplitLabels {
 }
 
 /// Trains the probe on one feature set and scores it on the test split.
-pub fn probe_row(name: &str, f: &SplitFeatures, y: &SplitLabels, cfg: &ProbeConfig, show_progress: bool) -> Result<(ProbeRow, LinearProbe)> {
+pub fn probe_row(
+    name: &str,
+    f: &SplitFeatures,
+    y: &SplitLabels,
+    cfg: &ProbeConfig,
+    show_progress: bool,
+) -> Result<(ProbeRow, LinearProbe)> {
     let p = LinearProbe::fit(ProbeData { x: &f.train, y: &y.train }, ProbeData { x: &f.valid, y: &y.valid }, &y.vocab, cfg, show_progress)?;
     let test = p.evaluate(ProbeData { x: &f.test, y: &y.test })?;
     let valid = p.history[p.best_epoch - 1].valid.clone();
-    let row = ProbeRow { features: name.into(), dim: f.train[0].len(), block: None, valid, test, best_epoch: p.best_epoch, epochs: p.history.len(), block_valid_auc: vec![], valid_curve: p.history.iter().map(|h| h.valid.roc_auc).collect() };
+    let row = ProbeRow {
+        features: name.into(),
+        dim: f.train[0].len(),
+        block: None,
+        valid,
+        test,
+        best_epoch: p.best_epoch,
+        epochs: p.history.len(),
+        block_valid_auc: vec![],
+        valid_curve: p.history.iter().map(|h| h.valid.roc_auc).collect(),
+    };
     Ok((row, p))
 }
 
@@ -149,7 +165,13 @@ pub struct ProbeOptions {
 
 impl Default for ProbeOptions {
     fn default() -> Self {
-        Self { features: vec![Features::MaskGit, Features::MelStats, Features::Aisfx], max_per_split: None, min_tag_count: 10, probe: ProbeConfig::default(), progress: false }
+        Self {
+            features: vec![Features::MaskGit, Features::MelStats, Features::Aisfx],
+            max_per_split: None,
+            min_tag_count: 10,
+            probe: ProbeConfig::default(),
+            progress: false,
+        }
     }
 }
 
@@ -164,7 +186,13 @@ pub struct ProbeReport {
 
 /// The whole representation experiment on a tagged dataset (the music set): features of each
 /// kind for the three splits, one probe per kind (per block for the ViT), test scores.
-pub fn probe_experiment(ds: &Dataset, tok: &SpecVqGan, vit: &MaskedVit, aisfx: Option<&smg_embed::Aisfx>, opts: &ProbeOptions) -> Result<ProbeReport> {
+pub fn probe_experiment(
+    ds: &Dataset,
+    tok: &SpecVqGan,
+    vit: &MaskedVit,
+    aisfx: Option<&smg_embed::Aisfx>,
+    opts: &ProbeOptions,
+) -> Result<ProbeReport> {
     use smg_embed::Embedder;
     let bad = |m: String| crate::PipelineError::Invalid(m);
     let vocab = tag_vocabulary(ds, opts.min_tag_count);
@@ -183,11 +211,18 @@ pub fn probe_experiment(ds: &Dataset, tok: &SpecVqGan, vit: &MaskedVit, aisfx: O
                 let cache = cache.as_ref().expect("loaded above");
                 let mut per_split = vec![];
                 for idx in &splits {
-                    let units = idx.iter().map(|&i| smg_audio::norm::log_mel_to_unit_tensor(&cache.mels[i])).collect::<candle_core::Result<Vec<_>>>()?;
+                    let units = idx
+                        .iter()
+                        .map(|&i| smg_audio::norm::log_mel_to_unit_tensor(&cache.mels[i]))
+                        .collect::<candle_core::Result<Vec<_>>>()?;
                     per_split.push(maskgit_features(tok, vit, &units)?);
                 }
                 let blocks: Vec<SplitFeatures> = (0..vit.config.depth)
-                    .map(|b| SplitFeatures { train: per_split[0][b].clone(), valid: per_split[1][b].clone(), test: per_split[2][b].clone() })
+                    .map(|b| SplitFeatures {
+                        train: per_split[0][b].clone(),
+                        valid: per_split[1][b].clone(),
+                        test: per_split[2][b].clone(),
+                    })
                     .collect();
                 rows.push(probe_best_block("SpecMaskGIT (masked ViT)", &blocks, &y, &opts.probe, opts.progress)?);
             }

@@ -56,6 +56,11 @@ pub fn score(name: &str, vocoder: &Vocoder, mt: &MelTransform, mels: &[Array2<f3
     let n = l1.len().max(1) as f64;
     let mean = l1.iter().sum::<f64>() / n;
     let var = l1.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n - 1.0).max(1.0);
-    Ok(VocoderScore { vocoder: name.to_string(), clips: l1.len(), mel_l1: mean, mel_l1_se: (var / n).sqrt(), real_time_factor: secs / audio_s.max(1e-9) })
+    Ok(VocoderScore {
+        vocoder: name.to_string(),
+        clips: l1.len(),
+        mel_l1: mean,
+        mel_l1_se: (var / n).sqrt(),
+        real_time_factor: secs / audio_s.max(1e-9),
+    })
 }
-

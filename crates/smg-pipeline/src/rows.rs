@@ -75,4 +75,3 @@ pub fn cond_rows(
     }
     Ok((Tensor::cat(&t, 0)?, Tensor::cat(&c, 0)?))
 }
-

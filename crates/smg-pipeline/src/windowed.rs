@@ -78,7 +78,13 @@ impl Track {
     /// Samples of the window starting at column `w`, zero outside the recording.
     fn window(&self, w: i64) -> Vec<f32> {
         let s = self.start(w);
-        let at = |t: i64| if (0..self.n).contains(&t) { usize::try_from(t - self.x_start).ok().and_then(|i| self.x.get(i)).copied().unwrap_or(0.0) } else { 0.0 };
+        let at = |t: i64| {
+            if (0..self.n).contains(&t) {
+                usize::try_from(t - self.x_start).ok().and_then(|i| self.x.get(i)).copied().unwrap_or(0.0)
+            } else {
+                0.0
+            }
+        };
         (0..self.cols as i64 * self.col).map(|i| at(s + i)).collect()
     }
 
@@ -117,7 +123,11 @@ fn model_len(p: &Pipeline, audio: &Audio) -> Result<i64> {
 }
 
 fn gcd(a: u64, b: u64) -> u64 {
-    if b == 0 { a } else { gcd(b, a % b) }
+    if b == 0 {
+        a
+    } else {
+        gcd(b, a % b)
+    }
 }
 
 /// Model samples `[r0, r1)` of the recording (and a little around them) as the model sees it:
@@ -223,14 +233,25 @@ impl Pipeline {
     /// touching the range are generated, each with the known tokens around the gap as context.
     /// The result has the input's length, rate, channels and sample format; outside the range
     /// and its crossfades every sample is the input's.
-    pub fn inpaint_recording(&self, audio: &Audio, from_s: f64, to_s: f64, cond: &Tensor, sampler: &Sampler, opt: &WindowOptions, progress: Progress) -> Result<Edit> {
+    pub fn inpaint_recording(
+        &self,
+        audio: &Audio,
+        from_s: f64,
+        to_s: f64,
+        cond: &Tensor,
+        sampler: &Sampler,
+        opt: &WindowOptions,
+        progress: Progress,
+    ) -> Result<Edit> {
         self.check_iterations(sampler)?;
         let dur = audio.duration_s();
         if !(from_s.is_finite() && to_s.is_finite()) || from_s < 0.0 || to_s <= from_s {
             return Err(PipelineError::Invalid(format!("time range {from_s}–{to_s} s is empty or negative")));
         }
         if from_s >= dur {
-            return Err(PipelineError::Invalid(format!("time range starts at {from_s} s, after the end of the recording ({dur:.3} s long)")));
+            return Err(PipelineError::Invalid(format!(
+                "time range starts at {from_s} s, after the end of the recording ({dur:.3} s long)"
+            )));
         }
         let tol = 1.0 / audio.sample_rate as f64;
         if to_s > dur + tol {
@@ -295,12 +316,24 @@ impl Pipeline {
     /// generated tokens); with `lfr`, each channel keeps its own band below the cut-off
     /// (a linear-phase crossover at the recording's rate), else every channel is the
     /// resynthesis.
-    pub fn bandwidth_extension_recording(&self, audio: &Audio, cutoff_hz: f64, lfr: bool, cond: &Tensor, sampler: &Sampler, opt: &WindowOptions, progress: Progress) -> Result<Edit> {
+    pub fn bandwidth_extension_recording(
+        &self,
+        audio: &Audio,
+        cutoff_hz: f64,
+        lfr: bool,
+        cond: &Tensor,
+        sampler: &Sampler,
+        opt: &WindowOptions,
+        progress: Progress,
+    ) -> Result<Edit> {
         self.check_iterations(sampler)?;
         let grid = self.grid();
         let row = grid.first_row_above(&self.mel.config, cutoff_hz)?;
         if lfr && cutoff_hz >= audio.sample_rate as f64 / 2.0 {
-            return Err(PipelineError::Invalid(format!("cut-off {cutoff_hz} Hz is not below the recording's Nyquist frequency ({} Hz)", audio.sample_rate / 2)));
+            return Err(PipelineError::Invalid(format!(
+                "cut-off {cutoff_hz} Hz is not below the recording's Nyquist frequency ({} Hz)",
+                audio.sample_rate / 2
+            )));
         }
         let n = model_len(self, audio)?;
         let mut t = self.track(n, 0);
@@ -351,14 +384,26 @@ impl Pipeline {
         if !lfr {
             notes.push("without low-frequency replacement every sample is resynthesised by the model".into());
         }
-        Ok(Edit { audio: Audio { channels, sample_rate: audio.sample_rate, format: audio.format.clone(), sample_format: audio.sample_format }, changed: (0, audio.frames()), windows: plan.len(), notes })
+        Ok(Edit {
+            audio: Audio { channels, sample_rate: audio.sample_rate, format: audio.format.clone(), sample_format: audio.sample_format },
+            changed: (0, audio.frames()),
+            windows: plan.len(),
+            notes,
+        })
     }
 
     /// Text-to-audio of any duration (model rate, mono): the first window is generated from a
     /// fully masked grid, each later one from the tail tokens of the previous (outpainting),
     /// joined by crossfades in their overlap. One window or less is plain text-to-audio, cut to
     /// length.
-    pub fn generate_long(&self, cond: &Tensor, duration_s: f64, sampler: &Sampler, opt: &WindowOptions, progress: Progress) -> Result<Vec<f32>> {
+    pub fn generate_long(
+        &self,
+        cond: &Tensor,
+        duration_s: f64,
+        sampler: &Sampler,
+        opt: &WindowOptions,
+        progress: Progress,
+    ) -> Result<Vec<f32>> {
         self.check_iterations(sampler)?;
         let sr = self.mel.config.sample_rate as f64;
         if !(duration_s.is_finite() && duration_s > 0.0) {
@@ -372,7 +417,9 @@ impl Pipeline {
         let (cols, col) = (t.cols as i64, t.col);
         let keep = opt.outpaint_columns.map_or(cols / 2, |k| k as i64);
         if keep <= 0 || keep >= cols {
-            return Err(PipelineError::Invalid(format!("outpainting keeps {keep} of {cols} columns: it must keep at least 1 and generate at least 1")));
+            return Err(PipelineError::Invalid(format!(
+                "outpainting keeps {keep} of {cols} columns: it must keep at least 1 and generate at least 1"
+            )));
         }
         let j_end = (n + col - 1) / col;
         let mut plan = vec![0i64];
@@ -535,7 +582,12 @@ fn splice_back(audio: &Audio, g: &[f32], gs: i64, from_s: f64, to_s: f64, opt: &
     for ch in channels.iter_mut() {
         s.apply(ch, &g_in, gs_in)?;
     }
-    Ok(Edit { audio: Audio { channels, sample_rate: audio.sample_rate, format: audio.format.clone(), sample_format: audio.sample_format }, changed: (c0, c1), windows: 0, notes: Vec::new() })
+    Ok(Edit {
+        audio: Audio { channels, sample_rate: audio.sample_rate, format: audio.format.clone(), sample_format: audio.sample_format },
+        changed: (c0, c1),
+        windows: 0,
+        notes: Vec::new(),
+    })
 }
 
 #[cfg(test)]
@@ -558,8 +610,15 @@ mod tests {
         };
         for rate in [48000u32, 44100, 16000, 22050, 37000] {
             let n = rate as usize * 6;
-            let ch = |f: f64| -> Vec<f32> { (0..n).map(|i| (2.0 * std::f64::consts::PI * f * i as f64 / rate as f64).sin() as f32 * 0.5).collect() };
-            let audio = Audio { channels: vec![ch(300.0), ch(450.0)], sample_rate: rate, format: String::new(), sample_format: smg_audio::SampleFormat::Float };
+            let ch = |f: f64| -> Vec<f32> {
+                (0..n).map(|i| (2.0 * std::f64::consts::PI * f * i as f64 / rate as f64).sin() as f32 * 0.5).collect()
+            };
+            let audio = Audio {
+                channels: vec![ch(300.0), ch(450.0)],
+                sample_rate: rate,
+                format: String::new(),
+                sample_format: smg_audio::SampleFormat::Float,
+            };
             let whole = smg_audio::resample(&audio.to_mono(), rate, 22050).unwrap();
             let (part, start) = model_mono(&p, &audio, 60000, 80000).unwrap();
             assert!(start <= 60000 - 4096 && start + part.len() as i64 >= 80000, "{rate}: {start}+{}", part.len());

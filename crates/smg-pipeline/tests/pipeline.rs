@@ -12,7 +12,12 @@ fn pipeline() -> Pipeline {
 }
 
 fn chirp(n: usize) -> Vec<f32> {
-    (0..n).map(|i| { let t = i as f32 / 22050.0; 0.5 * (2.0 * std::f32::consts::PI * (200.0 + 900.0 * t) * t).sin() }).collect()
+    (0..n)
+        .map(|i| {
+            let t = i as f32 / 22050.0;
+            0.5 * (2.0 * std::f32::consts::PI * (200.0 + 900.0 * t) * t).sin()
+        })
+        .collect()
 }
 
 #[test]

@@ -26,7 +26,8 @@ fn recording(seconds: f64, rate: u32, channels: usize) -> Audio {
             (0..n)
                 .map(|i| {
                     let t = i as f64 / rate as f64;
-                    let v = 0.3 * (2.0 * std::f64::consts::PI * (220.0 * (c + 1) as f64 + 40.0 * t) * t).sin() + 0.05 * ((i * 7919 + c) % 97) as f64 / 97.0;
+                    let v = 0.3 * (2.0 * std::f64::consts::PI * (220.0 * (c + 1) as f64 + 40.0 * t) * t).sin()
+                        + 0.05 * ((i * 7919 + c) % 97) as f64 / 97.0;
                     ((v * 32768.0).round() / 32768.0) as f32
                 })
                 .collect()
@@ -113,7 +114,9 @@ fn errors_name_the_recording_and_the_problem() {
     let p = pipeline();
     let input = recording(4.4, 22050, 1);
     let opt = WindowOptions::default();
-    let err = |from: f64, to: f64, input: &Audio, opt: &WindowOptions| p.inpaint_recording(input, from, to, &null(&p), &sampler(0), opt, &mut |_, _| {}).unwrap_err().to_string();
+    let err = |from: f64, to: f64, input: &Audio, opt: &WindowOptions| {
+        p.inpaint_recording(input, from, to, &null(&p), &sampler(0), opt, &mut |_, _| {}).unwrap_err().to_string()
+    };
     let e = err(5.0, 7.0, &input, &opt);
     assert!(e.contains("after the end of the recording") && e.contains("4.400 s"), "{e}");
     let e = err(4.0, 7.0, &input, &opt);
@@ -138,7 +141,8 @@ fn errors_name_the_recording_and_the_problem() {
 fn bandwidth_extension_of_a_whole_recording_keeps_the_low_band() {
     let p = pipeline();
     let input = recording(9.0, 32000, 2);
-    let e = p.bandwidth_extension_recording(&input, 2000.0, true, &null(&p), &sampler(1), &WindowOptions::default(), &mut |_, _| {}).unwrap();
+    let e =
+        p.bandwidth_extension_recording(&input, 2000.0, true, &null(&p), &sampler(1), &WindowOptions::default(), &mut |_, _| {}).unwrap();
     assert!(e.windows >= 3, "{} windows", e.windows);
     assert_eq!(e.audio.sample_rate, 32000);
     for (x, y) in input.channels.iter().zip(&e.audio.channels) {
@@ -150,9 +154,13 @@ fn bandwidth_extension_of_a_whole_recording_keeps_the_low_band() {
         assert!(err < 0.02, "low band differs by {err}");
     }
     assert_ne!(e.audio.channels[0], e.audio.channels[1], "each channel keeps its own low band");
-    let e = p.bandwidth_extension_recording(&input, 2000.0, false, &null(&p), &sampler(1), &WindowOptions::default(), &mut |_, _| {}).unwrap();
+    let e =
+        p.bandwidth_extension_recording(&input, 2000.0, false, &null(&p), &sampler(1), &WindowOptions::default(), &mut |_, _| {}).unwrap();
     assert_eq!(e.audio.channels[0], e.audio.channels[1], "without LFR the resynthesis is in every channel");
-    let err = p.bandwidth_extension_recording(&input, 9000.0, true, &null(&p), &sampler(1), &WindowOptions::default(), &mut |_, _| {}).unwrap_err().to_string();
+    let err = p
+        .bandwidth_extension_recording(&input, 9000.0, true, &null(&p), &sampler(1), &WindowOptions::default(), &mut |_, _| {})
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("cut-off"), "{err}");
 }
 

@@ -8,7 +8,8 @@ fn main() {
     let ds = smg_data::Dataset::open_sound(&data, &smg_data::ClipConfig::small()).unwrap();
     let cache = ds.mels(&smg_audio::MelTransform::hifigan(), false).unwrap();
     let idx: Vec<usize> = ds.split_indices(smg_data::Split::Valid).into_iter().take(16).collect();
-    let x = Tensor::stack(&idx.iter().map(|&i| smg_audio::norm::log_mel_to_unit_tensor(&cache.mels[i]).unwrap()).collect::<Vec<_>>(), 0).unwrap();
+    let x = Tensor::stack(&idx.iter().map(|&i| smg_audio::norm::log_mel_to_unit_tensor(&cache.mels[i]).unwrap()).collect::<Vec<_>>(), 0)
+        .unwrap();
     let f = m.forward_train(&x.unsqueeze(1).unwrap()).unwrap();
     let a = (f.reconstruction.squeeze(1).unwrap() - &x).unwrap().abs().unwrap().mean_all().unwrap().to_scalar::<f32>().unwrap();
     let t = m.encode(&x).unwrap();

@@ -19,7 +19,7 @@ pub struct GroupNormAct {
 
 impl GroupNormAct {
     pub fn new(groups: usize, channels: usize, eps: f64, swish: bool, vb: VarBuilder) -> Result<Self> {
-        if channels % groups != 0 {
+        if !channels.is_multiple_of(groups) {
             candle_core::bail!("GroupNorm: {channels} channels do not split into {groups} groups");
         }
         Ok(Self {
@@ -39,9 +39,7 @@ impl GroupNormAct {
         let xc = xg.broadcast_sub(&mean)?;
         let var = xc.sqr()?.mean_keepdim(2)?;
         let xn = xc.broadcast_div(&(var + self.eps)?.sqrt()?)?.reshape((b, c, h, w))?;
-        let y = xn
-            .broadcast_mul(&self.weight.reshape((1, c, 1, 1))?)?
-            .broadcast_add(&self.bias.reshape((1, c, 1, 1))?)?;
+        let y = xn.broadcast_mul(&self.weight.reshape((1, c, 1, 1))?)?.broadcast_add(&self.bias.reshape((1, c, 1, 1))?)?;
         if self.swish {
             candle_nn::ops::silu(&y)
         } else {
@@ -99,7 +97,15 @@ impl CustomOp3 for Op {
         "group-norm-act"
     }
 
-    fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout, s3: &CpuStorage, l3: &Layout) -> Result<(CpuStorage, Shape)> {
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+        s3: &CpuStorage,
+        l3: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
         let (x, w, bias) = (slice(s1, l1)?, slice(s2, l2)?, slice(s3, l3)?);
         let (b, c, h, wd) = l1.shape().dims4()?;
         let hw = h * wd;
@@ -119,7 +125,14 @@ impl CustomOp3 for Op {
         Ok((CpuStorage::F32(out), l1.shape().clone()))
     }
 
-    fn bwd(&self, x: &Tensor, w: &Tensor, bias: &Tensor, _res: &Tensor, grad: &Tensor) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+    fn bwd(
+        &self,
+        x: &Tensor,
+        w: &Tensor,
+        bias: &Tensor,
+        _res: &Tensor,
+        grad: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
         let (b, c, h, wd) = x.dims4()?;
         let hw = h * wd;
         let xs: Vec<f32> = x.flatten_all()?.to_vec1()?;
@@ -180,10 +193,6 @@ impl CustomOp3 for Op {
             }
         }
         let dev = x.device();
-        Ok((
-            Some(Tensor::from_vec(dxs, (b, c, h, wd), dev)?),
-            Some(Tensor::from_vec(dw, c, dev)?),
-            Some(Tensor::from_vec(db, c, dev)?),
-        ))
+        Ok((Some(Tensor::from_vec(dxs, (b, c, h, wd), dev)?), Some(Tensor::from_vec(dw, c, dev)?), Some(Tensor::from_vec(db, c, dev)?)))
     }
 }

@@ -38,7 +38,8 @@ impl SpecVqGan {
         } else if dir.join("state.json").is_file() {
             let text = std::fs::read_to_string(dir.join("state.json"))?;
             let v: serde_json::Value = serde_json::from_str(&text).map_err(msg)?;
-            let cfg: Config = serde_json::from_value(v["model"].clone()).map_err(|e| msg(format!("{}: {e}", dir.join("state.json").display())))?;
+            let cfg: Config =
+                serde_json::from_value(v["model"].clone()).map_err(|e| msg(format!("{}: {e}", dir.join("state.json").display())))?;
             (cfg, dir.join("checkpoint.safetensors"))
         } else {
             candle_core::bail!("{}: no trained tokenizer here (expected {CONFIG_FILE} + {WEIGHTS_FILE})", dir.display());

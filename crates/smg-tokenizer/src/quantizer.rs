@@ -55,10 +55,14 @@ pub fn usage(idx_flat: &[u32], n_embed: usize) -> (Vec<u64>, Usage) {
         counts[i as usize] += 1;
     }
     let n = idx_flat.len().max(1) as f64;
-    let h: f64 = counts.iter().filter(|&&c| c > 0).map(|&c| {
-        let p = c as f64 / n;
-        -p * p.ln()
-    }).sum();
+    let h: f64 = counts
+        .iter()
+        .filter(|&&c| c > 0)
+        .map(|&c| {
+            let p = c as f64 / n;
+            -p * p.ln()
+        })
+        .sum();
     let used = counts.iter().filter(|&&c| c > 0).count();
     (counts, Usage { used, perplexity: h.exp() })
 }
@@ -87,8 +91,7 @@ impl VectorQuantizer {
     /// Nearest code of each row of `z_flat` by ‖z‖² + ‖e‖² − 2 z·e.
     fn nearest(&self, z_flat: &Tensor) -> Result<Tensor> {
         let e = &self.weight;
-        let d = (z_flat.sqr()?.sum_keepdim(1)?.broadcast_add(&e.sqr()?.sum(1)?.unsqueeze(0)?)?
-            - (z_flat.matmul(&e.t()?)? * 2.0)?)?;
+        let d = (z_flat.sqr()?.sum_keepdim(1)?.broadcast_add(&e.sqr()?.sum(1)?.unsqueeze(0)?)? - (z_flat.matmul(&e.t()?)? * 2.0)?)?;
         d.argmin(D::Minus1)
     }
 
@@ -133,13 +136,7 @@ impl VectorQuantizer {
     /// EMA codebook update and dead-code restarts (EMA mode). `vars` are the model's Vars for
     /// `(embedding.weight, ema_cluster_size, ema_embed_sum)`. Codes whose EMA count falls below
     /// `restart_below` are re-seeded from random rows of the batch. Returns how many restarted.
-    pub fn ema_update(
-        &self,
-        vars: (&Var, &Var, &Var),
-        q: &Quantized,
-        restart_below: f64,
-        rng: &mut impl Rng,
-    ) -> Result<usize> {
+    pub fn ema_update(&self, vars: (&Var, &Var, &Var), q: &Quantized, restart_below: f64, rng: &mut impl Rng) -> Result<usize> {
         let (w_var, cs_var, es_var) = vars;
         let n = q.idx_flat.dim(0)?;
         let dev = q.z_flat.device();

@@ -10,8 +10,8 @@ use crate::fused::GroupNormAct;
 use crate::quantizer::{Quantized, VectorQuantizer};
 use candle_core::{DType, Module, Result, Tensor, D};
 use candle_nn::VarBuilder;
-use smg_core::conv::Conv2d;
 use serde::{Deserialize, Serialize};
+use smg_core::conv::Conv2d;
 
 /// Every size of the tokenizer; `paper()` and `small()` are the named configurations.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

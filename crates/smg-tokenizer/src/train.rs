@@ -9,9 +9,9 @@ use crate::quantizer::usage;
 use crate::specvqgan::{Config, SpecVqGan};
 use candle_core::{DType, Device, ModuleT, Result, Tensor, Var};
 use candle_nn::VarMap;
-use smg_core::SeededVarMap;
 use rand::SeedableRng;
 use serde::{Deserialize, Serialize};
+use smg_core::SeededVarMap;
 use std::collections::HashMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -315,18 +315,16 @@ impl Trainer {
             let x = Tensor::stack(&clips, 0)?.unsqueeze(1)?.to_device(&self.device)?;
             let mut m = self.train_step(&x)?;
             let done = self.step;
-            if (self.cfg.val_every > 0 && done % self.cfg.val_every == 0) || done == self.cfg.steps {
-                if !valid.is_empty() {
-                    let (l1, used) = self.validate(valid)?;
-                    m.val_l1 = Some(l1);
-                    m.val_codes_used = Some(used);
-                }
+            if ((self.cfg.val_every > 0 && done.is_multiple_of(self.cfg.val_every)) || done == self.cfg.steps) && !valid.is_empty() {
+                let (l1, used) = self.validate(valid)?;
+                m.val_l1 = Some(l1);
+                m.val_codes_used = Some(used);
             }
-            if m.val_l1.is_some() || done % self.cfg.log_every.max(1) == 0 {
+            if m.val_l1.is_some() || done.is_multiple_of(self.cfg.log_every.max(1)) {
                 writeln!(log, "{}", serde_json::to_string(&m).map_err(|e| candle_core::Error::Msg(e.to_string()))?)?;
                 bar.set_message(format!("L1 {:.4} codes {} ppl {:.0}", m.rec_l1, m.codes_used, m.perplexity));
             }
-            if (self.cfg.ckpt_every > 0 && done % self.cfg.ckpt_every == 0) || done == self.cfg.steps {
+            if (self.cfg.ckpt_every > 0 && done.is_multiple_of(self.cfg.ckpt_every)) || done == self.cfg.steps {
                 log.flush()?;
                 self.save_checkpoint()?;
             }

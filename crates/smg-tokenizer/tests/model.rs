@@ -48,7 +48,8 @@ fn fused_group_norm_matches_the_plain_composition_and_its_gradients() {
         let gn = smg_tokenizer::fused::GroupNormAct::new(4, 8, 1e-6, swish, vb).unwrap();
         // non-trivial affine parameters
         for (name, v) in vm.data().lock().unwrap().iter() {
-            let t = (Tensor::randn(0f32, 0.5, v.shape(), &Device::Cpu).unwrap() + if name.ends_with("weight") { 1.0 } else { 0.0 }).unwrap();
+            let t =
+                (Tensor::randn(0f32, 0.5, v.shape(), &Device::Cpu).unwrap() + if name.ends_with("weight") { 1.0 } else { 0.0 }).unwrap();
             v.set(&t).unwrap();
         }
         let x = Var::from_tensor(&(Tensor::randn(0f32, 2.0, (2, 8, 5, 7), &Device::Cpu).unwrap() + 0.7).unwrap()).unwrap();

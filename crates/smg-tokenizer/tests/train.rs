@@ -36,7 +36,18 @@ fn data(n: usize) -> Vec<Tensor> {
 }
 
 fn tcfg(steps: usize) -> TrainConfig {
-    TrainConfig { steps, batch_size: 4, lr: 2e-3, disc_start: 3, disc_ndf: 8, log_every: 1, val_every: 3, ckpt_every: 3, crop_frames: 24, ..Default::default() }
+    TrainConfig {
+        steps,
+        batch_size: 4,
+        lr: 2e-3,
+        disc_start: 3,
+        disc_ndf: 8,
+        log_every: 1,
+        val_every: 3,
+        ckpt_every: 3,
+        crop_frames: 24,
+        ..Default::default()
+    }
 }
 
 #[test]
@@ -114,15 +125,15 @@ fn exported_tokenizer_loads_and_bad_ones_are_named() {
     let mut map = candle_core::safetensors::load(&path, &Device::Cpu).unwrap();
     map.insert("encoder.conv_in.weight".into(), Tensor::zeros((3, 1, 3, 3), candle_core::DType::F32, &Device::Cpu).unwrap());
     candle_core::safetensors::save(&map, &path).unwrap();
-    let e = SpecVqGan::from_pretrained(&out, &Device::Cpu).err().expect("must fail").to_string();
+    let e = SpecVqGan::from_pretrained(&out, &Device::Cpu).expect_err("must fail").to_string();
     assert!(e.contains("encoder.conv_in.weight"), "{e}");
     // Missing tensor: named as well.
     map.remove("encoder.conv_in.weight");
     candle_core::safetensors::save(&map, &path).unwrap();
-    let e = SpecVqGan::from_pretrained(&out, &Device::Cpu).err().expect("must fail").to_string();
+    let e = SpecVqGan::from_pretrained(&out, &Device::Cpu).expect_err("must fail").to_string();
     assert!(e.contains("encoder.conv_in.weight"), "{e}");
     // Not a tokenizer folder at all.
-    let e = SpecVqGan::from_pretrained(&dir.path().join("nothing"), &Device::Cpu).err().expect("must fail").to_string();
+    let e = SpecVqGan::from_pretrained(&dir.path().join("nothing"), &Device::Cpu).expect_err("must fail").to_string();
     assert!(e.contains("no trained tokenizer"), "{e}");
 }
 

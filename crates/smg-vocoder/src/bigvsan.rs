@@ -56,7 +56,14 @@ impl Config {
 
     /// A few hundred thousand parameters, for tests and training from scratch on 2 cores.
     pub fn tiny() -> Self {
-        Self { upsample_rates: vec![8, 8, 4], upsample_kernel_sizes: vec![16, 16, 8], upsample_initial_channel: 64, resblock_kernel_sizes: vec![3, 7], resblock_dilation_sizes: vec![vec![1, 3, 5]; 2], ..Self::paper() }
+        Self {
+            upsample_rates: vec![8, 8, 4],
+            upsample_kernel_sizes: vec![16, 16, 8],
+            upsample_initial_channel: 64,
+            resblock_kernel_sizes: vec![3, 7],
+            resblock_dilation_sizes: vec![vec![1, 3, 5]; 2],
+            ..Self::paper()
+        }
     }
 
     /// Samples per mel frame (256 for every configuration here).
@@ -151,8 +158,13 @@ impl AmpBlock {
     fn new(cfg: &Config, ch: usize, k: usize, dilations: &[usize], vb: VarBuilder) -> Result<Self> {
         let one = cfg.resblock == "1";
         let name1 = if one { "convs1" } else { "convs" };
-        let convs1: Vec<Conv> = dilations.iter().enumerate().map(|(i, &d)| Conv::new(ch, ch, k, d, vb.pp(format!("{name1}.{i}")))).collect::<Result<_>>()?;
-        let convs2: Vec<Conv> = if one { (0..dilations.len()).map(|i| Conv::new(ch, ch, k, 1, vb.pp(format!("convs2.{i}")))).collect::<Result<_>>()? } else { Vec::new() };
+        let convs1: Vec<Conv> =
+            dilations.iter().enumerate().map(|(i, &d)| Conv::new(ch, ch, k, d, vb.pp(format!("{name1}.{i}")))).collect::<Result<_>>()?;
+        let convs2: Vec<Conv> = if one {
+            (0..dilations.len()).map(|i| Conv::new(ch, ch, k, 1, vb.pp(format!("convs2.{i}")))).collect::<Result<_>>()?
+        } else {
+            Vec::new()
+        };
         let acts = (0..convs1.len() + convs2.len()).map(|i| Act::new(ch, cfg, vb.pp(format!("activations.{i}")))).collect::<Result<_>>()?;
         Ok(Self { convs1, convs2, acts })
     }
@@ -211,7 +223,9 @@ pub struct BigVsan {
 impl BigVsan {
     /// Reads the generator under `vb` (official names; weight-normed or plain weights).
     pub fn new(cfg: &Config, vb: VarBuilder) -> Result<Self> {
-        if cfg.resblock_kernel_sizes.len() != cfg.resblock_dilation_sizes.len() || cfg.upsample_rates.len() != cfg.upsample_kernel_sizes.len() {
+        if cfg.resblock_kernel_sizes.len() != cfg.resblock_dilation_sizes.len()
+            || cfg.upsample_rates.len() != cfg.upsample_kernel_sizes.len()
+        {
             candle_core::bail!("BigVSAN config: kernel and dilation / rate lists differ in length");
         }
         let c0 = cfg.upsample_initial_channel;
@@ -240,7 +254,10 @@ impl BigVsan {
     /// `generator.`), naming a missing file or tensor.
     pub fn load(path: &std::path::Path, cfg: &Config, device: &candle_core::Device) -> Result<Self> {
         if !path.is_file() {
-            candle_core::bail!("{}: no such BigVSAN checkpoint (convert the official generator with scripts/torch2safetensors.py)", path.display());
+            candle_core::bail!(
+                "{}: no such BigVSAN checkpoint (convert the official generator with scripts/torch2safetensors.py)",
+                path.display()
+            );
         }
         let vb = unsafe { VarBuilder::from_mmaped_safetensors(&[path], candle_core::DType::F32, device)? };
         let vb = if vb.contains_tensor("generator.conv_pre.bias") { vb.pp("generator") } else { vb };

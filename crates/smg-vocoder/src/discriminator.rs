@@ -176,7 +176,7 @@ fn narrow(c: usize, div: usize) -> usize {
 /// The largest power-of-two divisor of `groups` that divides both channel counts.
 fn fit_groups(groups: usize, cin: usize, cout: usize) -> usize {
     let mut g = groups;
-    while g > 1 && (cin % g != 0 || cout % g != 0) {
+    while g > 1 && (!cin.is_multiple_of(g) || !cout.is_multiple_of(g)) {
         g /= 2;
     }
     g.max(1)
@@ -185,7 +185,9 @@ fn fit_groups(groups: usize, cin: usize, cout: usize) -> usize {
 impl PeriodDisc {
     fn new(period: usize, san: bool, div: usize, vb: VarBuilder) -> Result<Self> {
         let ch = [1, narrow(32, div), narrow(128, div), narrow(512, div), narrow(1024, div), narrow(1024, div)];
-        let convs = (0..5).map(|i| Conv::new(ch[i], ch[i + 1], 5, if i < 4 { 3 } else { 1 }, 2, 1, true, vb.pp(format!("convs.{i}")))).collect::<Result<_>>()?;
+        let convs = (0..5)
+            .map(|i| Conv::new(ch[i], ch[i + 1], 5, if i < 4 { 3 } else { 1 }, 2, 1, true, vb.pp(format!("convs.{i}"))))
+            .collect::<Result<_>>()?;
         let post = if san {
             Post::San(SanConv::new(&[1, ch[5], 3, 1], (1, 1), (1, 1), vb.pp("conv_post"))?.squeeze_4d()?)
         } else {
@@ -236,7 +238,15 @@ pub struct ScaleDisc {
 impl ScaleDisc {
     fn new(div: usize, vb: VarBuilder) -> Result<Self> {
         // (cin, cout, k, stride, groups, padding)
-        let spec = [(1, 128, 15, 1, 1, 7), (128, 128, 41, 2, 4, 20), (128, 256, 41, 2, 16, 20), (256, 512, 41, 4, 16, 20), (512, 1024, 41, 4, 16, 20), (1024, 1024, 41, 1, 16, 20), (1024, 1024, 5, 1, 1, 2)];
+        let spec = [
+            (1, 128, 15, 1, 1, 7),
+            (128, 128, 41, 2, 4, 20),
+            (128, 256, 41, 2, 16, 20),
+            (256, 512, 41, 4, 16, 20),
+            (512, 1024, 41, 4, 16, 20),
+            (1024, 1024, 41, 1, 16, 20),
+            (1024, 1024, 5, 1, 1, 2),
+        ];
         let convs = spec
             .iter()
             .enumerate()
@@ -370,7 +380,11 @@ impl Discriminators {
     /// HiFi-GAN: `mpd.discriminators.N`, `msd.discriminators.N` (LSGAN losses). `div` narrows
     /// every hidden width (1 = the official sizes; tests and short CPU runs use more).
     pub fn hifigan(div: usize, vb: VarBuilder) -> Result<Self> {
-        let mpd = PERIODS.iter().enumerate().map(|(i, &p)| PeriodDisc::new(p, false, div, vb.pp(format!("mpd.discriminators.{i}")))).collect::<Result<_>>()?;
+        let mpd = PERIODS
+            .iter()
+            .enumerate()
+            .map(|(i, &p)| PeriodDisc::new(p, false, div, vb.pp(format!("mpd.discriminators.{i}"))))
+            .collect::<Result<_>>()?;
         let msd = (0..3).map(|i| ScaleDisc::new(div, vb.pp(format!("msd.discriminators.{i}")))).collect::<Result<_>>()?;
         let pool = Tensor::full(0.25f32, (1, 1, 4), vb.device())?;
         Ok(Self { mpd, msd, mrd: Vec::new(), san: false, pool })
@@ -378,8 +392,16 @@ impl Discriminators {
 
     /// BigVSAN: `mpd.discriminators.N`, `mrd.discriminators.N`, SAN last layers.
     pub fn bigvsan(div: usize, vb: VarBuilder) -> Result<Self> {
-        let mpd = PERIODS.iter().enumerate().map(|(i, &p)| PeriodDisc::new(p, true, div, vb.pp(format!("mpd.discriminators.{i}")))).collect::<Result<_>>()?;
-        let mrd = RESOLUTIONS.iter().enumerate().map(|(i, &r)| ResolutionDisc::new(r, true, div, vb.pp(format!("mrd.discriminators.{i}")))).collect::<Result<_>>()?;
+        let mpd = PERIODS
+            .iter()
+            .enumerate()
+            .map(|(i, &p)| PeriodDisc::new(p, true, div, vb.pp(format!("mpd.discriminators.{i}"))))
+            .collect::<Result<_>>()?;
+        let mrd = RESOLUTIONS
+            .iter()
+            .enumerate()
+            .map(|(i, &r)| ResolutionDisc::new(r, true, div, vb.pp(format!("mrd.discriminators.{i}"))))
+            .collect::<Result<_>>()?;
         let pool = Tensor::full(0.25f32, (1, 1, 4), vb.device())?;
         Ok(Self { mpd, msd: Vec::new(), mrd, san: true, pool })
     }

@@ -110,7 +110,13 @@ pub(crate) struct Conv {
 
 impl Conv {
     pub(crate) fn new(cin: usize, cout: usize, k: usize, dilation: usize, vb: VarBuilder) -> Result<Self> {
-        Ok(Self { w: weight(&vb, (cout, cin, k))?, b: vb.get(cout, "bias")?, padding: (k * dilation - dilation) / 2, dilation, fast: Default::default() })
+        Ok(Self {
+            w: weight(&vb, (cout, cin, k))?,
+            b: vb.get(cout, "bias")?,
+            padding: (k * dilation - dilation) / 2,
+            dilation,
+            fast: Default::default(),
+        })
     }
 
     pub(crate) fn kernel(&self) -> Result<&kernels::Conv1d> {
@@ -156,7 +162,8 @@ struct ResBlock {
 impl ResBlock {
     fn new(kind: &str, ch: usize, k: usize, dilations: &[usize], vb: VarBuilder) -> Result<Self> {
         let name1 = if kind == "1" { "convs1" } else { "convs" };
-        let convs1 = dilations.iter().enumerate().map(|(i, &d)| Conv::new(ch, ch, k, d, vb.pp(format!("{name1}.{i}")))).collect::<Result<_>>()?;
+        let convs1 =
+            dilations.iter().enumerate().map(|(i, &d)| Conv::new(ch, ch, k, d, vb.pp(format!("{name1}.{i}")))).collect::<Result<_>>()?;
         let convs2 = if kind == "1" {
             (0..dilations.len()).map(|i| Conv::new(ch, ch, k, 1, vb.pp(format!("convs2.{i}")))).collect::<Result<_>>()?
         } else {
@@ -221,7 +228,15 @@ impl Up {
             return Ok(k);
         }
         let (cin, cout, k) = self.w.dims3()?;
-        let c = kernels::ConvTranspose1d::new(&self.w.flatten_all()?.to_vec1::<f32>()?, self.b.to_vec1()?, cin, cout, k, self.stride, self.padding);
+        let c = kernels::ConvTranspose1d::new(
+            &self.w.flatten_all()?.to_vec1::<f32>()?,
+            self.b.to_vec1()?,
+            cin,
+            cout,
+            k,
+            self.stride,
+            self.padding,
+        );
         Ok(self.fast.get_or_init(|| c))
     }
 }

@@ -107,7 +107,12 @@ mod tests {
         let n = 4096;
         let y: Vec<f32> = (0..n).map(|i| (0.3 * (i as f32 * 0.05).sin() + 0.2 * (i as f32 * 0.31).sin()) * (i as f32 / n as f32)).collect();
         let reference = smg_audio::MelTransform::new(cfg.clone()).log_mel(&y).unwrap();
-        let ours = MelSpec::new(&cfg, &Device::Cpu).unwrap().forward(&Tensor::from_vec(y, (1, n), &Device::Cpu).unwrap()).unwrap().squeeze(0).unwrap();
+        let ours = MelSpec::new(&cfg, &Device::Cpu)
+            .unwrap()
+            .forward(&Tensor::from_vec(y, (1, n), &Device::Cpu).unwrap())
+            .unwrap()
+            .squeeze(0)
+            .unwrap();
         let ours = ours.to_vec2::<f32>().unwrap();
         assert_eq!((ours.len(), ours[0].len()), reference.dim());
         let mut worst = 0f32;

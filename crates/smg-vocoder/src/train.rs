@@ -66,11 +66,13 @@ impl Generator {
     pub fn load_trained(dir: &Path, device: &Device) -> Result<Self> {
         let (cfg, weights) = if dir.join(EXPORT_CONFIG).is_file() {
             let text = std::fs::read_to_string(dir.join(EXPORT_CONFIG))?;
-            let cfg: GeneratorConfig = serde_json::from_str(&text).map_err(|e| candle_core::Error::Msg(format!("{}: {e}", dir.join(EXPORT_CONFIG).display())))?;
+            let cfg: GeneratorConfig =
+                serde_json::from_str(&text).map_err(|e| candle_core::Error::Msg(format!("{}: {e}", dir.join(EXPORT_CONFIG).display())))?;
             (cfg, dir.join(EXPORT_WEIGHTS))
         } else if checkpoint::exists(dir) {
             let text = std::fs::read_to_string(dir.join(checkpoint::STATE_FILE))?;
-            let state: State = serde_json::from_str(&text).map_err(|e| candle_core::Error::Msg(format!("{}: {e}", dir.join(checkpoint::STATE_FILE).display())))?;
+            let state: State = serde_json::from_str(&text)
+                .map_err(|e| candle_core::Error::Msg(format!("{}: {e}", dir.join(checkpoint::STATE_FILE).display())))?;
             (state.generator, dir.join(checkpoint::TENSORS_FILE))
         } else {
             candle_core::bail!("{}: neither an exported vocoder ({EXPORT_CONFIG}) nor a training checkpoint", dir.display());
@@ -234,8 +236,15 @@ impl Trainer {
     /// A fresh run (from scratch, or from the generator weights in `init`: a `.safetensors`
     /// with the generator at the top level or under `generator.`), or the continuation of the
     /// run checkpointed in `out_dir` when `resume`.
-    pub fn new(gen_cfg: &GeneratorConfig, cfg: TrainConfig, out_dir: &Path, resume: bool, init: Option<&Path>, device: &Device) -> Result<Self> {
-        if cfg.segment == 0 || cfg.segment % gen_cfg.hop() != 0 {
+    pub fn new(
+        gen_cfg: &GeneratorConfig,
+        cfg: TrainConfig,
+        out_dir: &Path,
+        resume: bool,
+        init: Option<&Path>,
+        device: &Device,
+    ) -> Result<Self> {
+        if cfg.segment == 0 || !cfg.segment.is_multiple_of(gen_cfg.hop()) {
             candle_core::bail!("segment of {} samples is not a positive multiple of the hop {}", cfg.segment, gen_cfg.hop());
         }
         if cfg.batch_size == 0 || !(cfg.lr > 0.0 && cfg.lr.is_finite()) {
@@ -243,7 +252,8 @@ impl Trainer {
         }
         let sg = SeededVarMap::new(cfg.seed);
         if let Some(path) = init {
-            let map = candle_core::safetensors::load(path, device).map_err(|e| candle_core::Error::Msg(format!("{}: {e}", path.display())))?;
+            let map =
+                candle_core::safetensors::load(path, device).map_err(|e| candle_core::Error::Msg(format!("{}: {e}", path.display())))?;
             let mut data = sg.varmap.data().lock().expect("varmap lock");
             let prefixed = map.keys().any(|k| k.starts_with("generator."));
             for (k, t) in map {
@@ -311,7 +321,13 @@ impl Trainer {
         }
         map.extend(self.opt_g.state("optim.g"));
         map.extend(self.opt_d.state("optim.d"));
-        let state = State { step: self.step, opt_g_step: self.opt_g.step, opt_d_step: self.opt_d.step, generator: self.gen_config.clone(), train: self.cfg.clone() };
+        let state = State {
+            step: self.step,
+            opt_g_step: self.opt_g.step,
+            opt_d_step: self.opt_d.step,
+            generator: self.gen_config.clone(),
+            train: self.cfg.clone(),
+        };
         checkpoint::save(&self.out_dir, &map, &state)
     }
 
@@ -462,14 +478,27 @@ impl Trainer {
         checkpoint::truncate_log(&log_path, self.step)?;
         let mut log = std::fs::OpenOptions::new().create(true).append(true).open(&log_path)?;
         let bar = if progress { indicatif::ProgressBar::new(self.cfg.steps as u64) } else { indicatif::ProgressBar::hidden() };
-        bar.set_style(indicatif::ProgressStyle::with_template("vocoder [{bar:30}] {pos}/{len} steps ({eta}) {msg}").expect("static template").progress_chars("=> "));
+        bar.set_style(
+            indicatif::ProgressStyle::with_template("vocoder [{bar:30}] {pos}/{len} steps ({eta}) {msg}")
+                .expect("static template")
+                .progress_chars("=> "),
+        );
         bar.set_position(self.step as u64);
         let idx: Vec<usize> = (0..train.len()).collect();
         let per_epoch = train.len().div_ceil(self.cfg.batch_size);
         let mut out = Vec::new();
         if self.step == 0 && !valid.is_empty() && self.cfg.val_every > 0 {
             let v = self.validate(valid)?;
-            let m = Metrics { step: 0, mel_l1: f32::NAN, feature_matching: f32::NAN, g_adv: f32::NAN, d_loss: f32::NAN, lr: self.cfg.lr, seconds: 0.0, val_mel_l1: Some(v) };
+            let m = Metrics {
+                step: 0,
+                mel_l1: f32::NAN,
+                feature_matching: f32::NAN,
+                g_adv: f32::NAN,
+                d_loss: f32::NAN,
+                lr: self.cfg.lr,
+                seconds: 0.0,
+                val_mel_l1: Some(v),
+            };
             writeln!(log, "{}", serde_json::to_string(&m).map_err(|e| candle_core::Error::Msg(e.to_string()))?)?;
             bar.set_message(format!("held-out mel-L1 {v:.4}"));
         }
@@ -488,15 +517,15 @@ impl Trainer {
             let lr = self.lr_at(self.step, per_epoch);
             let mut m = self.train_step(&wave, &mel, lr)?;
             let done = self.step;
-            if ((self.cfg.val_every > 0 && done % self.cfg.val_every == 0) || done == self.cfg.steps) && !valid.is_empty() {
+            if ((self.cfg.val_every > 0 && done.is_multiple_of(self.cfg.val_every)) || done == self.cfg.steps) && !valid.is_empty() {
                 m.val_mel_l1 = Some(self.validate(valid)?);
             }
-            if m.val_mel_l1.is_some() || done % self.cfg.log_every.max(1) == 0 {
+            if m.val_mel_l1.is_some() || done.is_multiple_of(self.cfg.log_every.max(1)) {
                 writeln!(log, "{}", serde_json::to_string(&m).map_err(|e| candle_core::Error::Msg(e.to_string()))?)?;
                 let val = m.val_mel_l1.map(|v| format!(" held-out {v:.4}")).unwrap_or_default();
                 bar.set_message(format!("mel-L1 {:.3} D {:.3}{val}", m.mel_l1, m.d_loss));
             }
-            if (self.cfg.ckpt_every > 0 && done % self.cfg.ckpt_every == 0) || done == self.cfg.steps {
+            if (self.cfg.ckpt_every > 0 && done.is_multiple_of(self.cfg.ckpt_every)) || done == self.cfg.steps {
                 log.flush()?;
                 self.save_checkpoint()?;
             }

@@ -55,7 +55,15 @@ fn loads_official_weight_norm_names_and_kernels_match_candle_ops() {
             }
         }
     }
-    for must in ["conv_pre.weight_v", "ups.0.0.weight_g", "resblocks.0.convs1.2.weight_v", "resblocks.1.convs2.0.bias", "resblocks.0.activations.5.act.alpha", "activation_post.act.alpha", "conv_post.weight_v"] {
+    for must in [
+        "conv_pre.weight_v",
+        "ups.0.0.weight_g",
+        "resblocks.0.convs1.2.weight_v",
+        "resblocks.1.convs2.0.bias",
+        "resblocks.0.activations.5.act.alpha",
+        "activation_post.act.alpha",
+        "conv_post.weight_v",
+    ] {
         assert!(wn_map.contains_key(must), "missing {must}");
     }
     let plain = BigVsan::new(&cfg, VarBuilder::from_tensors(plain_map, DType::F32, &Device::Cpu)).unwrap();

@@ -22,7 +22,18 @@ fn clips() -> Vec<Vec<f32>> {
 }
 
 fn quick_cfg(steps: usize) -> TrainConfig {
-    TrainConfig { steps, batch_size: 2, segment: 4096, lr: 2e-3, val_every: 0, ckpt_every: 2, log_every: 1, disc_width_div: 16, seed: 7, ..Default::default() }
+    TrainConfig {
+        steps,
+        batch_size: 2,
+        segment: 4096,
+        lr: 2e-3,
+        val_every: 0,
+        ckpt_every: 2,
+        log_every: 1,
+        disc_width_div: 16,
+        seed: 7,
+        ..Default::default()
+    }
 }
 
 #[test]
@@ -115,11 +126,13 @@ fn fine_tunes_a_weight_normed_checkpoint() {
     let before = t.inference_generator().unwrap();
     let mel = Tensor::randn(-4f32, 1.0, (1, 80, 8), &dev).unwrap();
     let reference = smg_vocoder::HifiGan::load(&init, &HifiGanConfig::tiny(), &dev).unwrap();
-    let same: f32 = (before.forward(&mel).unwrap() - reference.forward(&mel).unwrap()).unwrap().abs().unwrap().max_all().unwrap().to_scalar().unwrap();
+    let same: f32 =
+        (before.forward(&mel).unwrap() - reference.forward(&mel).unwrap()).unwrap().abs().unwrap().max_all().unwrap().to_scalar().unwrap();
     assert!(same < 1e-6, "folded start differs from the checkpoint by {same}");
     t.fit(&clips(), &[], false).unwrap();
     let after = t.inference_generator().unwrap();
-    let d: f32 = (before.forward(&mel).unwrap() - after.forward(&mel).unwrap()).unwrap().abs().unwrap().max_all().unwrap().to_scalar().unwrap();
+    let d: f32 =
+        (before.forward(&mel).unwrap() - after.forward(&mel).unwrap()).unwrap().abs().unwrap().max_all().unwrap().to_scalar().unwrap();
     assert!(d > 0.0, "fine-tuning changed nothing");
     // The convolution weights themselves moved (not only the biases): trained as plain weights.
     t.export(&dir.path().join("export")).unwrap();
@@ -127,7 +140,9 @@ fn fine_tunes_a_weight_normed_checkpoint() {
     assert!(!out.contains_key("generator.conv_pre.weight_v"));
     let v = &map["generator.conv_pre.weight_v"];
     let g = &map["generator.conv_pre.weight_g"];
-    let folded = v.broadcast_mul(&g.broadcast_div(&v.sqr().unwrap().sum_keepdim(2).unwrap().sum_keepdim(1).unwrap().sqrt().unwrap()).unwrap()).unwrap();
+    let folded = v
+        .broadcast_mul(&g.broadcast_div(&v.sqr().unwrap().sum_keepdim(2).unwrap().sum_keepdim(1).unwrap().sqrt().unwrap()).unwrap())
+        .unwrap();
     let moved: f32 = (&out["generator.conv_pre.weight"] - folded).unwrap().abs().unwrap().max_all().unwrap().to_scalar().unwrap();
     assert!(moved > 1e-6, "conv_pre.weight did not move ({moved})");
 }
