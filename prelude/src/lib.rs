@@ -10,9 +10,8 @@
 //! let device = notebook_init();
 //! ```
 
-pub mod display;
 pub mod notebook;
-pub mod plot;
+pub use smg_display::{display, plot};
 
 pub use candle_core as candle;
 pub use candle_nn;

@@ -19,7 +19,7 @@ pub fn notebook_init() -> candle_core::Device {
             eprintln!("(the notebook run stops here: specmaskgit::notebook_init makes every panic fatal)");
             std::process::abort();
         }));
-        crate::plot::ensure_font();
+        smg_display::plot::ensure_font();
     });
     let choice = smg_core::best_device();
     println!("specmaskgit {} | device: {} | quick mode: {}", env!("CARGO_PKG_VERSION"), choice, quick_mode());

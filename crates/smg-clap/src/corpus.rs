@@ -1,11 +1,19 @@
 //! The captioned corpus as contrastive training data: normalised mels, captions and categories
 //! of one split, plus the frozen MiniLM embedding of every caption string (computed once).
 
-use crate::train::ClapData;
 use crate::{Result, TextEncoder};
 use candle_core::Tensor;
 use smg_data::{Dataset, MelCache, Split};
 use std::collections::HashMap;
+
+/// Training clips: normalised mels with their captions (one is drawn per step) and categories.
+pub struct ClapData<'a> {
+    pub mels: &'a [Tensor],
+    pub captions: &'a [Vec<String>],
+    pub categories: &'a [String],
+    /// Frozen text embeddings of every caption string, looked up by text.
+    pub text: &'a std::collections::HashMap<String, Tensor>,
+}
 
 /// One split of the corpus, owned; [`SplitData::view`] lends it to the trainer.
 pub struct SplitData {

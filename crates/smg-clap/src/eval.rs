@@ -1,7 +1,7 @@
 //! Held-out scores of the conditioning space: text→audio retrieval recall@1/@5 and
 //! zero-shot category classification, each next to its chance level.
 
-use crate::train::ClapData;
+use crate::corpus::ClapData;
 use crate::{AudioEncoder, Result, TextEncoder};
 use candle_core::Tensor;
 use serde::{Deserialize, Serialize};

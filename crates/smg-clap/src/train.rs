@@ -6,6 +6,7 @@
 //! in a batch can carry the same caption ("kick"); those pairs count as positives (the target is
 //! spread uniformly over them) instead of being pushed apart as negatives.
 
+pub use crate::corpus::ClapData;
 use crate::{AudioEncoder, AudioEncoderConfig, ClapError, Result};
 use candle_core::{DType, Device, Tensor, Var, D};
 use candle_nn::VarBuilder;
@@ -66,15 +67,6 @@ struct State {
     opt_step: usize,
     model: AudioEncoderConfig,
     train: ClapTrainConfig,
-}
-
-/// Training clips: normalised mels with their captions (one is drawn per step) and categories.
-pub struct ClapData<'a> {
-    pub mels: &'a [Tensor],
-    pub captions: &'a [Vec<String>],
-    pub categories: &'a [String],
-    /// Frozen text embeddings of every caption string, looked up by text.
-    pub text: &'a std::collections::HashMap<String, Tensor>,
 }
 
 pub struct ClapTrainer {

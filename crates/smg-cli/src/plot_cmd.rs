@@ -21,7 +21,7 @@ pub fn metrics(log: &Path, x: &str, ys: &[String], title: &str, log_y: bool, out
         .enumerate()
         .map(|(i, l)| serde_json::from_str(l).with_context(|| format!("{}: line {} is not JSON", log.display(), i + 1)))
         .collect::<Result<_>>()?;
-    let mut plot = specmaskgit::plot::line_plot(title).labels(x, if ys.len() == 1 { ys[0].as_str() } else { "value" }).log_y(log_y);
+    let mut plot = smg_display::plot::line_plot(title).labels(x, if ys.len() == 1 { ys[0].as_str() } else { "value" }).log_y(log_y);
     let mut n = 0;
     for y in ys {
         let pts: Vec<(f64, f64)> = rows.iter().filter_map(|r| Some((field(r, x)?, field(r, y)?))).collect();

@@ -20,8 +20,8 @@ fn perr(e: impl std::fmt::Display) -> PlotError {
     PlotError(e.to_string())
 }
 
-/// Registers the shipped font under "sans-serif" once per process.
-pub(crate) fn ensure_font() {
+/// Registers the shipped font under "sans-serif" once per process (every plot calls it first).
+pub fn ensure_font() {
     static FONT_ONCE: Once = Once::new();
     FONT_ONCE.call_once(|| {
         plotters::style::register_font("sans-serif", FontStyle::Normal, FONT).unwrap_or_else(|_| panic!("shipped font is invalid"));
