@@ -51,6 +51,15 @@ pub fn data_dir() -> PathBuf {
     std::env::var_os("SMG_DATA_DIR").map(PathBuf::from).unwrap_or_else(|| repo_dir().join("data"))
 }
 
+/// The shipped models of one size (`"small"`; `"medium"` once trained) with MiniLM and the best
+/// fetched vocoder (`Pipeline::pretrained`); panics with the reason when they cannot be loaded.
+pub fn pretrained(size: &str, device: &candle_core::Device) -> smg_pipeline::Pipeline {
+    match smg_pipeline::Pipeline::pretrained(size, &repo_dir().join("data/checkpoints"), &data_dir(), device) {
+        Ok(p) => p,
+        Err(e) => panic!("loading the {size} models: {e}"),
+    }
+}
+
 /// A checkpoint this project trained and ships in `data/checkpoints/<name>` (each folder has a
 /// TRAINING.md with the command that reproduced it).
 pub fn checkpoint_dir(name: &str) -> PathBuf {

@@ -26,6 +26,9 @@ pub struct SampleArgs {
     draw: smg_maskgit::Draw,
     #[arg(long, default_value_t = 0)]
     seed: u64,
+    /// Model size: `small` (shipped) or `medium` (where its checkpoints exist).
+    #[arg(long, default_value = "small")]
+    model: String,
     /// Generator folder (default: the shipped small generator).
     #[arg(long)]
     generator: Option<PathBuf>,
@@ -90,7 +93,17 @@ fn vocoder(name: &str, a: &SampleArgs) -> Result<Vocoder> {
 }
 
 fn pipeline(a: &SampleArgs, with_text: bool) -> Result<Pipeline> {
-    let gdir = a.generator.clone().unwrap_or_else(|| repo_dir().join("data/checkpoints/maskgit-small"));
+    let (_, tok, gen) = smg_pipeline::SIZES
+        .iter()
+        .find(|(s, _, _)| *s == a.model)
+        .with_context(|| format!("--model must be small or medium, not {:?}", a.model))?;
+    let ckpt = repo_dir().join("data/checkpoints");
+    for (d, what) in [(ckpt.join(tok), "tokenizer"), (ckpt.join(gen), "generator")] {
+        if !d.is_dir() && (what == "tokenizer" && a.tokenizer.is_none() || what == "generator" && a.generator.is_none()) {
+            anyhow::bail!("no {} {what}: {} does not exist (not trained or not committed yet)", a.model, d.display());
+        }
+    }
+    let gdir = a.generator.clone().unwrap_or_else(|| ckpt.join(gen));
     let text = if with_text {
         Some(
             smg_clap::TextEncoder::load(&data_dir().join("weights/minilm"), &Device::Cpu)
@@ -100,7 +113,7 @@ fn pipeline(a: &SampleArgs, with_text: bool) -> Result<Pipeline> {
         None
     };
     Ok(Pipeline {
-        tokenizer: load_tokenizer(a.tokenizer.clone())?,
+        tokenizer: load_tokenizer(Some(a.tokenizer.clone().unwrap_or_else(|| ckpt.join(tok))))?,
         generator: smg_maskgit::MaskedVit::from_pretrained(&gdir, &Device::Cpu)?,
         text,
         vocoder: vocoder(&a.vocoder, a)?,

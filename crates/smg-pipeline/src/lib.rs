@@ -94,7 +94,55 @@ pub struct Pipeline {
     pub device: Device,
 }
 
+/// Checkpoint folders of each named model size under `data/checkpoints`: (tokenizer, generator).
+pub const SIZES: [(&str, &str, &str); 2] =
+    [("small", "tokenizer-small", "maskgit-small"), ("medium", "tokenizer-medium", "maskgit-medium")];
+
 impl Pipeline {
+    /// The shipped models of one size (`"small"`, or `"medium"` where those checkpoints exist)
+    /// from `checkpoints` (the checkout's `data/checkpoints`), with the MiniLM text encoder when
+    /// it has been fetched into `data` (else text-to-audio is refused, the zero-shot tasks work)
+    /// and the best vocoder found there: HiFi-GAN universal, else Griffin-Lim.
+    pub fn pretrained(size: &str, checkpoints: &std::path::Path, data: &std::path::Path, device: &Device) -> Result<Self> {
+        let (_, tok, gen) = SIZES
+            .iter()
+            .find(|(s, _, _)| *s == size)
+            .ok_or_else(|| PipelineError::Invalid(format!("unknown model size {size:?}: {}", SIZES.map(|s| s.0).join(" or "))))?;
+        let (tok, gen) = (checkpoints.join(tok), checkpoints.join(gen));
+        for d in [&tok, &gen] {
+            if !d.is_dir() {
+                return Err(PipelineError::Invalid(format!(
+                    "no {size} models: {} does not exist (not trained or not committed yet)",
+                    d.display()
+                )));
+            }
+        }
+        let minilm = data.join("weights/minilm");
+        let text = if minilm.is_dir() { Some(TextEncoder::load(&minilm, device)?) } else { None };
+        let hifigan = data.join("weights/hifigan_universal.safetensors");
+        let vocoder = if hifigan.is_file() {
+            Vocoder::HifiGan(Box::new(
+                smg_vocoder::HifiGan::load_v1(&hifigan, &Device::Cpu)
+                    .map_err(|e| PipelineError::Invalid(format!("{}: {e}", hifigan.display())))?,
+            ))
+        } else {
+            Vocoder::GriffinLim(GriffinLimConfig::default())
+        };
+        Ok(Pipeline {
+            tokenizer: SpecVqGan::from_pretrained(&tok, device).map_err(|e| PipelineError::Invalid(format!("{}: {e}", tok.display())))?,
+            generator: MaskedVit::from_pretrained(&gen, device)?,
+            text,
+            vocoder,
+            mel: MelTransform::hifigan(),
+            device: device.clone(),
+        })
+    }
+
+    /// The same pipeline with another vocoder.
+    pub fn with_vocoder(self, vocoder: Vocoder) -> Self {
+        Pipeline { vocoder, ..self }
+    }
+
     /// Frames of the clips the generator was trained on (token columns × downsampling).
     pub fn frames(&self) -> usize {
         self.generator.config.cols * self.tokenizer.config.factor()
