@@ -72,3 +72,17 @@ fn lfr_takes_the_low_band_from_the_input() {
     let err = out[2048..n - 2048].iter().zip(&want[2048..n - 2048]).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
     assert!(err < 0.01, "max error {err}");
 }
+
+#[test]
+fn pretrained_loads_the_shipped_small_models_and_names_what_is_missing() {
+    let ckpt = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../data/checkpoints");
+    let empty = tempfile::tempdir().unwrap();
+    let p = Pipeline::pretrained("small", &ckpt, empty.path(), &candle_core::Device::Cpu).unwrap();
+    assert_eq!(p.vocoder.name(), "Griffin-Lim", "no HiFi-GAN fetched: Griffin-Lim");
+    assert!(p.text.is_none());
+    assert_eq!((p.generator.config.rows, p.generator.config.cols), (5, 16));
+    let e = Pipeline::pretrained("medium", &ckpt, empty.path(), &candle_core::Device::Cpu).err().unwrap().to_string();
+    assert!(e.contains("no medium models") && e.contains("tokenizer-medium"), "{e}");
+    let e = Pipeline::pretrained("huge", &ckpt, empty.path(), &candle_core::Device::Cpu).err().unwrap().to_string();
+    assert!(e.contains("unknown model size"), "{e}");
+}
