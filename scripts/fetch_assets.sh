@@ -1,9 +1,17 @@
 #!/usr/bin/env bash
-# Fetches every asset of scripts/assets.lock into $SMG_DATA_DIR, verifying sha256.
+# Fetches every asset of scripts/assets.lock into $SMG_DATA_DIR, verifying sha256; with the
+# argument `medium`, also those of scripts/assets-medium.lock (the broad corpus's packages).
 # Idempotent (a second run does no work and says so) and resumable (each asset is finished or
 # redone as a whole; a corrupted download is detected and fetched again).
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
+
+locks=("$SMG_ROOT/scripts/assets.lock")
+case "${1:-small}" in
+  small) ;;
+  medium) locks+=("$SMG_ROOT/scripts/assets-medium.lock") ;;
+  *) die "unknown asset set '$1' (small, medium)" ;;
+esac
 
 downloads="$SMG_DATA_DIR/downloads"
 mkdir -p "$downloads"
@@ -43,6 +51,21 @@ fetch_wheel() {
   die "$name==$version: sha256 still wrong after a fresh download (expected $sha)"
 }
 
+# Zip containers (0 A.D.'s public.zip, Warzone 2100's .wz) are reduced to their audio files:
+# DIR/x.zip becomes DIR/x.zip.audio/... and the container is deleted.
+reduce_containers() {
+  local z
+  while IFS= read -r -d '' z; do
+    mkdir -p "$z.audio"
+    unzip -qq -o "$z" '*.ogg' '*.wav' '*.flac' -d "$z.audio" 2>/dev/null || [[ $? -eq 11 ]] || die "could not read $z"
+    rm -f "$z"
+  done < <(find "$1" -type f \( -name '*.zip' -o -name '*.wz' \) -print0)
+}
+
+unpack_deb() {  # unpack_deb DEB DEST
+  dpkg-deb -x "$1" "$2" && reduce_containers "$2"
+}
+
 unpack_into() {  # unpack_into DEST SHA COMMAND...: run COMMAND into DEST.partial, then publish
   local dest="$1" sha="$2"; shift 2
   rm -rf "$dest.partial" "$dest"
@@ -53,6 +76,7 @@ unpack_into() {  # unpack_into DEST SHA COMMAND...: run COMMAND into DEST.partia
   did_work=1
 }
 
+for lock in "${locks[@]}"; do
 while IFS=$'\t' read -r kind name version sha _what; do
   [[ -z "$kind" || "$kind" == \#* ]] && continue
   dest="$SMG_DATA_DIR/$kind/$name"
@@ -65,7 +89,7 @@ while IFS=$'\t' read -r kind name version sha _what; do
       [[ -f "$stamp" ]] && log "$name: kept download is corrupted"
       log "fetching $name $version"
       fetch_deb "$name" "$version" "$sha"
-      unpack_into "$dest" "$sha" dpkg-deb -x "$DEB_FILE"
+      unpack_into "$dest" "$sha" unpack_deb "$DEB_FILE"
       ;;
     wheel)
       whl=$(ls "$downloads"/"${name//-/_}"-"$version"-*.whl 2>/dev/null | head -n1 || true)
@@ -76,6 +100,7 @@ while IFS=$'\t' read -r kind name version sha _what; do
       ;;
     *) die "assets.lock: unknown kind '$kind' for $name" ;;
   esac
-done < "$SMG_ROOT/scripts/assets.lock"
+done < "$lock"
+done
 
 if ((did_work)); then log "assets fetched and verified into $SMG_DATA_DIR"; else log "assets up to date (nothing to fetch)"; fi

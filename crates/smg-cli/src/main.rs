@@ -261,10 +261,16 @@ struct TokenizerTrainArgs {
 #[derive(Subcommand)]
 enum DataCommand {
     /// Fetch and verify the pinned assets (scripts/fetch_assets.sh + scripts/convert_weights.sh).
-    Fetch,
+    Fetch {
+        /// `small` (scripts/assets.lock) or `medium` (also the broad corpus's packages of
+        /// scripts/assets-medium.lock, ≈2.2 GB of downloads).
+        #[arg(long, default_value = "small")]
+        set: String,
+    },
     /// Build the sound-event corpus for a clip configuration (idempotent).
     Build {
-        /// `small` (256 frames, 2.97 s) or `paper` (848 frames, 9.85 s); `all` builds both.
+        /// `small` (256 frames, 2.97 s), `medium` (the broad corpus, 2.97 s clips; needs
+        /// `smg data fetch --set medium`) or `paper` (848 frames, 9.85 s); `all` builds small and paper.
         #[arg(long, default_value = "small")]
         config: String,
         /// `sound` (sound events), `music` (renders the tagged music set first) or `all`.
@@ -471,11 +477,15 @@ fn data(cmd: DataCommand) -> Result<()> {
     use smg_data::{ClipConfig, SetKind};
     let dir = data_dir();
     match cmd {
-        DataCommand::Fetch => {
+        DataCommand::Fetch { set } => {
+            if !["small", "medium"].contains(&set.as_str()) {
+                bail!("unknown asset set '{set}' (small, medium)");
+            }
             for script in ["fetch_assets.sh", "convert_weights.sh"] {
                 let path = repo_dir().join("scripts").join(script);
                 let status = std::process::Command::new("bash")
                     .arg(&path)
+                    .args((script == "fetch_assets.sh").then_some(&set))
                     .env("SMG_DATA_DIR", &dir)
                     .status()
                     .with_context(|| format!("cannot run {}", path.display()))?;

@@ -10,6 +10,7 @@ use crate::split::{assign_splits, stable_hash};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use smg_audio::{MelConfig, WavEncoding};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 /// Bump when the processing below changes, so caches built by older code are rebuilt.
@@ -30,12 +31,51 @@ pub struct ClipConfig {
     /// A trailing remainder shorter than this fraction of a clip is dropped (unless it is the
     /// only piece, which is padded).
     pub min_fill: f32,
+    /// Tighter caps on clips per recording for some categories (long music tracks would
+    /// otherwise dominate the broad corpus).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub category_pieces: BTreeMap<String, usize>,
+    /// No category keeps more than this share of all clips (the surplus is dropped, chosen by a
+    /// hash of the clip id, so the same clips are kept on every build).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_category_share: Option<f64>,
+    /// Which recordings: the five packages of the small corpus, or the broad corpus's.
+    #[serde(default, skip_serializing_if = "Corpus::is_small")]
+    pub corpus: Corpus,
+}
+
+/// The recordings a sound-event set is built from.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Corpus {
+    /// The five packages of `scripts/assets.lock` (≈33 min of audio, drum-heavy).
+    #[default]
+    Small,
+    /// Those plus the packages of `scripts/assets-medium.lock`, with finer categories.
+    Broad,
+}
+
+impl Corpus {
+    fn is_small(&self) -> bool {
+        *self == Corpus::Small
+    }
 }
 
 impl ClipConfig {
     /// The paper's 848 frames (217088 samples, 9.85 s).
     pub fn paper() -> Self {
-        Self { name: "paper".into(), frames: 848, sample_rate: 22050, hop: 256, max_pieces: 3, trim_db: 50.0, min_fill: 0.5 }
+        Self {
+            name: "paper".into(),
+            frames: 848,
+            sample_rate: 22050,
+            hop: 256,
+            max_pieces: 3,
+            trim_db: 50.0,
+            min_fill: 0.5,
+            category_pieces: BTreeMap::new(),
+            max_category_share: None,
+            corpus: Corpus::Small,
+        }
     }
 
     /// The small models' 256 frames (65536 samples, 2.97 s; SPEC.md §10).
@@ -43,12 +83,36 @@ impl ClipConfig {
         Self { name: "small".into(), frames: 256, max_pieces: 6, ..Self::paper() }
     }
 
+    /// The broad corpus `sound-medium` (`crate::medium`): the small models' 2.97 s window, up to
+    /// 12 clips per recording, 40 per ambience (rain, wind, water, …), 3 per music track, and no
+    /// category above 11.5% of the clips.
+    pub fn medium() -> Self {
+        let mut category_pieces = BTreeMap::from([("game music".to_string(), 3)]);
+        for c in ["rain", "wind", "thunder", "water", "fire", "outdoor ambience", "insects", "birds", "crowd and applause"] {
+            category_pieces.insert(c.to_string(), 40);
+        }
+        Self {
+            name: "medium".into(),
+            max_pieces: 12,
+            category_pieces,
+            max_category_share: Some(0.115),
+            corpus: Corpus::Broad,
+            ..Self::small()
+        }
+    }
+
     pub fn by_name(name: &str) -> Result<Self> {
         match name {
             "paper" => Ok(Self::paper()),
             "small" => Ok(Self::small()),
-            other => Err(DataError::Invalid(format!("unknown clip configuration '{other}' (paper, small)"))),
+            "medium" => Ok(Self::medium()),
+            other => Err(DataError::Invalid(format!("unknown clip configuration '{other}' (paper, small, medium)"))),
         }
+    }
+
+    /// Most clips cut from one recording of `category`.
+    pub fn max_pieces_for(&self, category: &str) -> usize {
+        self.category_pieces.get(category).copied().unwrap_or(self.max_pieces)
     }
 
     pub fn clip_samples(&self) -> usize {
@@ -160,6 +224,16 @@ pub fn build_sound_corpus(data_dir: &Path, cfg: &ClipConfig, progress: bool) -> 
 /// The music set needs `scripts/render_music.py` to have rendered its sources first.
 pub fn build_set(data_dir: &Path, kind: SetKind, cfg: &ClipConfig, progress: bool) -> Result<BuildReport> {
     let (items, unlabelled) = match kind {
+        SetKind::Sound if cfg.corpus == Corpus::Broad => {
+            let (items, unlabelled, missing) = crate::medium::discover_medium(data_dir)?;
+            if !missing.is_empty() {
+                return Err(DataError::Missing {
+                    what: format!("the broad corpus's packages {} (`smg data fetch --set medium`)", missing.join(", ")),
+                    path: data_dir.join("deb"),
+                });
+            }
+            (items, unlabelled)
+        }
         SetKind::Sound => discover(data_dir)?,
         SetKind::Music => (discover_music(data_dir)?, Vec::new()),
     };
@@ -210,6 +284,14 @@ pub fn build_set(data_dir: &Path, kind: SetKind, cfg: &ClipConfig, progress: boo
             Err(f) => failed.push(f),
         }
     }
+    if let Some(share) = cfg.max_category_share {
+        let dropped;
+        (records, dropped) = cap_categories(records, share);
+        for r in dropped {
+            let p = data_dir.join(&r.path);
+            std::fs::remove_file(&p).map_err(|e| DataError::io(&p, e))?;
+        }
+    }
     records.sort_by(|a, b| a.id.cmp(&b.id));
     write_manifest(&manifest_path, &records)?;
     let mut report = format!("# files not used by this build\n# matched no labelling rule ({}):\n", unlabelled.len());
@@ -221,6 +303,34 @@ pub fn build_set(data_dir: &Path, kind: SetKind, cfg: &ClipConfig, progress: boo
     let text = serde_json::to_string_pretty(&stamp).map_err(|e| DataError::Invalid(e.to_string()))?;
     std::fs::write(&stamp_path, text).map_err(|e| DataError::io(&stamp_path, e))?;
     Ok(BuildReport { out_dir, sources: items.len(), clips: records.len(), unlabelled, failed, up_to_date: false })
+}
+
+/// Keeps at most `share` of the kept clips in any category: the largest categories are cut to a
+/// common cap (found by fixed-point iteration, since cutting shrinks the total), keeping the
+/// clips whose id hashes lowest. Returns (kept, dropped).
+pub fn cap_categories(records: Vec<ClipRecord>, share: f64) -> (Vec<ClipRecord>, Vec<ClipRecord>) {
+    let mut by_cat: BTreeMap<String, Vec<ClipRecord>> = BTreeMap::new();
+    for r in records {
+        by_cat.entry(r.category.clone()).or_default().push(r);
+    }
+    let sizes: Vec<usize> = by_cat.values().map(Vec::len).collect();
+    let mut cap = sizes.iter().copied().max().unwrap_or(0);
+    loop {
+        let total: usize = sizes.iter().map(|&n| n.min(cap)).sum();
+        let next = ((share * total as f64).floor() as usize).max(1);
+        if next >= cap {
+            break;
+        }
+        cap = next;
+    }
+    let (mut kept, mut dropped) = (Vec::new(), Vec::new());
+    for (_, mut v) in by_cat {
+        v.sort_by_key(|r| (stable_hash(&r.id), r.id.clone()));
+        let extra = v.split_off(v.len().min(cap));
+        kept.extend(v);
+        dropped.extend(extra);
+    }
+    (kept, dropped)
 }
 
 fn process_one(
@@ -238,7 +348,7 @@ fn process_one(
     if b - a < cfg.hop * 2 {
         return Err(DataError::Invalid("silent, or shorter than 2 frames after trimming".into()));
     }
-    let pieces = cut_pieces(&x[a..b], cfg.clip_samples(), cfg.max_pieces, cfg.min_fill);
+    let pieces = cut_pieces(&x[a..b], cfg.clip_samples(), cfg.max_pieces_for(&it.category), cfg.min_fill);
     let mut out = Vec::new();
     for (i, (clip, real)) in pieces.into_iter().enumerate() {
         // Skip near-silent pieces of long recordings (keep the first piece always).
@@ -296,5 +406,39 @@ mod tests {
         let short = cut_pieces(&x[..10], 100, 10, 0.5);
         assert_eq!((short.len(), short[0].1, short[0].0.len()), (1, 10, 100));
         assert_eq!(cut_pieces(&x, 100, 2, 0.5).len(), 2);
+    }
+
+    #[test]
+    fn category_cap_keeps_every_category_under_its_share_deterministically() {
+        let rec = |cat: &str, i: usize| ClipRecord {
+            id: format!("{cat}/{i}#0"),
+            path: String::new(),
+            set: "sound".into(),
+            source: format!("{cat}/{i}"),
+            piece: 0,
+            package: "p".into(),
+            licence: "l".into(),
+            category: cat.into(),
+            label: cat.into(),
+            tags: vec![],
+            captions: vec![],
+            split: crate::manifest::Split::Train,
+            sample_rate: 22050,
+            samples: 1,
+            audio_samples: 1,
+        };
+        let mut v: Vec<ClipRecord> = (0..500).map(|i| rec("big", i)).collect();
+        for c in 0..10 {
+            v.extend((0..40).map(|i| rec(&format!("c{c}"), i)));
+        }
+        let (kept, dropped) = cap_categories(v.clone(), 0.12);
+        let big = kept.iter().filter(|r| r.category == "big").count();
+        assert!(big as f64 <= 0.12 * kept.len() as f64, "{big} of {}", kept.len());
+        assert!(big >= 50, "the cap is not stricter than it needs to be: {big}");
+        assert_eq!(kept.len() + dropped.len(), 900);
+        assert_eq!(kept.iter().filter(|r| r.category == "c3").count(), 40);
+        let (again, _) = cap_categories(v.into_iter().rev().collect(), 0.12);
+        let ids = |x: &[ClipRecord]| x.iter().map(|r| r.id.clone()).collect::<std::collections::BTreeSet<_>>();
+        assert_eq!(ids(&kept), ids(&again));
     }
 }

@@ -7,10 +7,11 @@ pub mod error;
 pub mod labels;
 pub mod loader;
 pub mod manifest;
+pub mod medium;
 pub mod split;
 pub mod stats;
 
-pub use build::{build_set, build_sound_corpus, set_dir, sound_corpus_dir, BuildReport, ClipConfig, SetKind};
+pub use build::{build_set, build_sound_corpus, set_dir, sound_corpus_dir, BuildReport, ClipConfig, Corpus, SetKind};
 pub use error::{DataError, Result};
 pub use loader::{batches, shuffled, Dataset, MelCache};
 pub use manifest::{read_manifest, write_manifest, ClipRecord, Split};

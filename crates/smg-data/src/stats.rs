@@ -74,15 +74,25 @@ impl Stats {
         out
     }
 
+    /// The largest category and its share of all clips.
+    pub fn largest_category(&self) -> Option<(&str, f64)> {
+        let (c, v) = self.per_category.iter().max_by_key(|(_, v)| v.iter().sum::<usize>())?;
+        Some((c.as_str(), v.iter().sum::<usize>() as f64 / self.clips.max(1) as f64))
+    }
+
     /// One paragraph of totals.
     pub fn summary(&self, name: &str) -> String {
+        let largest =
+            self.largest_category().map_or(String::new(), |(c, f)| format!(" Largest category: {c}, {:.1}% of clips.", 100.0 * f));
         format!(
-            "{name}: {} clips from {} source recordings in {} categories; {:.1} min of audio ({:.1} min with padding).",
+            "{name}: {} clips from {} source recordings of {} packages in {} categories; {:.1} min of audio \
+             ({:.2} h of clips with padding).{largest}",
             self.clips,
             self.sources,
+            self.per_package.len(),
             self.per_category.len(),
             self.audio_seconds / 60.0,
-            self.clip_seconds / 60.0
+            self.clip_seconds / 3600.0
         )
     }
 }
