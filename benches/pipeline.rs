@@ -15,7 +15,9 @@
 //! the same ViT (set `SMG_TORCH_PYTHON` to a Python with torch; skipped otherwise).
 //!
 //! Run: `cargo bench --bench pipeline` (about 5 minutes on 2 cores; `SMG_BENCH_QUICK=1` skips
-//! the plain baseline of the whole pipeline and times one ViT forward of it instead).
+//! the plain baseline of the whole pipeline and times one ViT forward of it instead). On a GPU:
+//! `SMG_BENCH_DEVICE=cuda cargo bench --features cuda --bench pipeline` (`scripts/gpu-check.sh`);
+//! there the CPU kernels are never taken, so every row runs candle's CUDA ops.
 
 use candle_core::{DType, Device, Tensor};
 use smg_core::fast::{set_precision, Precision};
@@ -23,9 +25,19 @@ use smg_core::SeededVarMap;
 use smg_maskgit::{Guidance, MaskedVit, Sampler};
 use std::time::Instant;
 
+/// The device of this run: the CPU, or CUDA device 0 with `SMG_BENCH_DEVICE=cuda`.
+fn device() -> &'static Device {
+    static DEV: std::sync::OnceLock<Device> = std::sync::OnceLock::new();
+    DEV.get_or_init(|| match std::env::var("SMG_BENCH_DEVICE").as_deref() {
+        Ok("cuda") => Device::new_cuda(0).unwrap_or_else(|e| panic!("SMG_BENCH_DEVICE=cuda, but no CUDA device: {e}")),
+        _ => Device::Cpu,
+    })
+}
+
 fn secs<T>(f: impl FnOnce() -> T) -> (T, f64) {
     let t = Instant::now();
     let v = f();
+    device().synchronize().unwrap();
     (v, t.elapsed().as_secs_f64())
 }
 
@@ -42,7 +54,7 @@ struct Models {
 }
 
 fn load(data: &std::path::Path) -> Models {
-    let dev = Device::Cpu;
+    let dev = device().clone();
     let vit = MaskedVit::new(&smg_maskgit::Config::paper(), SeededVarMap::new(0).frozen_builder(DType::F32, &dev)).unwrap();
     let tok =
         smg_tokenizer::SpecVqGan::new(&smg_tokenizer::Config::paper(), SeededVarMap::new(1).frozen_builder(DType::F32, &dev)).unwrap();
@@ -61,13 +73,13 @@ fn load(data: &std::path::Path) -> Models {
 fn run(m: &Models, cond: &Tensor) -> [f64; 4] {
     let text = m.text.as_ref().map_or(0.0, |t| secs(|| t.embed(&["a dog barking in the rain"]).unwrap()).1);
     let cfg = &m.vit.config;
-    let start = Tensor::full(cfg.mask_id(), (1, cfg.seq_len()), &Device::Cpu).unwrap();
+    let start = Tensor::full(cfg.mask_id(), (1, cfg.seq_len()), device()).unwrap();
     let sampler = Sampler { guidance: Box::new(Guidance::Constant(3.0)), ..Sampler::default() };
     let (out, gen) = secs(|| sampler.sample(&m.vit, &start, cond).unwrap());
     let grid = out.tokens.reshape((1, cfg.rows, cfg.cols)).unwrap();
     let (unit, dec) = secs(|| m.tok.decode(&grid).unwrap());
     let mel = smg_audio::norm::to_vocoder_range(&smg_audio::tensor_to_array(&unit.get(0).unwrap().clamp(-1f32, 1f32).unwrap()).unwrap());
-    let mel = smg_audio::array_to_tensor(&mel, &Device::Cpu).unwrap().unsqueeze(0).unwrap();
+    let mel = smg_audio::array_to_tensor(&mel, device()).unwrap().unsqueeze(0).unwrap();
     let (_, voc) = secs(|| candle_core::Module::forward(&m.voc, &mel).unwrap());
     [text, gen, dec, voc]
 }
@@ -97,11 +109,12 @@ fn main() {
     let m = load(&data);
     let cfg = m.vit.config.clone();
     let audio = (cfg.cols * 16 * 256) as f64 / 22050.0;
-    let cond = Tensor::randn(0f32, 0.05, (1, cfg.cond_dim), &Device::Cpu).unwrap();
-    let x2 = Tensor::full(cfg.mask_id(), (2, cfg.seq_len()), &Device::Cpu).unwrap();
+    let cond = Tensor::randn(0f32, 0.05, (1, cfg.cond_dim), device()).unwrap();
+    let x2 = Tensor::full(cfg.mask_id(), (2, cfg.seq_len()), device()).unwrap();
     let c2 = Tensor::cat(&[&cond, &cond.zeros_like().unwrap()], 0).unwrap();
     println!(
-        "threads: {}, AMX: {}, text encoder: {}, vocoder: {}",
+        "device: {:?}, threads: {}, AMX: {}, text encoder: {}, vocoder: {}",
+        device(),
         rayon_threads(),
         smg_kernels::amx::available(),
         if m.text.is_some() { "MiniLM" } else { "missing (0 s)" },
@@ -133,7 +146,7 @@ fn main() {
     let argmax_agree = a32.iter().zip(&a16).filter(|(a, b)| a == b).count() as f64 / a32.len() as f64;
     let sample = |p| {
         set_precision(p);
-        let start = Tensor::full(cfg.mask_id(), (1, cfg.seq_len()), &Device::Cpu).unwrap();
+        let start = Tensor::full(cfg.mask_id(), (1, cfg.seq_len()), device()).unwrap();
         let s = Sampler { guidance: Box::new(Guidance::Constant(3.0)), ..Sampler::default() };
         s.sample(&m.vit, &start, &cond).unwrap().tokens.flatten_all().unwrap().to_vec1::<u32>().unwrap()
     };

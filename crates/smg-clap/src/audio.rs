@@ -32,6 +32,11 @@ impl AudioEncoderConfig {
         Self { n_mels: 80, channels: vec![16, 32, 64, 128], hidden: 512, dim: crate::TEXT_DIM }
     }
 
+    /// Twice the small branch's width (channels 32-64-128-256, hidden 768), for the broad corpus.
+    pub fn medium() -> Self {
+        Self { channels: vec![32, 64, 128, 256], hidden: 768, ..Self::small() }
+    }
+
     fn factor(&self) -> usize {
         1 << self.channels.len()
     }

@@ -58,6 +58,9 @@ pub struct ClapMetrics {
     pub loss: f32,
     pub temperature: f32,
     pub lr: f64,
+    /// Wall-clock seconds of the training step (0 in logs written before it was recorded).
+    #[serde(default)]
+    pub seconds: f64,
     pub val: Option<crate::eval::ClapScores>,
 }
 
@@ -228,7 +231,7 @@ impl ClapTrainer {
         let mut log = std::fs::OpenOptions::new().create(true).append(true).open(&log_path)?;
         let bar = if progress { indicatif::ProgressBar::new(self.cfg.steps as u64) } else { indicatif::ProgressBar::hidden() };
         bar.set_style(
-            indicatif::ProgressStyle::with_template("clap [{bar:30}] {pos}/{len} steps ({eta}) {msg}")
+            indicatif::ProgressStyle::with_template("clap [{bar:30}] {pos}/{len} steps ({per_sec}, ETA {eta}) {msg}")
                 .expect("static template")
                 .progress_chars("=> "),
         );
@@ -242,13 +245,16 @@ impl ClapTrainer {
             let batches = smg_data::batches(&idx, bs, self.cfg.seed, epoch as u64);
             let order = batches[self.step % per_epoch.max(1)].clone();
             let lr = self.lr_at(self.step);
+            let t0 = std::time::Instant::now();
             let loss = self.train_step(train, &order)?;
+            let seconds = t0.elapsed().as_secs_f64();
             let done = self.step;
             let mut m = ClapMetrics {
                 step: done - 1,
                 loss,
                 temperature: 1.0 / self.logit_scale.as_tensor().exp()?.to_scalar::<f32>()?,
                 lr,
+                seconds,
                 val: None,
             };
             let validate = (self.cfg.val_every > 0 && done.is_multiple_of(self.cfg.val_every)) || done == self.cfg.steps;

@@ -31,6 +31,10 @@ pub enum EmbedCommand {
 
 #[derive(clap::Args)]
 pub struct ClapTrainArgs {
+    /// `small` (the small corpus, `AudioEncoderConfig::small()`) or `medium` (the broad corpus,
+    /// `AudioEncoderConfig::medium()`).
+    #[arg(long, default_value = "small")]
+    config: String,
     #[arg(long, default_value_t = 1200)]
     steps: usize,
     #[arg(long, default_value_t = 64)]
@@ -41,7 +45,7 @@ pub struct ClapTrainArgs {
     seed: u64,
     #[arg(long, default_value_t = 100)]
     val_every: usize,
-    /// Output folder (checkpoint, metrics.jsonl, exported encoder); default <data>/runs/clap-small.
+    /// Output folder (checkpoint, metrics.jsonl, exported encoder); default <data>/runs/clap-<config>.
     #[arg(long)]
     out: Option<PathBuf>,
     /// Continue the run checkpointed in the output folder.
@@ -130,7 +134,12 @@ fn clip_mel(path: &Path, frames: usize) -> Result<candle_core::Tensor> {
 
 pub fn train(a: &ClapTrainArgs) -> Result<()> {
     use smg_data::{ClipConfig, Dataset, Split};
-    let ds = Dataset::open_sound(&data_dir(), &ClipConfig::small())?;
+    let enc_cfg = match a.config.as_str() {
+        "small" => smg_clap::AudioEncoderConfig::small(),
+        "medium" => smg_clap::AudioEncoderConfig::medium(),
+        c => bail!("--config must be small or medium, not {c:?}"),
+    };
+    let ds = Dataset::open_sound(&data_dir(), &ClipConfig::by_name(&a.config)?)?;
     eprintln!("computing (or loading cached) mels of {} clips", ds.records.len());
     let cache = ds.mels(&MelTransform::hifigan(), true)?;
     let train = smg_clap::corpus::SplitData::new(&ds, &cache, Split::Train)?;
@@ -149,10 +158,10 @@ pub fn train(a: &ClapTrainArgs) -> Result<()> {
     if a.batch < 2 {
         bail!("--batch must be at least 2 for a contrastive loss");
     }
-    let out = a.out.clone().unwrap_or_else(|| data_dir().join("runs/clap-small"));
+    let out = a.out.clone().unwrap_or_else(|| data_dir().join(format!("runs/clap-{}", a.config)));
     let device = smg_core::best_device();
     eprintln!("training on {} ({} train / {} valid clips, {} captions)", device, train.mels.len(), valid.mels.len(), emb.len());
-    let mut t = smg_clap::ClapTrainer::new(&smg_clap::AudioEncoderConfig::small(), cfg, &out, a.resume, &device.device)?;
+    let mut t = smg_clap::ClapTrainer::new(&enc_cfg, cfg, &out, a.resume, &device.device)?;
     if t.step > 0 {
         eprintln!("resuming at step {}", t.step);
     }

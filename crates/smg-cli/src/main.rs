@@ -227,7 +227,7 @@ enum PlotCommand {
 
 #[derive(clap::Args)]
 struct TokenizerTrainArgs {
-    /// `small` (trains on 2 CPU cores) or `paper`.
+    /// `small` (trains on 2 CPU cores), `medium` (the broad corpus, ≈12 h on 2 cores) or `paper`.
     #[arg(long, default_value = "small")]
     config: String,
     #[arg(long, default_value_t = 1500)]
@@ -263,7 +263,7 @@ enum DataCommand {
     /// Fetch and verify the pinned assets (scripts/fetch_assets.sh + scripts/convert_weights.sh).
     Fetch {
         /// `small` (scripts/assets.lock) or `medium` (also the broad corpus's packages of
-        /// scripts/assets-medium.lock, ≈2.2 GB of downloads).
+        /// scripts/assets-medium.lock, ≈2.8 GB of downloads).
         #[arg(long, default_value = "small")]
         set: String,
     },
@@ -559,10 +559,8 @@ fn load_tokenizer(dir: Option<PathBuf>) -> Result<smg_tokenizer::SpecVqGan> {
 fn train_tokenizer(a: &TokenizerTrainArgs) -> Result<()> {
     use smg_data::{ClipConfig, Dataset, Split};
     let config = a.config.as_str();
-    let model_cfg = match config {
-        "small" => smg_tokenizer::Config::small(),
-        "paper" => smg_tokenizer::Config::paper(),
-        other => bail!("unknown tokenizer configuration '{other}' (small, paper)"),
+    let Some(model_cfg) = smg_tokenizer::Config::by_name(config) else {
+        bail!("unknown tokenizer configuration '{config}' (small, medium, paper)")
     };
     let clip = ClipConfig::by_name(config)?;
     let ds = Dataset::open_sound(&data_dir(), &clip)?;

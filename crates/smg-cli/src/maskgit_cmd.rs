@@ -70,10 +70,8 @@ pub fn train(a: &MaskGitTrainArgs) -> Result<()> {
     }
     let tok = load_tokenizer(a.tokenizer.clone())?;
     let clap = smg_clap::AudioEncoder::from_pretrained(&a.clap.clone().unwrap_or_else(crate::clap_cmd::shipped_clap_dir), &Device::Cpu)?;
-    let (clip_cfg, base) = match a.config.as_str() {
-        "small" => (ClipConfig::small(), smg_maskgit::Config::small()),
-        "paper" => (ClipConfig::paper(), smg_maskgit::Config::paper()),
-        c => bail!("--config must be small or paper, not {c:?}"),
+    let (Ok(clip_cfg), Some(base)) = (ClipConfig::by_name(&a.config), smg_maskgit::Config::by_name(&a.config)) else {
+        bail!("--config must be small, medium or paper, not {:?}", a.config)
     };
     let ds = Dataset::open_sound(&data_dir(), &clip_cfg)?;
     let cache = ds.mels(&MelTransform::hifigan(), true)?;

@@ -121,6 +121,9 @@ pub fn data_card(sets: &[(String, Stats)]) -> String {
     out += "Credits: `sonic-pi-samples` recordings come from freesound.org users credited in the package's \
             `usr/share/sonic-pi/samples/README.md`; Scratch media library sounds are CC-BY-SA-3.0 (MIT Media Lab); \
             `lmms-common` samples GPL-2+ (LMMS developers); `qabcs-data` noises GPL-3+ (qabcs authors); Hydrogen kits \
-            carry the licence and author named per kit in the table above.\n";
+            carry the licence and author named per kit in the table above. The broad corpus's further packages \
+            (`scripts/assets-medium.lock`: Asterisk core sounds, KTuberling, freedesktop sound theme, 0 A.D., Widelands, \
+            SuperTux, SuperTuxKart, Hedgewars, Warmux, Warzone 2100, FreedroidRPG, Frozen Bubble, Extreme Tux Racer, \
+            Emilia Pinball) credit their authors in each package's `usr/share/doc/<package>/copyright`.\n";
     out
 }

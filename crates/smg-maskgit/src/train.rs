@@ -79,6 +79,9 @@ pub struct Metrics {
     pub accuracy: f32,
     pub mask_ratio: f64,
     pub lr: f64,
+    /// Wall-clock seconds of the training step (0 in logs written before it was recorded).
+    #[serde(default)]
+    pub seconds: f64,
     pub val: Option<Vec<RatioAccuracy>>,
 }
 
@@ -265,7 +268,7 @@ impl Trainer {
         let mut log = std::fs::OpenOptions::new().create(true).append(true).open(&log_path)?;
         let bar = if progress { indicatif::ProgressBar::new(self.cfg.steps as u64) } else { indicatif::ProgressBar::hidden() };
         bar.set_style(
-            indicatif::ProgressStyle::with_template("maskgit [{bar:30}] {pos}/{len} steps ({eta}) {msg}")
+            indicatif::ProgressStyle::with_template("maskgit [{bar:30}] {pos}/{len} steps ({per_sec}, ETA {eta}) {msg}")
                 .expect("static template")
                 .progress_chars("=> "),
         );
@@ -278,10 +281,12 @@ impl Trainer {
             let batches = smg_data::batches(&idx, bs, self.cfg.seed, (self.step / per_epoch) as u64);
             let order = batches[self.step % per_epoch].clone();
             let lr = self.lr_at(self.step);
+            let t0 = std::time::Instant::now();
             let (loss, accuracy, mask_ratio) = self.train_step(train, &order)?;
+            let seconds = t0.elapsed().as_secs_f64();
             let done = self.step;
             let validate = (self.cfg.val_every > 0 && done.is_multiple_of(self.cfg.val_every)) || done == self.cfg.steps;
-            let mut m = Metrics { step: done - 1, loss, accuracy, mask_ratio, lr, val: None };
+            let mut m = Metrics { step: done - 1, loss, accuracy, mask_ratio, lr, seconds, val: None };
             if validate {
                 if let Some(v) = valid {
                     m.val = Some(self.evaluate(v, &[0.1, 0.5, 0.9])?);

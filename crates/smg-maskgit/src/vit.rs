@@ -42,6 +42,22 @@ impl Config {
         Self { vocab: 512, rows: 5, cols: 16, dim: 128, depth: 3, heads: 4, mlp_dim: 512, cond_dim: 384, conditional_mask: true }
     }
 
+    /// Sized for ≈12 hours of 2 CPU cores on the broad corpus: 6 blocks, width 256, 4 heads,
+    /// FFN 1024 over the medium tokenizer's 5 × 16 grid of 1024 codes.
+    pub fn medium() -> Self {
+        Self { vocab: 1024, dim: 256, depth: 6, heads: 4, mlp_dim: 1024, ..Self::small() }
+    }
+
+    /// The named configurations: `small`, `medium`, `paper`.
+    pub fn by_name(name: &str) -> Option<Self> {
+        match name {
+            "small" => Some(Self::small()),
+            "medium" => Some(Self::medium()),
+            "paper" => Some(Self::paper()),
+            _ => None,
+        }
+    }
+
     pub fn seq_len(&self) -> usize {
         self.rows * self.cols
     }

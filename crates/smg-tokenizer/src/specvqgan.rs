@@ -78,6 +78,22 @@ impl Config {
         }
     }
 
+    /// Sized for ≈12 hours of 2 CPU cores on the broad corpus: channels 16-32-64-128-128, one
+    /// res block per level, attention at the lowest level, 1024 codes × 64 (EMA); 80×256 → 5×16.
+    pub fn medium() -> Self {
+        Self { ch: 16, n_embed: 1024, num_groups: 16, ..Self::small() }
+    }
+
+    /// The named configurations: `small`, `medium`, `paper`.
+    pub fn by_name(name: &str) -> Option<Self> {
+        match name {
+            "small" => Some(Self::small()),
+            "medium" => Some(Self::medium()),
+            "paper" => Some(Self::paper()),
+            _ => None,
+        }
+    }
+
     /// Downsampling factor per axis (2^(levels − 1)).
     pub fn factor(&self) -> usize {
         1 << (self.ch_mult.len() - 1)

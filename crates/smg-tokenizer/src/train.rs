@@ -78,6 +78,9 @@ pub struct Metrics {
     pub codes_used: usize,
     pub perplexity: f64,
     pub restarts: usize,
+    /// Wall-clock seconds of the training step (0 in logs written before it was recorded).
+    #[serde(default)]
+    pub seconds: f64,
     pub val_l1: Option<f32>,
     pub val_codes_used: Option<usize>,
 }
@@ -250,6 +253,7 @@ impl Trainer {
             codes_used: u.used,
             perplexity: u.perplexity,
             restarts,
+            seconds: 0.0,
             val_l1: None,
             val_codes_used: None,
         })
@@ -299,7 +303,7 @@ impl Trainer {
         let mut log = std::fs::OpenOptions::new().create(true).append(true).open(&log_path)?;
         let bar = if progress { indicatif::ProgressBar::new(self.cfg.steps as u64) } else { indicatif::ProgressBar::hidden() };
         bar.set_style(
-            indicatif::ProgressStyle::with_template("tokenizer [{bar:30}] {pos}/{len} steps ({eta}) {msg}")
+            indicatif::ProgressStyle::with_template("tokenizer [{bar:30}] {pos}/{len} steps ({per_sec}, ETA {eta}) {msg}")
                 .expect("static template")
                 .progress_chars("=> "),
         );
@@ -313,7 +317,9 @@ impl Trainer {
             let b = &batches[self.step % per_epoch];
             let clips = b.iter().enumerate().map(|(k, &i)| self.crop(&train[i], k)).collect::<Result<Vec<_>>>()?;
             let x = Tensor::stack(&clips, 0)?.unsqueeze(1)?.to_device(&self.device)?;
+            let t0 = std::time::Instant::now();
             let mut m = self.train_step(&x)?;
+            m.seconds = t0.elapsed().as_secs_f64();
             let done = self.step;
             if ((self.cfg.val_every > 0 && done.is_multiple_of(self.cfg.val_every)) || done == self.cfg.steps) && !valid.is_empty() {
                 let (l1, used) = self.validate(valid)?;

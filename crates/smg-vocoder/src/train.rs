@@ -479,7 +479,7 @@ impl Trainer {
         let mut log = std::fs::OpenOptions::new().create(true).append(true).open(&log_path)?;
         let bar = if progress { indicatif::ProgressBar::new(self.cfg.steps as u64) } else { indicatif::ProgressBar::hidden() };
         bar.set_style(
-            indicatif::ProgressStyle::with_template("vocoder [{bar:30}] {pos}/{len} steps ({eta}) {msg}")
+            indicatif::ProgressStyle::with_template("vocoder [{bar:30}] {pos}/{len} steps ({per_sec}, ETA {eta}) {msg}")
                 .expect("static template")
                 .progress_chars("=> "),
         );
