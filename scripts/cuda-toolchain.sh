@@ -5,8 +5,10 @@
 # The wheels carry no driver: lib/stubs/libcuda.so is a link-time stub generated from cuda.h's
 # function names (like the toolkit's own stubs); at run time the real driver's libcuda.so.1 is used.
 #
-# Then: source "$SMG_CACHE/cuda-13.0/env.sh" && cargo build --release --features cuda
-# (scripts/cuda-build.sh does both). Idempotent; wheels are verified against scripts/cuda.lock.
+# Then `cargo build --release --features cuda` works in this checkout: the script writes the
+# toolkit's location into the checkout's (git-ignored) `.cargo/config.toml` `[env]` table, which
+# cargo hands to candle's and cudarc's build scripts. Elsewhere, `source $SMG_CACHE/cuda-13.0/env.sh`.
+# Idempotent; wheels are verified against scripts/cuda.lock.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
@@ -14,8 +16,27 @@ root="$SMG_CACHE/cuda-13.0"
 wheels="$SMG_CACHE/cuda-wheels"
 lock="$SMG_ROOT/scripts/cuda.lock"
 stamp="$root/.installed-$(sha256sum "$lock" | cut -c1-16)"
+
+# The checkout's cargo configuration: where the toolkit is, for builds with `--features cuda`.
+write_cargo_config() {
+  mkdir -p "$SMG_ROOT/.cargo"
+  cat >"$SMG_ROOT/.cargo/config.toml" <<EOF
+# Written by scripts/cuda-toolchain.sh (git-ignored): the CUDA 13.0 toolkit it installed, for
+# \`cargo build --features cuda\`. Variables set in the shell take precedence.
+[env]
+CUDA_ROOT = { value = "$root", force = false }
+CUDA_PATH = { value = "$root", force = false }
+CUDA_HOME = { value = "$root", force = false }
+NVCC = { value = "$root/bin/nvcc", force = false }
+CUDARC_CUDA_VERSION = { value = "13000", force = false }
+# No GPU at build time: kernels for compute capability 8.0 (A100; newer GPUs run them too).
+CUDA_COMPUTE_CAP = { value = "80", force = false }
+EOF
+}
+
 if [[ -f "$stamp" ]]; then
-  log "CUDA toolchain up to date in $root"
+  write_cargo_config
+  log "CUDA toolchain up to date in $root (cargo settings in $SMG_ROOT/.cargo/config.toml)"
   exit 0
 fi
 
@@ -68,5 +89,6 @@ rm -rf "$root" "$root.partial"
 mv "$root.new" "$root"
 sed -i "s|$root.new|$root|g; s|$root.partial/unpacked/nvidia/cu13|$root|g" "$root/env.sh"
 touch "$root/.installed-$(sha256sum "$lock" | cut -c1-16)"
+write_cargo_config
 "$root/bin/nvcc" --version | tail -n 2 >&2
-log "CUDA toolchain installed in $root (source $root/env.sh)"
+log "CUDA toolchain installed in $root; \`cargo build --release --features cuda\` now works here (elsewhere: source $root/env.sh)"

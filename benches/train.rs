@@ -1,0 +1,183 @@
+//! Benchmark of record for training speed: seconds per full training step (batch → forward →
+//! loss → backward → clip → optimizer) of every trainer at its default batch, at the small and
+//! the medium configurations, on seeded synthetic batches of the real shapes (the step's cost
+//! does not depend on the audio). Prints one Markdown table naming the CPU and the features the
+//! kernels can use.
+//!
+//! Run: `cargo bench --bench train` (≈10 minutes on 2 cores; `SMG_BENCH_QUICK=1` times the small
+//! configurations only, with fewer steps). Each row is the median of its timed steps after one
+//! untimed warm-up step.
+
+use candle_core::{DType, Device, Tensor};
+use std::collections::HashMap;
+use std::time::Instant;
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+/// Median seconds of `steps` calls of `f` after one warm-up call.
+fn time(steps: usize, mut f: impl FnMut()) -> f64 {
+    f();
+    median(
+        (0..steps)
+            .map(|_| {
+                let t = Instant::now();
+                f();
+                t.elapsed().as_secs_f64()
+            })
+            .collect(),
+    )
+}
+
+fn rand_unit(shape: &[usize], seed: u64) -> Tensor {
+    let n: usize = shape.iter().product();
+    let mut s = seed.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    let v: Vec<f32> = (0..n)
+        .map(|_| {
+            s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            ((s >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
+        })
+        .collect();
+    Tensor::from_vec(v, shape, &Device::Cpu).unwrap()
+}
+
+fn params(n: usize) -> String {
+    format!("{:.2}M", n as f64 / 1e6)
+}
+
+/// Parameters of the model `build` makes from a fresh seeded variable map.
+fn count(build: impl FnOnce(candle_nn::VarBuilder)) -> usize {
+    let svm = smg_core::SeededVarMap::new(0);
+    build(svm.var_builder(DType::F32, &Device::Cpu));
+    svm.varmap.all_vars().iter().map(|v| v.elem_count()).sum()
+}
+
+fn cpu_name() -> String {
+    let s = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    s.lines().find(|l| l.starts_with("model name")).and_then(|l| l.split(':').nth(1)).map_or("unknown CPU".into(), |v| v.trim().to_string())
+}
+
+fn cpu_features() -> String {
+    let mut f = Vec::new();
+    #[cfg(target_arch = "x86_64")]
+    {
+        for (name, on) in [
+            ("AVX2", is_x86_feature_detected!("avx2")),
+            ("FMA", is_x86_feature_detected!("fma")),
+            ("AVX-512F", is_x86_feature_detected!("avx512f")),
+            ("AVX-512-BF16", is_x86_feature_detected!("avx512bf16")),
+        ] {
+            if on {
+                f.push(name);
+            }
+        }
+    }
+    if smg_kernels::amx::available() {
+        f.push("AMX");
+    }
+    if f.is_empty() {
+        "portable".into()
+    } else {
+        f.join(", ")
+    }
+}
+
+fn maskgit(cfg: &smg_maskgit::Config, steps: usize) -> (f64, usize) {
+    let dir = tempfile::tempdir().unwrap();
+    let tc = smg_maskgit::train::TrainConfig { batch_size: 64, ..Default::default() };
+    let mut t = smg_maskgit::train::Trainer::new(cfg, tc, dir.path(), false, &Device::Cpu).unwrap();
+    let n = 256;
+    let ids: Vec<u32> = (0..n * cfg.seq_len()).map(|i| (i * 2654435761usize % cfg.vocab) as u32).collect();
+    let tokens = Tensor::from_vec(ids, (n, cfg.seq_len()), &Device::Cpu).unwrap();
+    let cond = rand_unit(&[n, cfg.cond_dim], 1);
+    let data = smg_maskgit::train::TokenData { tokens: &tokens, cond: &cond };
+    let mut k = 0;
+    let s = time(steps, || {
+        let order: Vec<usize> = (0..64).map(|i| (k * 64 + i) % n).collect();
+        k += 1;
+        t.train_step(&data, &order).unwrap();
+    });
+    (s, count(|vb| drop(smg_maskgit::MaskedVit::new(cfg, vb).unwrap())))
+}
+
+fn tokenizer(cfg: &smg_tokenizer::Config, disc: bool, steps: usize) -> (f64, usize) {
+    let dir = tempfile::tempdir().unwrap();
+    let tc = smg_tokenizer::TrainConfig { batch_size: 16, disc_start: if disc { 0 } else { usize::MAX }, ..Default::default() };
+    let mut t = smg_tokenizer::Trainer::new(cfg, tc, dir.path(), false, &Device::Cpu).unwrap();
+    let mut k = 0;
+    let s = time(steps, || {
+        k += 1;
+        t.train_step(&rand_unit(&[16, 1, 80, 128], k)).unwrap();
+    });
+    (s, count(|vb| drop(smg_tokenizer::SpecVqGan::new(cfg, vb).unwrap())))
+}
+
+fn clap(cfg: &smg_clap::AudioEncoderConfig, steps: usize) -> (f64, usize) {
+    let dir = tempfile::tempdir().unwrap();
+    let tc = smg_clap::ClapTrainConfig { batch_size: 64, ..Default::default() };
+    let mut t = smg_clap::ClapTrainer::new(cfg, tc, dir.path(), false, &Device::Cpu).unwrap();
+    let n = 128;
+    let mels: Vec<Tensor> = (0..n).map(|i| rand_unit(&[80, 256], 100 + i as u64)).collect();
+    let captions: Vec<Vec<String>> = (0..n).map(|i| vec![format!("caption {}", i % 16)]).collect();
+    let categories: Vec<String> = (0..n).map(|i| format!("category {}", i % 16)).collect();
+    let text: HashMap<String, Tensor> = (0..16).map(|i| (format!("caption {i}"), rand_unit(&[smg_clap::TEXT_DIM], 500 + i))).collect();
+    let data = smg_clap::corpus::ClapData { mels: &mels, captions: &captions, categories: &categories, text: &text };
+    let mut k = 0;
+    let s = time(steps, || {
+        let order: Vec<usize> = (0..64).map(|i| (k * 64 + i) % n).collect();
+        k += 1;
+        t.train_step(&data, &order).unwrap();
+    });
+    (s, count(|vb| drop(smg_clap::AudioEncoder::new(cfg, vb).unwrap())))
+}
+
+fn hifigan(steps: usize) -> (f64, usize) {
+    let dir = tempfile::tempdir().unwrap();
+    // `smg train vocoder --init universal`'s defaults: V1, batch 2, discriminators at width / 4.
+    let gen = smg_vocoder::GeneratorConfig::Hifigan(smg_vocoder::HifiGanConfig::v1());
+    let tc = smg_vocoder::TrainConfig { batch_size: 2, disc_width_div: 4, ..Default::default() };
+    let mut t = smg_vocoder::Trainer::new(&gen, tc, dir.path(), false, None, &Device::Cpu).unwrap();
+    let mt = smg_audio::MelTransform::hifigan();
+    let wave = rand_unit(&[2, 8192], 9).affine(0.3, 0.0).unwrap();
+    let mels: Vec<Tensor> = (0..2)
+        .map(|i| {
+            let w: Vec<f32> = wave.get(i).unwrap().to_vec1().unwrap();
+            smg_audio::array_to_tensor(&mt.log_mel(&w).unwrap(), &Device::Cpu).unwrap()
+        })
+        .collect();
+    let mel = Tensor::stack(&mels, 0).unwrap();
+    let frames = 8192 / 256;
+    let mel = mel.narrow(2, 0, frames).unwrap();
+    let s = time(steps, || {
+        t.train_step(&wave, &mel, 2e-4).unwrap();
+    });
+    (s, count(|vb| drop(smg_vocoder::HifiGan::new(&smg_vocoder::HifiGanConfig::v1(), vb).unwrap())))
+}
+
+fn main() {
+    let quick = std::env::var("SMG_BENCH_QUICK").is_ok_and(|v| v == "1");
+    let steps = if quick { 2 } else { 4 };
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    println!("CPU: {}; {threads} threads; features: {}", cpu_name(), cpu_features());
+    println!();
+    println!("| trainer | config | batch | parameters | s / step |");
+    println!("|---|---|---|---|---|");
+    let row = |name: &str, cfg: &str, batch: &str, (s, p): (f64, usize)| println!("| {name} | {cfg} | {batch} | {} | {s:.2} |", params(p));
+    row("masked ViT", "small", "64 × 80 tokens", maskgit(&smg_maskgit::Config::small(), steps));
+    if !quick {
+        row("masked ViT", "medium", "64 × 80 tokens", maskgit(&smg_maskgit::Config::medium(), steps));
+    }
+    row("SpecVQGAN tokenizer", "small", "16 × 128 frames", tokenizer(&smg_tokenizer::Config::small(), false, steps));
+    row("SpecVQGAN tokenizer + discriminator", "small", "16 × 128 frames", tokenizer(&smg_tokenizer::Config::small(), true, steps));
+    if !quick {
+        row("SpecVQGAN tokenizer", "medium", "16 × 128 frames", tokenizer(&smg_tokenizer::Config::medium(), false, steps));
+        row("SpecVQGAN tokenizer + discriminator", "medium", "16 × 128 frames", tokenizer(&smg_tokenizer::Config::medium(), true, steps));
+    }
+    row("CLAP audio branch", "small", "64 × 256 frames", clap(&smg_clap::AudioEncoderConfig::small(), steps));
+    if !quick {
+        row("CLAP audio branch", "medium", "64 × 256 frames", clap(&smg_clap::AudioEncoderConfig::medium(), steps));
+        row("HiFi-GAN V1 fine-tuning", "universal", "2 × 8192 samples", hifigan(2));
+    }
+}
