@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# Trains the medium models on the broad corpus `sound-medium`, stage by stage, across as many
+# sittings as it takes: every stage resumes exactly from its last checkpoint (written every 50
+# steps into $SMG_DATA_DIR/runs/<model>-medium, outside git), and finished stages are skipped.
+# Run it in the background and run it again after an interruption:
+#
+#   nohup scripts/train_medium.sh > "$SMG_CACHE/train_medium.log" 2>&1 &
+#
+# Stages, with steps sized from `cargo bench --bench train` on 2 idle cores (benches/SPEED.md,
+# 2026-12-04: tokenizer 5.5 s/step, 6.2 with the discriminator; audio branch 1.9; ViT 5.0):
+#   1. the corpus (`smg data fetch --set medium`, `smg data build --config medium`)
+#   2. tokenizer (≈11 h): 128-frame crops (batch 16) to step 3000, whole clips (batch 8) to 5500,
+#      then whole clips with the discriminator on and the learning rate decaying to 0 to 7000
+#   3. CLAP audio branch (`AudioEncoderConfig::medium()`, ≈1.6 h): 3000 steps
+#   4. masked ViT (`Config::medium()`, ≈11 h): 8000 steps on the medium tokenizer's tokens,
+#      conditioned through the medium audio branch (audio and caption embeddings mixed)
+# Finished models are exported into their run folders; committing them (f16) with their
+# TRAINING.md is a separate, deliberate step.
+set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
+
+smg="${SMG_BIN:-$CARGO_TARGET_DIR/release/smg}"
+if [[ ! -x "$smg" ]]; then
+  log "building smg"
+  cargo build --release -p smg-cli --manifest-path "$SMG_ROOT/Cargo.toml" >/dev/null
+fi
+runs="$SMG_DATA_DIR/runs"
+t0=$SECONDS
+stage() { log "[$(((SECONDS - t0) / 60)) min] $*"; }
+
+# Steps of a run so far (0 when it has not started).
+steps_done() { [[ -f "$1/state.json" ]] && python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['step'])" "$1/state.json" || echo 0; }
+
+stage "corpus"
+"$smg" data fetch --set medium
+"$smg" data build --config medium --set sound
+
+tok="$runs/tokenizer-medium"
+TOK_P1=${TOK_P1:-3000} TOK_P2=${TOK_P2:-5500} TOK_P3=${TOK_P3:-7000}
+stage "tokenizer at step $(steps_done "$tok") of $TOK_P3"
+if (($(steps_done "$tok") < TOK_P1)); then
+  "$smg" train tokenizer --config medium --steps "$TOK_P1" --batch 16 --crop 128 --seed 0 --val-every 50 --out "$tok" --resume
+fi
+if (($(steps_done "$tok") < TOK_P2)); then
+  "$smg" train tokenizer --config medium --steps "$TOK_P2" --batch 8 --crop 0 --seed 0 --val-every 50 --out "$tok" --resume
+fi
+"$smg" train tokenizer --config medium --steps "$TOK_P3" --batch 8 --crop 0 --seed 0 --val-every 50 --out "$tok" --resume \
+  --disc-start "$TOK_P2" --lr-decay-from "$TOK_P2"
+
+clap="$runs/clap-medium"
+CLAP_STEPS=${CLAP_STEPS:-3000}
+stage "CLAP audio branch at step $(steps_done "$clap") of $CLAP_STEPS"
+"$smg" train clap --config medium --steps "$CLAP_STEPS" --val-every 100 --out "$clap" --resume
+
+vit="$runs/maskgit-medium"
+VIT_STEPS=${VIT_STEPS:-8000}
+stage "masked ViT at step $(steps_done "$vit") of $VIT_STEPS"
+"$smg" train maskgit --config medium --steps "$VIT_STEPS" --val-every 100 --tokenizer "$tok" --clap "$clap" --cond mix \
+  --out "$vit" --resume
+
+stage "all stages done: $tok, $clap, $vit"
