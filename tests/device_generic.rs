@@ -54,6 +54,18 @@ fn randn(shape: &[usize], seed: u64, dev: &Device) -> Result<Tensor> {
     Ok(Tensor::from_vec(v, shape, &Device::Cpu)?.to_device(dev)?)
 }
 
+/// Gradients of a loss through a model built on `Var`s (the training path), flattened in the
+/// variable map's name order.
+fn grads(svm: &SeededVarMap, loss: &Tensor) -> Result<Tensor> {
+    let g = loss.backward()?;
+    let data = svm.varmap.data().lock().unwrap();
+    let mut names: Vec<&String> = data.keys().collect();
+    names.sort();
+    let flat =
+        names.iter().filter_map(|n| g.get(data[*n].as_tensor())).map(|t| t.flatten_all()).collect::<candle_core::Result<Vec<_>>>()?;
+    Ok(Tensor::cat(&flat, 0)?)
+}
+
 #[test]
 fn every_model_agrees_with_the_kernels_switched_off() {
     check("SpecVQGAN encoder + decoder (small)", 1e-4, |dev| {
@@ -76,6 +88,19 @@ fn every_model_agrees_with_the_kernels_switched_off() {
     check("BigVSAN (tiny)", 1e-4, |dev| {
         let m = smg_vocoder::BigVsan::new(&smg_vocoder::BigVsanConfig::tiny(), SeededVarMap::new(4).frozen_builder(DType::F32, dev))?;
         Ok(m.forward(&randn(&[1, 80, 12], 14, dev)?)?)
+    });
+    check("SpecVQGAN training gradients (small)", 1e-3, |dev| {
+        let svm = SeededVarMap::new(6);
+        let m = smg_tokenizer::SpecVqGan::new(&smg_tokenizer::Config::small(), svm.var_builder(DType::F32, dev))?;
+        let x = randn(&[2, 1, 80, 32], 16, dev)?;
+        let loss = (m.decoder.forward(&m.encode_latent(&x)?)? - &x)?.abs()?.mean_all()?;
+        grads(&svm, &loss)
+    });
+    check("CLAP audio branch training gradients (small)", 1e-3, |dev| {
+        let svm = SeededVarMap::new(7);
+        let m = smg_clap::AudioEncoder::new(&smg_clap::AudioEncoderConfig::small(), svm.var_builder(DType::F32, dev))?;
+        let loss = m.forward(&randn(&[2, 80, 64], 17, dev)?)?.sqr()?.mean_all()?;
+        grads(&svm, &loss)
     });
     check("CLAP audio branch (small)", 1e-4, |dev| {
         let m = smg_clap::AudioEncoder::new(&smg_clap::AudioEncoderConfig::small(), SeededVarMap::new(5).frozen_builder(DType::F32, dev))?;

@@ -7,7 +7,7 @@
 //! `col2im`. Every heavy part, forward and backward, is then a gemm call. Values equal candle's
 //! `conv2d` (tested); off the CPU, or for dtypes other than f32, candle's own kernels are used.
 
-use candle_core::{CpuStorage, CustomOp1, DType, Layout, Module, Result, Shape, Tensor};
+use candle_core::{CpuStorage, CustomOp1, Layout, Module, Result, Shape, Tensor};
 use candle_nn::{Conv2dConfig, VarBuilder};
 use rayon::prelude::*;
 
@@ -157,7 +157,7 @@ pub fn conv2d_hw(x: &Tensor, w: &Tensor, bias: Option<&Tensor>, (sh, sw): (usize
     if h + 2 * ph < kh || wd + 2 * pw < kw || sh == 0 || sw == 0 {
         candle_core::bail!("conv2d: input {h}×{wd} (padding {ph}×{pw}) is smaller than the {kh}×{kw} kernel");
     }
-    let y = if x.device().is_cpu() && x.dtype() == DType::F32 {
+    let y = if crate::fast::cpu_custom_ops(x) {
         let g = Geom { c: cin, h, w: wd, kh, kw, sh, sw, ph, pw };
         let (oh, ow) = g.out_hw();
         let cols = if kh == 1 && kw == 1 && sh == 1 && sw == 1 && ph == 0 && pw == 0 {

@@ -9,7 +9,7 @@
 //! candle 0.11's own conv1d backward is wrong for batches of several items with several output
 //! channels). Off the CPU or for other dtypes, candle's `conv1d` is used.
 
-use candle_core::{CpuStorage, CustomOp1, DType, Layout, Result, Shape, Tensor};
+use candle_core::{CpuStorage, CustomOp1, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
 /// Geometry of one 1-D convolution over `(B, C, L)`.
@@ -139,7 +139,7 @@ pub fn conv1d(
     if l + 2 * padding < dilation * (k - 1) + 1 || stride == 0 || dilation == 0 {
         candle_core::bail!("conv1d: input of {l} samples (padding {padding}) is shorter than the kernel ({k} taps, dilation {dilation})");
     }
-    let y = if x.device().is_cpu() && x.dtype() == DType::F32 {
+    let y = if crate::fast::cpu_custom_ops(x) {
         let g = Geom { b, c: cin, l, k, stride, pad: padding, dilation };
         let lout = g.out_len();
         let cols = x.contiguous()?.apply_op1(Im2Col(g))?;

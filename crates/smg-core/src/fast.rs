@@ -66,6 +66,13 @@ pub fn amx_available() -> bool {
     smg_kernels::amx::available()
 }
 
+/// Whether `x` may take the CPU custom ops that also train (im2col convolutions, the fused
+/// GroupNorm): a CPU f32 tensor with the kernels on. Elsewhere (CUDA, other dtypes, `SMG_FAST=0`)
+/// candle's own ops run, so the switch forced off reproduces on the CPU the path a GPU takes.
+pub fn cpu_custom_ops(x: &Tensor) -> bool {
+    x.device().is_cpu() && x.dtype() == candle_core::DType::F32 && smg_kernels::fast_enabled()
+}
+
 /// Whether `x` may take a fast kernel: CPU, f32, outside any autograd graph, fast path on.
 pub fn eligible(x: &Tensor) -> bool {
     x.device().is_cpu() && x.dtype() == candle_core::DType::F32 && !x.track_op() && smg_kernels::fast_enabled()

@@ -3,7 +3,7 @@
 //! tokenizer's training step on CPU; this op computes the same values (tested against the plain
 //! composition, which stays as the reference and the path for other devices).
 
-use candle_core::{CpuStorage, CustomOp3, DType, Layout, Module, Result, Shape, Tensor};
+use candle_core::{CpuStorage, CustomOp3, Layout, Module, Result, Shape, Tensor};
 use candle_nn::{Init, VarBuilder};
 use rayon::prelude::*;
 
@@ -50,7 +50,7 @@ impl GroupNormAct {
 
 impl Module for GroupNormAct {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        if !x.device().is_cpu() || x.dtype() != DType::F32 {
+        if !smg_core::fast::cpu_custom_ops(x) {
             return self.forward_reference(x);
         }
         let op = Op { groups: self.groups, eps: self.eps, swish: self.swish };
