@@ -670,10 +670,14 @@ pub fn captions(category: &str, label: &str) -> Vec<String> {
 }
 
 fn is_audio(p: &Path) -> bool {
-    matches!(p.extension().and_then(|e| e.to_str()).map(|e| e.to_ascii_lowercase()).as_deref(), Some("wav" | "flac" | "ogg" | "mp3"))
+    matches!(
+        p.extension().and_then(|e| e.to_str()).map(|e| e.to_ascii_lowercase()).as_deref(),
+        Some("wav" | "flac" | "ogg" | "oga" | "mp3")
+    )
 }
 
-fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
+/// Every audio file below `dir`, in sorted order.
+pub(crate) fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
     let Ok(rd) = std::fs::read_dir(dir) else { return };
     let mut entries: Vec<_> = rd.flatten().map(|e| e.path()).collect();
     entries.sort();

@@ -466,22 +466,6 @@ fn fine_item(rel: String, path: PathBuf, package: &str, licence: &str, category:
     }
 }
 
-fn audio_files(dir: &Path, out: &mut Vec<PathBuf>) {
-    let Ok(rd) = std::fs::read_dir(dir) else { return };
-    let mut entries: Vec<_> = rd.flatten().map(|e| e.path()).collect();
-    entries.sort();
-    for p in entries {
-        if p.is_dir() {
-            audio_files(&p, out);
-        } else if matches!(
-            p.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase).as_deref(),
-            Some("wav" | "ogg" | "oga" | "flac")
-        ) {
-            out.push(p);
-        }
-    }
-}
-
 /// The label for a keyword-matched file: its name's words with the category noun.
 fn keyword_label(stem: &str, category: &str) -> String {
     let label = make_label(stem, category);
@@ -560,7 +544,7 @@ pub fn discover_medium(data_dir: &Path) -> Result<(Vec<SourceItem>, Vec<String>,
             continue;
         }
         let mut files = Vec::new();
-        audio_files(&root, &mut files);
+        crate::labels::walk(&root, &mut files);
         for p in files {
             match label_file(data_dir, src, &root, p) {
                 Ok(Some(it)) => items.push(it),
