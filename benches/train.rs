@@ -32,15 +32,7 @@ fn time(steps: usize, mut f: impl FnMut()) -> f64 {
 }
 
 fn rand_unit(shape: &[usize], seed: u64) -> Tensor {
-    let n: usize = shape.iter().product();
-    let mut s = seed.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    let v: Vec<f32> = (0..n)
-        .map(|_| {
-            s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-            ((s >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
-        })
-        .collect();
-    Tensor::from_vec(v, shape, &Device::Cpu).unwrap()
+    Tensor::from_vec(smg_tests::seeded_uniform(shape.iter().product(), seed), shape, &Device::Cpu).unwrap()
 }
 
 fn params(n: usize) -> String {
@@ -52,11 +44,6 @@ fn count(build: impl FnOnce(candle_nn::VarBuilder)) -> usize {
     let svm = smg_core::SeededVarMap::new(0);
     build(svm.var_builder(DType::F32, &Device::Cpu));
     svm.varmap.all_vars().iter().map(|v| v.elem_count()).sum()
-}
-
-fn cpu_name() -> String {
-    let s = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
-    s.lines().find(|l| l.starts_with("model name")).and_then(|l| l.split(':').nth(1)).map_or("unknown CPU".into(), |v| v.trim().to_string())
 }
 
 fn cpu_features() -> String {
@@ -160,7 +147,7 @@ fn main() {
     let quick = std::env::var("SMG_BENCH_QUICK").is_ok_and(|v| v == "1");
     let steps = if quick { 2 } else { 4 };
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    println!("CPU: {}; {threads} threads; features: {}", cpu_name(), cpu_features());
+    println!("CPU: {}; {threads} threads; features: {}", smg_tests::cpu_name(), cpu_features());
     println!();
     println!("| trainer | config | batch | parameters | s / step |");
     println!("|---|---|---|---|---|");

@@ -88,11 +88,6 @@ fn child(task: &str, seconds: f64) {
     println!("{:.3} {} {:.1}", t.elapsed().as_secs_f64(), e.windows, peak_rss_mb());
 }
 
-fn cpu_name() -> String {
-    let s = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
-    s.lines().find(|l| l.starts_with("model name")).and_then(|l| l.split(':').nth(1)).map_or("unknown CPU".into(), |v| v.trim().to_string())
-}
-
 fn main() {
     if let (Ok(task), Ok(sec)) = (std::env::var("SMG_WINDOWED_CASE"), std::env::var("SMG_WINDOWED_SECONDS")) {
         child(&task, sec.parse().unwrap());
@@ -102,7 +97,7 @@ fn main() {
     let lengths: &[f64] = if quick { &[3.0, 30.0, 300.0] } else { &[3.0, 30.0, 300.0, 600.0] };
     println!(
         "windowed zero-shot tasks, shipped small models, Griffin-Lim 32 iterations; CPU: {} ({} threads)",
-        cpu_name(),
+        smg_tests::cpu_name(),
         std::thread::available_parallelism().map_or(1, |n| n.get())
     );
     println!("| task | input | windows | seconds | seconds per input minute | peak RSS (MB) | input itself (MB) | peak / input |");

@@ -43,15 +43,7 @@ fn check(name: &str, tol: f32, f: impl Fn(&Device) -> Result<Tensor>) {
 
 fn randn(shape: &[usize], seed: u64, dev: &Device) -> Result<Tensor> {
     // Seeded on the CPU so every device sees the same input.
-    let n: usize = shape.iter().product();
-    let mut s = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-    let v: Vec<f32> = (0..n)
-        .map(|_| {
-            s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-            ((s >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
-        })
-        .collect();
-    Ok(Tensor::from_vec(v, shape, &Device::Cpu)?.to_device(dev)?)
+    Ok(Tensor::from_vec(smg_tests::seeded_uniform(shape.iter().product(), seed), shape, &Device::Cpu)?.to_device(dev)?)
 }
 
 /// Gradients of a loss through a model built on `Var`s (the training path), flattened in the

@@ -47,3 +47,20 @@ pub fn asset(rel: &str) -> PathBuf {
     assert!(p.exists(), "{} is missing: run `bash scripts/setup.sh` (it fetches the pinned assets)", p.display());
     p
 }
+
+/// The CPU's model name from `/proc/cpuinfo`, for bench tables.
+pub fn cpu_name() -> String {
+    let s = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    s.lines().find(|l| l.starts_with("model name")).and_then(|l| l.split(':').nth(1)).map_or("unknown CPU".into(), |v| v.trim().to_string())
+}
+
+/// `n` values uniform in [−1, 1) from a seeded LCG: the same on every machine and device.
+pub fn seeded_uniform(n: usize, seed: u64) -> Vec<f32> {
+    let mut s = seed.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    (0..n)
+        .map(|_| {
+            s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            ((s >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
+        })
+        .collect()
+}
