@@ -4,7 +4,7 @@ use crate::{data_dir, load_tokenizer, repo_dir};
 use anyhow::{Context, Result};
 use candle_core::Device;
 use smg_audio::{GriffinLimConfig, MelTransform, WavEncoding};
-use smg_maskgit::{CfgSchedule, Guidance, Gumbel, Rescaled, Sampler};
+use smg_maskgit::{CfgSchedule, Guidance, Gumbel, Sampler};
 use smg_pipeline::{Edit, Pipeline, Vocoder, WindowOptions};
 use std::path::PathBuf;
 
@@ -133,23 +133,10 @@ fn sampler(a: &SampleArgs, guidance: Box<dyn CfgSchedule>) -> Sampler {
     }
 }
 
-/// The guidance that `--cfg SCALE --cfg-schedule NAME --cfg-rescale PHI` name (SPEC.md §3.6;
-/// scale 0 = off): `constant`, `linear` (0 → scale, the paper's warm-up),
-/// `linear-from-conditional` (1 → scale) or `linear-to-conditional` (scale → 1), with guidance
-/// rescale φ ∈ [0, 1] (`smg_maskgit::Rescaled`; 0 = plain CFG).
+/// The guidance that `--cfg SCALE --cfg-schedule NAME --cfg-rescale PHI` name
+/// ([`smg_maskgit::guidance_named`]).
 pub fn guidance(cfg: f64, schedule: &str, rescale: f64) -> Result<Box<dyn CfgSchedule>> {
-    let g = match (cfg, schedule) {
-        (0.0, _) => return Ok(Box::new(Guidance::Off)),
-        (c, "constant") => Guidance::Constant(c),
-        (c, "linear") => Guidance::Linear(c),
-        (c, "linear-from-conditional") => Guidance::LinearFromConditional(c),
-        (c, "linear-to-conditional") => Guidance::LinearToConditional(c),
-        (_, s) => anyhow::bail!("--cfg-schedule must be constant, linear, linear-from-conditional or linear-to-conditional, not {s:?}"),
-    };
-    if !(0.0..=1.0).contains(&rescale) {
-        anyhow::bail!("--cfg-rescale must be in [0, 1], not {rescale}");
-    }
-    Ok(if rescale > 0.0 { Box::new(Rescaled { guidance: g, phi: rescale }) } else { Box::new(g) })
+    Ok(smg_maskgit::guidance_named(cfg, schedule, rescale).map_err(|e| anyhow::anyhow!("--cfg/--cfg-schedule/--cfg-rescale: {e}"))?)
 }
 
 impl GuidanceArgs {

@@ -9,7 +9,9 @@ pub mod train;
 pub mod vit;
 
 pub use sampler::{SampleOutput, Sampler, Step};
-pub use schedule::{CfgSchedule, Draw, Guidance, Gumbel, MaskSchedule, Remask, RemaskRule, Rescaled, Schedule, Temperature, TokenDraw};
+pub use schedule::{
+    guidance_named, CfgSchedule, Draw, Guidance, Gumbel, MaskSchedule, Remask, RemaskRule, Rescaled, Schedule, Temperature, TokenDraw,
+};
 pub use vit::{Config, MaskedVit};
 
 #[derive(Debug, thiserror::Error)]

@@ -236,6 +236,44 @@ impl TokenDraw for Draw {
     }
 }
 
+impl std::str::FromStr for Schedule {
+    type Err = String;
+    /// `cosine`, `linear`, `square` or `arccos`.
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        Ok(match s {
+            "cosine" => Schedule::Cosine,
+            "linear" => Schedule::Linear,
+            "square" => Schedule::Square,
+            "arccos" => Schedule::Arccos,
+            other => return Err(format!("a mask schedule is cosine, linear, square or arccos, not {other:?}")),
+        })
+    }
+}
+
+/// The guidance that a scale, a schedule name and a rescale φ name (SPEC.md §3.6; scale 0 =
+/// off): `constant`, `linear` (0 → scale, the paper's warm-up), `linear-from-conditional`
+/// (1 → scale) or `linear-to-conditional` (scale → 1), with guidance rescale φ ∈ [0, 1]
+/// ([`Rescaled`]; 0 = plain CFG). The command line's `--cfg`, `--cfg-schedule`, `--cfg-rescale`.
+pub fn guidance_named(scale: f64, schedule: &str, rescale: f64) -> std::result::Result<Box<dyn CfgSchedule>, String> {
+    if !scale.is_finite() {
+        return Err(format!("the guidance scale must be a finite number, not {scale}"));
+    }
+    let g = match (scale, schedule) {
+        (0.0, _) => return Ok(Box::new(Guidance::Off)),
+        (c, "constant") => Guidance::Constant(c),
+        (c, "linear") => Guidance::Linear(c),
+        (c, "linear-from-conditional") => Guidance::LinearFromConditional(c),
+        (c, "linear-to-conditional") => Guidance::LinearToConditional(c),
+        (_, s) => {
+            return Err(format!("a guidance schedule is constant, linear, linear-from-conditional or linear-to-conditional, not {s:?}"))
+        }
+    };
+    if !(0.0..=1.0).contains(&rescale) {
+        return Err(format!("the guidance rescale must be in [0, 1], not {rescale}"));
+    }
+    Ok(if rescale > 0.0 { Box::new(Rescaled { guidance: g, phi: rescale }) } else { Box::new(g) })
+}
+
 impl std::str::FromStr for Draw {
     type Err = String;
     /// `categorical`, `temperature:T`, `top-p:P` or `top-k:K` (the command line's `--draw`).

@@ -56,6 +56,22 @@ impl Grid {
         Ok(row)
     }
 
+    /// Frequency edges of the token rows, `rows + 1` values in Hz from 0 to `f_max`: row `r`
+    /// spans `[edges[r], edges[r + 1])`, each inner edge halfway between the centres of the
+    /// mel bands on either side of it.
+    pub fn row_edges_hz(&self, mel: &MelConfig) -> Vec<f64> {
+        let c = smg_audio::mel::mel_band_centres(mel);
+        let mut e: Vec<f64> = (0..=self.rows)
+            .map(|r| match r {
+                0 => 0.0,
+                r if r == self.rows => mel.f_max,
+                r => 0.5 * (c[r * self.factor - 1] + c[r * self.factor]),
+            })
+            .collect();
+        e[0] = mel.f_min.max(0.0);
+        e
+    }
+
     /// Mask of the rows `≥ row` in every column (bandwidth extension).
     pub fn band_mask(&self, row: usize) -> Vec<bool> {
         (0..self.rows * self.cols).map(|i| i / self.cols >= row).collect()

@@ -17,7 +17,7 @@ pub mod resynth;
 pub mod rows;
 pub mod windowed;
 
-pub use windowed::{Edit, WindowOptions};
+pub use windowed::{Edit, Region, WindowOptions, WindowSteps};
 
 #[derive(Debug, thiserror::Error)]
 pub enum PipelineError {

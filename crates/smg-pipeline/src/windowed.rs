@@ -50,6 +50,35 @@ pub struct Edit {
     pub windows: usize,
     /// Sentences for the user about conversions that happened on the way (rate, channels).
     pub notes: Vec<String>,
+    /// Every generated window's decoding steps, when the sampler keeps its history.
+    pub history: Vec<WindowSteps>,
+}
+
+/// The decoding steps of one model window, placed on the recording's time axis.
+#[derive(Debug, Clone)]
+pub struct WindowSteps {
+    /// Where the window's first token column starts in the recording, in seconds (negative when
+    /// the window reaches before the start).
+    pub start_s: f64,
+    /// The sampler's steps (one grid each, `rows × cols` in row-major order).
+    pub steps: Vec<smg_maskgit::Step>,
+}
+
+/// A time × frequency region of a recording to regenerate: `[from_s, to_s)` seconds and the
+/// token rows `[rows.0, rows.1)` (every row when `None`: plain time inpainting). Row edges in
+/// Hz: [`smg_maskgit::tasks::Grid::row_edges_hz`].
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Region {
+    pub from_s: f64,
+    pub to_s: f64,
+    pub rows: Option<(usize, usize)>,
+}
+
+impl Region {
+    /// Every frequency of `[from_s, to_s)`.
+    pub fn time(from_s: f64, to_s: f64) -> Self {
+        Self { from_s, to_s, rows: None }
+    }
 }
 
 /// A progress callback: `(windows done, windows in all)`.
@@ -92,6 +121,13 @@ impl Track {
     fn audio_columns(&self) -> (i64, i64) {
         ((-self.origin).div_euclid(self.col), (self.n - self.origin + self.col - 1).div_euclid(self.col))
     }
+}
+
+/// What one window's run gives: its tokens, its audio and the sampler's steps.
+struct WindowOut {
+    tokens: Vec<u32>,
+    audio: Vec<f32>,
+    steps: Vec<smg_maskgit::Step>,
 }
 
 /// One generated window: its first sample (model rate) and its audio.
@@ -181,22 +217,22 @@ impl Pipeline {
 
     /// One window: `tokens` (grid order) with `mask` regenerated under `cond`, then decoded and
     /// vocoded to exactly one window of samples.
-    fn run_window(&self, tokens: Vec<u32>, mask: &[bool], cond: &Tensor, sampler: &Sampler, seed: u64) -> Result<(Vec<u32>, Vec<f32>)> {
+    fn run_window(&self, tokens: Vec<u32>, mask: &[bool], cond: &Tensor, sampler: &Sampler, seed: u64) -> Result<WindowOut> {
         let mask_id = self.generator.config.mask_id();
         let n = tokens.len();
         let start: Vec<u32> = tokens.iter().zip(mask).map(|(&t, &m)| if m { mask_id } else { t }).collect();
         let unknown = mask.iter().filter(|&&m| m).count();
-        let out = if unknown == 0 {
-            tokens
+        let (out, steps) = if unknown == 0 {
+            (tokens, Vec::new())
         } else {
             let t = Tensor::from_vec(start, (1, n), &self.device)?;
             let s = sampler.sample_with(&self.generator, &t, cond, seed, sampler.iterations.min(unknown))?;
-            s.tokens.flatten_all()?.to_vec1::<u32>()?
+            (s.tokens.flatten_all()?.to_vec1::<u32>()?, s.history)
         };
         let mel = self.decode_mels(&Tensor::from_vec(out.clone(), (1, n), &self.device)?)?;
         let mut audio = self.vocoder.synthesize(&self.mel, &mel[0])?;
         audio.resize(self.frames() * self.mel.config.hop_length, 0.0);
-        Ok((out, audio))
+        Ok(WindowOut { tokens: out, audio, steps })
     }
 
     /// Refuses more iterations than a window has tokens (windows with fewer masked tokens use
@@ -243,7 +279,29 @@ impl Pipeline {
         opt: &WindowOptions,
         progress: Progress,
     ) -> Result<Edit> {
+        self.inpaint_region(audio, Region::time(from_s, to_s), cond, sampler, opt, progress)
+    }
+
+    /// [`Pipeline::inpaint_recording`] of a time × frequency region: only the token rows of
+    /// `region` are regenerated, and inside the time range the recording keeps its own audio
+    /// below and above the region's band (linear-phase crossovers at the row edges), so a
+    /// painted region changes only there.
+    pub fn inpaint_region(
+        &self,
+        audio: &Audio,
+        region: Region,
+        cond: &Tensor,
+        sampler: &Sampler,
+        opt: &WindowOptions,
+        progress: Progress,
+    ) -> Result<Edit> {
+        let Region { from_s, to_s, rows } = region;
         self.check_iterations(sampler)?;
+        let n_rows = self.grid().rows;
+        let (r0, r1) = rows.unwrap_or((0, n_rows));
+        if r0 >= r1 || r1 > n_rows {
+            return Err(PipelineError::Invalid(format!("token rows {r0}..{r1} are not a non-empty range within the grid's {n_rows} rows")));
+        }
         let dur = audio.duration_s();
         if !(from_s.is_finite() && to_s.is_finite()) || from_s < 0.0 || to_s <= from_s {
             return Err(PipelineError::Invalid(format!("time range {from_s}–{to_s} s is empty or negative")));
@@ -281,6 +339,7 @@ impl Pipeline {
         let (gs, ge) = ((a - margin - (0.05 * sr) as i64).max(0), (b + margin + (0.05 * sr) as i64).min(n));
         let mut asm = Assembler::new(gs, ge, col);
         let mut generated: BTreeMap<i64, Vec<u32>> = BTreeMap::new();
+        let mut history = Vec::new();
         for (k, &w) in plan.iter().enumerate() {
             progress(k, plan.len());
             let mut tokens = self.encode_window(&t.window(w))?.flatten_all()?.to_vec1::<u32>()?;
@@ -292,23 +351,27 @@ impl Pipeline {
                         tokens[r * cols as usize + c as usize] = col_tokens[r];
                     }
                 } else if (g0..g1).contains(&j) {
-                    for r in 0..t.rows {
+                    for r in r0..r1 {
                         mask[r * cols as usize + c as usize] = true;
                     }
                 }
             }
-            let (out, z) = self.run_window(tokens, &mask, cond, sampler, sampler.seed.wrapping_add(k as u64))?;
+            let o = self.run_window(tokens, &mask, cond, sampler, sampler.seed.wrapping_add(k as u64))?;
             for c in 0..cols {
-                if mask[c as usize] {
-                    generated.insert(w + c, (0..t.rows).map(|r| out[r * cols as usize + c as usize]).collect());
+                if mask[r0 * cols as usize + c as usize] {
+                    generated.insert(w + c, (0..t.rows).map(|r| o.tokens[r * cols as usize + c as usize]).collect());
                 }
             }
-            asm.push(Piece { start: t.start(w), audio: z });
+            history.push(WindowSteps { start_s: t.start(w) as f64 / sr, steps: o.steps });
+            asm.push(Piece { start: t.start(w), audio: o.audio });
         }
         progress(plan.len(), plan.len());
         let g: Vec<f32> = asm.finish().into_iter().map(|v| v / gain).collect();
-        let edit = splice_back(audio, &g, gs, from_s, to_s, opt, self.mel.config.sample_rate)?;
-        Ok(Edit { windows: plan.len(), notes: conversion_notes(self, audio, "the new part"), ..edit })
+        let mut edit = splice_back(audio, &g, gs, from_s, to_s, opt, self.mel.config.sample_rate)?;
+        if (r0, r1) != (0, n_rows) {
+            keep_outside_band(audio, &mut edit, &self.grid().row_edges_hz(&self.mel.config), (r0, r1))?;
+        }
+        Ok(Edit { windows: plan.len(), notes: conversion_notes(self, audio, "the new part"), history, ..edit })
     }
 
     /// Bandwidth extension of a whole recording (SPEC.md §3.7): every window regenerates the
@@ -345,6 +408,7 @@ impl Pipeline {
         let (_, j_end) = t.audio_columns();
         let plan = plan_sweep(j_end, cols, ctx);
         let mut generated: BTreeMap<i64, Vec<u32>> = BTreeMap::new();
+        let mut history = Vec::new();
         let mut asm = Assembler::new(0, n, col);
         for (k, &w) in plan.iter().enumerate() {
             progress(k, plan.len());
@@ -360,14 +424,15 @@ impl Pipeline {
                     }
                 }
             }
-            let (out, z) = self.run_window(tokens, &mask, cond, sampler, sampler.seed.wrapping_add(k as u64))?;
+            let o = self.run_window(tokens, &mask, cond, sampler, sampler.seed.wrapping_add(k as u64))?;
             for c in 0..cols {
-                generated.entry(w + c).or_insert_with(|| (0..t.rows).map(|r| out[r * cols as usize + c as usize]).collect());
+                generated.entry(w + c).or_insert_with(|| (0..t.rows).map(|r| o.tokens[r * cols as usize + c as usize]).collect());
             }
+            history.push(WindowSteps { start_s: t.start(w) as f64 / self.mel.config.sample_rate as f64, steps: o.steps });
             // Columns no later window will read can go.
             let next = plan.get(k + 1).copied().unwrap_or(i64::MAX);
             generated.retain(|&j, _| j >= next);
-            asm.push(Piece { start: t.start(w), audio: z });
+            asm.push(Piece { start: t.start(w), audio: o.audio });
         }
         progress(plan.len(), plan.len());
         t.x = Vec::new();
@@ -389,6 +454,7 @@ impl Pipeline {
             changed: (0, audio.frames()),
             windows: plan.len(),
             notes,
+            history,
         })
     }
 
@@ -441,12 +507,12 @@ impl Pipeline {
                     }
                 }
             }
-            let (out, z) = self.run_window(tokens, &mask, cond, sampler, sampler.seed.wrapping_add(k as u64))?;
+            let o = self.run_window(tokens, &mask, cond, sampler, sampler.seed.wrapping_add(k as u64))?;
             for c in 0..cols {
-                generated.entry(w + c).or_insert_with(|| (0..t.rows).map(|r| out[r * cols as usize + c as usize]).collect());
+                generated.entry(w + c).or_insert_with(|| (0..t.rows).map(|r| o.tokens[r * cols as usize + c as usize]).collect());
             }
             generated.retain(|&j, _| j >= w + cols - keep);
-            asm.push(Piece { start: w * col, audio: z });
+            asm.push(Piece { start: w * col, audio: o.audio });
         }
         progress(plan.len(), plan.len());
         Ok(asm.finish())
@@ -587,7 +653,35 @@ fn splice_back(audio: &Audio, g: &[f32], gs: i64, from_s: f64, to_s: f64, opt: &
         changed: (c0, c1),
         windows: 0,
         notes: Vec::new(),
+        history: Vec::new(),
     })
+}
+
+/// Inside the edit's changed samples, puts back the recording's own audio below and above the
+/// band of token rows `[r0, r1)` (`edges`: row edges in Hz), each channel through linear-phase
+/// crossovers at the band's edges; samples outside the changed range are not touched.
+fn keep_outside_band(audio: &Audio, edit: &mut Edit, edges: &[f64], (r0, r1): (usize, usize)) -> Result<()> {
+    let nyquist = audio.sample_rate as f64 / 2.0;
+    let (lo, hi) = (edges[r0], edges[r1]);
+    if r0 > 0 && lo >= nyquist {
+        return Err(PipelineError::Invalid(format!(
+            "the region starts at {lo:.0} Hz, above what the recording holds ({} Hz sample rate, so nothing above {nyquist:.0} Hz)",
+            audio.sample_rate
+        )));
+    }
+    let (c0, c1) = edit.changed;
+    for (orig, new) in audio.channels.iter().zip(edit.audio.channels.iter_mut()) {
+        let x = &orig[c0..c1];
+        let mut y = new[c0..c1].to_vec();
+        if r0 > 0 {
+            y = crossover(x, &y, audio.sample_rate, lo)?;
+        }
+        if r1 < edges.len() - 1 && hi < nyquist * 0.98 {
+            y = crossover(&y, x, audio.sample_rate, hi)?;
+        }
+        new[c0..c1].copy_from_slice(&y);
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -8,7 +8,7 @@ mod common;
 use candle_core::Tensor;
 use smg_audio::{Audio, SampleFormat};
 use smg_maskgit::{Guidance, Sampler};
-use smg_pipeline::{Pipeline, WindowOptions};
+use smg_pipeline::{Pipeline, Region, WindowOptions};
 
 fn pipeline() -> Pipeline {
     common::pipeline(2)
@@ -76,6 +76,47 @@ fn inpainting_a_long_stereo_recording_changes_only_the_range() {
     assert_eq!(again.audio.channels, e.audio.channels);
     let other = p.inpaint_recording(&input, 5.0, 7.0, &null(&p), &sampler(4), &opt, &mut |_, _| {}).unwrap();
     assert_ne!(other.audio.channels, e.audio.channels);
+}
+
+/// Energy of `x` in `[lo, hi)` Hz (one DFT over the whole slice).
+fn band_energy(x: &[f32], sr: f64, lo: f64, hi: f64) -> f64 {
+    let n = x.len();
+    let (k0, k1) = ((lo * n as f64 / sr).ceil() as usize, (hi * n as f64 / sr).floor() as usize);
+    (k0..k1.min(n / 2))
+        .map(|k| {
+            let w = 2.0 * std::f64::consts::PI * k as f64 / n as f64;
+            let (re, im) = x
+                .iter()
+                .enumerate()
+                .fold((0.0, 0.0), |(re, im), (i, &v)| (re + v as f64 * (w * i as f64).cos(), im - v as f64 * (w * i as f64).sin()));
+            re * re + im * im
+        })
+        .sum()
+}
+
+#[test]
+fn a_painted_region_changes_only_its_band_and_its_time() {
+    let p = pipeline();
+    let input = recording(6.0, 22050, 1);
+    let edges = p.grid().row_edges_hz(&p.mel.config);
+    let (r0, r1) = (2, 4);
+    let region = Region { from_s: 2.0, to_s: 3.0, rows: Some((r0, r1)) };
+    let opt = WindowOptions::default();
+    let e = p.inpaint_region(&input, region, &null(&p), &sampler(1), &opt, &mut |_, _| {}).unwrap();
+    untouched_outside(&input, &e.audio, 2.0, 3.0, 0.05);
+    assert!(!e.history.is_empty() || e.windows == 1);
+    // Inside the time range, well below the band the recording is (nearly) its own; the band
+    // itself is the model's.
+    let (a, b) = (2 * 22050 + 2205, 3 * 22050 - 2205);
+    let (x, y) = (&input.channels[0][a..b], &e.audio.channels[0][a..b]);
+    let diff: Vec<f32> = x.iter().zip(y).map(|(u, v)| v - u).collect();
+    let below = band_energy(&diff, 22050.0, 0.0, edges[r0] * 0.7) / band_energy(x, 22050.0, 0.0, edges[r0] * 0.7).max(1e-9);
+    assert!(below < 1e-3, "relative change below the band: {below}");
+    assert!(band_energy(&diff, 22050.0, edges[r0] * 1.2, edges[r1] * 0.9) > 0.0, "the band changed");
+    // Rows out of the grid are refused.
+    let bad = Region { rows: Some((3, 3)), ..region };
+    let err = p.inpaint_region(&input, bad, &null(&p), &sampler(1), &opt, &mut |_, _| {}).unwrap_err().to_string();
+    assert!(err.contains("rows 3..3"), "{err}");
 }
 
 #[test]
