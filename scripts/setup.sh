@@ -13,9 +13,10 @@ command -v cargo >/dev/null || die "cargo not found: install the Rust toolchain 
 command -v python3 >/dev/null || die "python3 not found: install Python 3.9+ first"
 mkdir -p "$SMG_CACHE"
 
-# --- Debian tools: dpkg-deb (asset fetch); fluidsynth, abcmidi, mma (music rendering) ---------
+# --- Debian tools: dpkg-deb (asset fetch); fluidsynth, abcmidi, mma (music rendering); ----------
+# chromium and chromium-driver (the studio's browser test)
 need_apt=()
-for pkg in dpkg ca-certificates fluidsynth abcmidi mma; do
+for pkg in dpkg ca-certificates fluidsynth abcmidi mma chromium chromium-driver; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need_apt+=("$pkg")
 done
 if ((${#need_apt[@]})); then

@@ -3,8 +3,9 @@
 #   1. set-up for headless runs (idempotent: venv, evcxr_jupyter, kernel, verified assets),
 #   2. the text check (scripts/check_text.sh), cargo fmt --check, cargo clippy -D warnings and
 #      cargo test --workspace,
-#   3. the notebook harness must fail every deliberately failing notebook in tests/notebooks,
-#   4. every notebook in notebooks/ executes headless in quick mode (SMG_QUICK=1) without a
+#   3. the spectrogram studio driven in headless Chromium (tests/browser/studio_browser.py),
+#   4. the notebook harness must fail every deliberately failing notebook in tests/notebooks,
+#   5. every notebook in notebooks/ executes headless in quick mode (SMG_QUICK=1) without a
 #      cell error and with the images and audio players its metadata promises.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
@@ -37,6 +38,9 @@ python3 -m unittest discover -s tests/python
 stage "cargo test --workspace"
 cargo test --workspace --quiet 2>&1 | grep -v '^running 0 tests$' | grep -v '^test result: ok. 0 passed' | grep -v '^$'
 test "${PIPESTATUS[0]}" -eq 0 || die "cargo test failed"
+
+stage "spectrogram studio in a real browser (headless Chromium)"
+"$SMG_VENV/bin/python" tests/browser/studio_browser.py || die "the studio browser test failed"
 
 export SMG_QUICK=1
 stage "notebook harness self-test (these must fail)"

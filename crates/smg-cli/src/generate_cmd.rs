@@ -136,7 +136,7 @@ fn sampler(a: &SampleArgs, guidance: Box<dyn CfgSchedule>) -> Sampler {
 /// The guidance that `--cfg SCALE --cfg-schedule NAME --cfg-rescale PHI` name
 /// ([`smg_maskgit::guidance_named`]).
 pub fn guidance(cfg: f64, schedule: &str, rescale: f64) -> Result<Box<dyn CfgSchedule>> {
-    Ok(smg_maskgit::guidance_named(cfg, schedule, rescale).map_err(|e| anyhow::anyhow!("--cfg/--cfg-schedule/--cfg-rescale: {e}"))?)
+    smg_maskgit::guidance_named(cfg, schedule, rescale).map_err(|e| anyhow::anyhow!("--cfg/--cfg-schedule/--cfg-rescale: {e}"))
 }
 
 impl GuidanceArgs {

@@ -132,6 +132,34 @@ enum Command {
         #[arg(long, default_value = "paper")]
         bigvsan_config: String,
     },
+    /// The spectrogram studio: a local web page to paint a region of a recording's spectrogram
+    /// and hear the model fill it in (also text-to-audio and bandwidth extension), with the HTTP
+    /// API the page uses. Serves until interrupted (Ctrl-C).
+    Studio {
+        /// Port to listen on (0 = any free port).
+        #[arg(long, default_value_t = 8765)]
+        port: u16,
+        /// Address to listen on. The default, 127.0.0.1, admits only this machine; another
+        /// address (e.g. 0.0.0.0 for a classroom network) lets anyone who can reach it use the
+        /// models and upload files.
+        #[arg(long, default_value = "127.0.0.1")]
+        host: std::net::IpAddr,
+        /// Model size: `small` (shipped) or `medium` (where its checkpoints exist).
+        #[arg(long, default_value = "small")]
+        model: String,
+        /// Folder holding `tokenizer-<size>` and `maskgit-<size>` (default: data/checkpoints).
+        #[arg(long)]
+        checkpoints: Option<PathBuf>,
+        /// Built sound corpus whose test clips the page lists: small or medium.
+        #[arg(long, default_value = "small")]
+        corpus: String,
+        /// Longest recording accepted, seconds.
+        #[arg(long, default_value_t = 600.0)]
+        max_duration: f64,
+        /// Largest upload accepted, MiB.
+        #[arg(long, default_value_t = 64)]
+        max_upload_mib: usize,
+    },
     /// Plot training curves: `smg plot metrics run/metrics.jsonl --y rec_l1 --y val_l1 -o curve.png`.
     Plot {
         #[command(subcommand)]
@@ -434,6 +462,26 @@ fn run(cli: Cli) -> Result<()> {
         Command::Inpaint { audio, from, to, output, edit, sample } => generate_cmd::inpaint(&audio, from, to, &output, &edit, &sample)?,
         Command::Bwe { audio, cutoff, lfr: _, no_lfr, output, edit, sample } => {
             generate_cmd::bwe(&audio, cutoff, !no_lfr, &output, &edit, &sample)?
+        }
+        Command::Studio { port, host, model, checkpoints, corpus, max_duration, max_upload_mib } => {
+            let cfg = smg_studio::StudioConfig {
+                host,
+                port,
+                model,
+                corpus,
+                max_duration_s: max_duration,
+                max_upload_bytes: max_upload_mib << 20,
+                ..smg_studio::StudioConfig::new(checkpoints.unwrap_or_else(|| repo_dir().join("data/checkpoints")), data_dir())
+            };
+            if !host.is_loopback() {
+                eprintln!("warning: listening on {host}: anyone who can reach this machine can use the studio and upload files to it");
+            }
+            eprintln!("loading the models…");
+            let studio = smg_studio::Studio::start(cfg)?;
+            eprintln!("{}", studio.describe());
+            println!("spectrogram studio at {}", studio.url());
+            eprintln!("(Ctrl-C stops it)");
+            studio.wait();
         }
         Command::Plot { command: PlotCommand::Metrics { log, x, y, title, log_y, output } } => {
             let n = plot_cmd::metrics(&log, &x, &y, &title, log_y, &output)?;

@@ -60,6 +60,8 @@ pub struct WindowSteps {
     /// Where the window's first token column starts in the recording, in seconds (negative when
     /// the window reaches before the start).
     pub start_s: f64,
+    /// The positions the window generated (`rows × cols`, row-major).
+    pub mask: Vec<bool>,
     /// The sampler's steps (one grid each, `rows × cols` in row-major order).
     pub steps: Vec<smg_maskgit::Step>,
 }
@@ -362,7 +364,7 @@ impl Pipeline {
                     generated.insert(w + c, (0..t.rows).map(|r| o.tokens[r * cols as usize + c as usize]).collect());
                 }
             }
-            history.push(WindowSteps { start_s: t.start(w) as f64 / sr, steps: o.steps });
+            history.push(WindowSteps { start_s: t.start(w) as f64 / sr, mask, steps: o.steps });
             asm.push(Piece { start: t.start(w), audio: o.audio });
         }
         progress(plan.len(), plan.len());
@@ -428,7 +430,7 @@ impl Pipeline {
             for c in 0..cols {
                 generated.entry(w + c).or_insert_with(|| (0..t.rows).map(|r| o.tokens[r * cols as usize + c as usize]).collect());
             }
-            history.push(WindowSteps { start_s: t.start(w) as f64 / self.mel.config.sample_rate as f64, steps: o.steps });
+            history.push(WindowSteps { start_s: t.start(w) as f64 / self.mel.config.sample_rate as f64, mask, steps: o.steps });
             // Columns no later window will read can go.
             let next = plan.get(k + 1).copied().unwrap_or(i64::MAX);
             generated.retain(|&j, _| j >= next);
