@@ -64,3 +64,38 @@ pub fn seeded_uniform(n: usize, seed: u64) -> Vec<f32> {
         })
         .collect()
 }
+
+/// One HTTP/1.1 request to a local server (the studio's tests and bench); returns the status
+/// and the body (chunked bodies decoded).
+pub fn http(addr: std::net::SocketAddr, method: &str, path: &str, body: &[u8]) -> (u16, Vec<u8>) {
+    let mut c = std::net::TcpStream::connect(addr).unwrap();
+    std::io::Write::write_fmt(
+        &mut c,
+        format_args!("{method} {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: {}\r\n\r\n", body.len()),
+    )
+    .unwrap();
+    std::io::Write::write_all(&mut c, body).unwrap();
+    let mut out = Vec::new();
+    std::io::Read::read_to_end(&mut c, &mut out).unwrap();
+    let split = out.windows(4).position(|w| w == b"\r\n\r\n").expect("a complete response");
+    let head = String::from_utf8_lossy(&out[..split]).to_string();
+    let status = head.split_whitespace().nth(1).unwrap().parse().unwrap();
+    let mut body = out[split + 4..].to_vec();
+    if head.to_ascii_lowercase().contains("transfer-encoding: chunked") {
+        body = dechunk(&body);
+    }
+    (status, body)
+}
+
+fn dechunk(mut b: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    loop {
+        let eol = b.windows(2).position(|w| w == b"\r\n").unwrap();
+        let n = usize::from_str_radix(std::str::from_utf8(&b[..eol]).unwrap().trim(), 16).unwrap();
+        if n == 0 {
+            return out;
+        }
+        out.extend_from_slice(&b[eol + 2..eol + 2 + n]);
+        b = &b[eol + 4 + n..];
+    }
+}
