@@ -49,14 +49,21 @@ fi
 kernel_dir="${JUPYTER_DATA_DIR:-$HOME/.local/share/jupyter}/kernels/rust"
 [[ -f "$kernel_dir/kernel.json" ]] || { log "registering the Rust kernel"; evcxr_jupyter --install >/dev/null; }
 # The kernel's environment: a persistent evcxr build cache (warm runs in seconds instead of
-# minutes), and the toolchain's libstd for evcxr's dylibs (rustc writes a wrong relative rpath
-# when the cache and the toolchain both live under $HOME, and dlopen then fails).
+# minutes); the toolchain's libstd for evcxr's dylibs (rustc writes a wrong relative rpath
+# when the cache and the toolchain both live under $HOME, and dlopen then fails); and release
+# speed for cells: evcxr writes `debug-assertions = true` and `overflow-checks = true` into the
+# [profile.dev] of the crate it builds, which made HiFi-GAN 5.6x slower in a notebook than in
+# the command line; cargo's CARGO_PROFILE_DEV_* variables override the manifest, and with
+# incremental compilation off (and opt_level 3 in notebooks/evcxr.toml) cells run the models at
+# the command line's speed (environment.md).
 mkdir -p "$EVCXR_TMPDIR"
 "$SMG_VENV/bin/python" - "$kernel_dir/kernel.json" "$EVCXR_TMPDIR" "$(rustc --print target-libdir)" <<'PY'
 import json, sys
 path, tmpdir, libdir = sys.argv[1:4]
 spec = json.load(open(path))
-env = {"EVCXR_TMPDIR": tmpdir, "LD_LIBRARY_PATH": libdir}
+env = {"EVCXR_TMPDIR": tmpdir, "LD_LIBRARY_PATH": libdir,
+       "CARGO_PROFILE_DEV_DEBUG_ASSERTIONS": "false", "CARGO_PROFILE_DEV_OVERFLOW_CHECKS": "false",
+       "CARGO_PROFILE_DEV_INCREMENTAL": "false"}
 if spec.get("env") != env:
     spec["env"] = env
     json.dump(spec, open(path, "w"), indent=2)

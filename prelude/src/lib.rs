@@ -29,6 +29,26 @@ pub use smg_pipeline as pipeline;
 pub use smg_tokenizer as tokenizer;
 pub use smg_vocoder as vocoder;
 
+/// The spectrogram studio (a local web page to paint a region and hear the model fill it in),
+/// started from a cell.
+pub mod studio {
+    pub use smg_studio::{JobRequest, SamplerSettings, Studio, StudioConfig, Task};
+
+    /// Starts the studio with the shipped models of `size` (`"small"`, or `"medium"` once
+    /// trained) on a free port of 127.0.0.1 and returns it; as a cell's last expression (or with
+    /// `.evcxr_display()`) it shows the page inline, with a link to open it in a tab of its own.
+    /// It keeps serving while the kernel lives. Panics with the reason when the models cannot be
+    /// loaded.
+    pub fn show(size: &str) -> Studio {
+        let cfg = StudioConfig {
+            port: 0,
+            model: size.into(),
+            ..StudioConfig::new(crate::notebook::repo_dir().join("data/checkpoints"), crate::notebook::data_dir())
+        };
+        Studio::start(cfg).unwrap_or_else(|e| panic!("starting the studio: {e}"))
+    }
+}
+
 /// Everything a notebook cell usually needs.
 pub mod prelude {
     pub use crate::display::{players_row, AudioPlayer, Figure, Html};
@@ -54,6 +74,6 @@ pub mod prelude {
         tasks::Grid, CfgSchedule, Draw, Guidance, Gumbel, MaskSchedule, MaskedVit, Remask, RemaskRule, Rescaled, Sampler, Schedule,
         Temperature, TokenDraw,
     };
-    pub use smg_pipeline::{judge, low_frequency_replacement, represent, Edit, Generated, Pipeline, Vocoder, WindowOptions};
+    pub use smg_pipeline::{judge, low_frequency_replacement, represent, Edit, Generated, Pipeline, Region, Vocoder, WindowOptions};
     pub use smg_tokenizer::SpecVqGan;
 }
