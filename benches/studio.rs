@@ -108,24 +108,14 @@ fn main() {
     println!("|---|---|---|");
     println!("| direct library call, Griffin-Lim (32 it.) | {dg:.3} | 1.00 |");
     println!("| direct library call, {vocoder_name} | {dv:.3} | 1.00 |");
-    println!(
-        "| studio: preview audio downloaded (page's view) | {:.3} | {:.2} × Griffin-Lim call |",
-        median(first.clone()),
-        median(first) / dg
-    );
-    println!(
-        "| studio: preview ready (server's clock) | {:.3} | {:.2} × Griffin-Lim call |",
-        median(server_preview.clone()),
-        median(server_preview) / dg
-    );
-    println!(
-        "| studio: result downloaded (page's view) | {:.3} | {:.2} × {vocoder_name} call |",
-        median(result.clone()),
-        median(result) / dv
-    );
-    println!(
-        "| studio: result ready (server's clock) | {:.3} | {:.2} × {vocoder_name} call |",
-        median(server_result.clone()),
-        median(server_result) / dv
-    );
+    let (gl, voc) = ("Griffin-Lim call".to_string(), format!("{vocoder_name} call"));
+    for (what, v, base, of) in [
+        ("studio: preview audio downloaded (page's view)", first, dg, &gl),
+        ("studio: preview ready (server's clock)", server_preview, dg, &gl),
+        ("studio: result downloaded (page's view)", result, dv, &voc),
+        ("studio: result ready (server's clock)", server_result, dv, &voc),
+    ] {
+        let m = median(v);
+        println!("| {what} | {m:.3} | {:.2} × {of} |", m / base);
+    }
 }

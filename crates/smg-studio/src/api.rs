@@ -4,8 +4,7 @@
 //! and 5xx for a failure of the server; no request can stop the server.
 
 use crate::jobs::{JobRequest, JobState, JobStatus, Task};
-use crate::store::{lock, State};
-use crate::worker::audio_ref;
+use crate::store::{audio_ref, lock, State};
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, Path, Query, State as AxState};
 use axum::http::{header, StatusCode};
@@ -129,9 +128,7 @@ fn check_duration(st: &State, a: &Audio) -> ApiResult<()> {
 }
 
 fn keep(st: &State, name: String, audio: Audio) -> Value {
-    let r = audio_ref("", &name, &audio);
-    let id = lock(&st.store).insert(name, audio);
-    json!(crate::jobs::AudioRef { url: format!("/api/audio/{id}/wav"), id, ..r })
+    json!(lock(&st.store).keep(name, audio))
 }
 
 #[derive(Deserialize)]

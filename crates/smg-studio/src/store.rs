@@ -1,7 +1,7 @@
 //! The studio's shared state: loaded recordings (uploads, corpus clips, results) by id, the job
 //! table and queue, and what the worker reported about the models.
 
-use crate::jobs::{JobRequest, JobStatus};
+use crate::jobs::{AudioRef, JobRequest, JobStatus};
 use crate::StudioConfig;
 use serde::Serialize;
 use smg_audio::Audio;
@@ -56,6 +56,20 @@ pub struct Entry {
     pub audio: Audio,
 }
 
+/// A stored recording as the page sees it.
+pub fn audio_ref(id: &str, name: &str, a: &Audio) -> AudioRef {
+    AudioRef {
+        id: id.into(),
+        name: name.into(),
+        url: format!("/api/audio/{id}/wav"),
+        duration_s: a.duration_s(),
+        sample_rate: a.sample_rate,
+        channels: a.channels.len(),
+        frames: a.frames(),
+        format: a.format.clone(),
+    }
+}
+
 #[derive(Default)]
 pub struct Store {
     next: u64,
@@ -75,6 +89,13 @@ impl Store {
             }
         }
         id
+    }
+
+    /// Keeps a recording and describes it for the page.
+    pub fn keep(&mut self, name: String, audio: Audio) -> AudioRef {
+        let r = audio_ref("", &name, &audio);
+        let id = self.insert(name, audio);
+        AudioRef { url: format!("/api/audio/{id}/wav"), id, ..r }
     }
 
     pub fn get(&self, id: &str) -> Option<Arc<Entry>> {

@@ -3,7 +3,7 @@
 //! quick preview, then through the pipeline's own vocoder. A failing or panicking job marks
 //! itself failed; the worker goes on with the next.
 
-use crate::jobs::{AudioRef, JobRequest, JobState, ResultView, StepView, Task, WindowView};
+use crate::jobs::{JobRequest, JobState, ResultView, StepView, Task, WindowView};
 use crate::store::{lock, Info, State};
 use crate::{Result, StudioConfig, StudioError};
 use candle_core::Device;
@@ -94,20 +94,6 @@ fn info(p: &Pipeline, model: &str) -> Info {
     }
 }
 
-/// A stored recording as the page sees it.
-pub fn audio_ref(id: &str, name: &str, a: &Audio) -> AudioRef {
-    AudioRef {
-        id: id.into(),
-        name: name.into(),
-        url: format!("/api/audio/{id}/wav"),
-        duration_s: a.duration_s(),
-        sample_rate: a.sample_rate,
-        channels: a.channels.len(),
-        frames: a.frames(),
-        format: a.format.clone(),
-    }
-}
-
 fn windows_view(history: &[WindowSteps]) -> Vec<WindowView> {
     let round = |c: f32| (c * 1000.0).round() / 1000.0;
     history
@@ -186,18 +172,28 @@ impl Worker {
         jobs.finish(id);
     }
 
-    fn store(&self, name: String, audio: Audio) -> (String, String) {
-        let id = lock(&self.state.store).insert(name.clone(), audio);
-        (id, name)
-    }
-
     fn result_view(&self, name: String, edit: Edit) -> ResultView {
         let sr = edit.audio.sample_rate as f64;
         let changed_s = [edit.changed.0 as f64 / sr, edit.changed.1 as f64 / sr];
-        let (windows, notes) = (edit.windows, edit.notes);
-        let r = audio_ref("", &name, &edit.audio);
-        let (id, name) = self.store(name, edit.audio);
-        ResultView { audio: AudioRef { url: format!("/api/audio/{id}/wav"), id, name, ..r }, changed_s, windows, notes }
+        let audio = lock(&self.state.store).keep(name, edit.audio);
+        ResultView { audio, changed_s, windows: edit.windows, notes: edit.notes }
+    }
+
+    /// Publishes the decoding steps and the preview; the result follows.
+    fn publish_preview(&self, id: u64, t0: Instant, windows: Vec<WindowView>, preview: ResultView) {
+        self.update(id, |j| {
+            j.windows = windows;
+            j.preview = Some(preview);
+            j.preview_s = Some(t0.elapsed().as_secs_f64());
+            j.stage = "vocoding".into();
+        });
+    }
+
+    fn publish_result(&self, id: u64, t0: Instant, result: ResultView) {
+        self.update(id, |j| {
+            j.result = Some(result);
+            j.result_s = Some(t0.elapsed().as_secs_f64());
+        });
     }
 
     fn preview_vocoder() -> Vocoder {
@@ -228,27 +224,13 @@ impl Worker {
         let first = first?;
         let windows = windows_view(&first.history);
         if gl_only {
-            let r = self.result_view(name.to_string(), first);
-            self.update(id, |j| {
-                j.windows = windows;
-                j.result = Some(r);
-                j.result_s = Some(t0.elapsed().as_secs_f64());
-            });
+            self.update(id, |j| j.windows = windows);
+            self.publish_result(id, t0, self.result_view(name.to_string(), first));
             return Ok(());
         }
-        let preview = self.result_view(format!("{name} (Griffin-Lim preview)"), first);
-        self.update(id, |j| {
-            j.windows = windows;
-            j.preview = Some(preview);
-            j.preview_s = Some(t0.elapsed().as_secs_f64());
-            j.stage = "vocoding".into();
-        });
+        self.publish_preview(id, t0, windows, self.result_view(format!("{name} (Griffin-Lim preview)"), first));
         let edit = task(&self.p)?;
-        let r = self.result_view(name.to_string(), edit);
-        self.update(id, |j| {
-            j.result = Some(r);
-            j.result_s = Some(t0.elapsed().as_secs_f64());
-        });
+        self.publish_result(id, t0, self.result_view(name.to_string(), edit));
         Ok(())
     }
 
@@ -333,19 +315,9 @@ impl Worker {
             x
         };
         let gl = cut(Self::preview_vocoder().synthesize(&self.p.mel, &mel)?);
-        let preview = self.result_view(format!("{name} (Griffin-Lim preview)"), as_edit(gl));
-        self.update(id, |j| {
-            j.windows = windows;
-            j.preview = Some(preview);
-            j.preview_s = Some(t0.elapsed().as_secs_f64());
-            j.stage = "vocoding".into();
-        });
+        self.publish_preview(id, t0, windows, self.result_view(format!("{name} (Griffin-Lim preview)"), as_edit(gl)));
         let x = cut(self.p.vocoder.synthesize(&self.p.mel, &mel)?);
-        let r = self.result_view(name, as_edit(x));
-        self.update(id, |j| {
-            j.result = Some(r);
-            j.result_s = Some(t0.elapsed().as_secs_f64());
-        });
+        self.publish_result(id, t0, self.result_view(name, as_edit(x)));
         Ok(())
     }
 }
