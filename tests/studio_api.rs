@@ -104,6 +104,15 @@ fn the_api_serves_edits_and_refuses_bad_requests_without_dying() {
         }
     }
 
+    // Text-to-audio longer than a window: the asked length, and every window's steps.
+    let (code, j) =
+        json(&s, "POST", "/api/generate", r#"{"prompt":"rain on a roof","duration_s":5.0,"sampler":{"iterations":2,"seed":1}}"#);
+    assert_eq!(code, 200, "{j}");
+    assert_eq!(j["result"]["audio"]["frames"], 5 * 22050);
+    let windows = j["windows"].as_array().unwrap();
+    assert!(windows.len() >= 2, "{} windows for 5 s", windows.len());
+    assert!(windows.iter().all(|w| w["steps"].as_array().unwrap().len() == 2));
+
     // Bad requests get a 4xx with a message naming the problem.
     for (body, needle) in [
         ("{nope", "not JSON"),

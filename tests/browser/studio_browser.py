@@ -147,6 +147,24 @@ def main():
             fail("the painted region covers every row; expected a band")
         driver.save_screenshot(str(ARTIFACTS / "studio-region.png"))
 
+        # Text-to-audio longer than one window: the asked length, and the token grid steps
+        # through every window in turn.
+        prev = driver.find_element(By.ID, "result-audio").get_attribute("data-id")
+        for el, value in [("prompt", "rain on a tin roof"), ("duration", "5")]:
+            driver.find_element(By.ID, el).clear()
+            driver.find_element(By.ID, el).send_keys(value)
+        driver.find_element(By.ID, "gen-prompt").click()
+        wait.until(lambda d: d.find_element(By.ID, "step-label").text.lower().startswith("window 2 of") or d.find_element(By.ID, "error").text)
+        wait.until(lambda d: d.find_element(By.ID, "result-audio").get_attribute("data-id") not in (None, "", prev)
+                   or d.find_element(By.ID, "error").text)
+        err = driver.find_element(By.ID, "error").text
+        if err:
+            fail(f"long generation: the page shows an error: {err}")
+        sr, ch, width, frames = read_wav(f"{base}/api/audio/{driver.find_element(By.ID, 'result-audio').get_attribute('data-id')}/wav")
+        if abs(len(frames) // (ch * width) - 5 * sr) > 1:
+            fail(f"long generation: {len(frames) // (ch * width)} frames for 5 s at {sr} Hz")
+        print(f"long generation: 5 s, the grid stepped through several windows; {driver.find_element(By.ID, 'status').text}")
+
         # A junk upload is refused with an error on the page.
         with tempfile.NamedTemporaryFile("wb", suffix=".wav", delete=False) as f:
             f.write(b"this is not audio at all" * 10)

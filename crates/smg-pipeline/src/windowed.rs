@@ -472,6 +472,19 @@ impl Pipeline {
         opt: &WindowOptions,
         progress: Progress,
     ) -> Result<Vec<f32>> {
+        self.generate_long_steps(cond, duration_s, sampler, opt, progress).map(|(audio, _)| audio)
+    }
+
+    /// [`Pipeline::generate_long`], also returning each window's decoding steps (its start, the
+    /// tokens it was given to fill, and the sampler's steps), as the windowed edits do.
+    pub fn generate_long_steps(
+        &self,
+        cond: &Tensor,
+        duration_s: f64,
+        sampler: &Sampler,
+        opt: &WindowOptions,
+        progress: Progress,
+    ) -> Result<(Vec<f32>, Vec<WindowSteps>)> {
         self.check_iterations(sampler)?;
         let sr = self.mel.config.sample_rate as f64;
         if !(duration_s.is_finite() && duration_s > 0.0) {
@@ -497,6 +510,7 @@ impl Pipeline {
         let mask_id = self.generator.config.mask_id();
         let mut generated: BTreeMap<i64, Vec<u32>> = BTreeMap::new();
         let mut asm = Assembler::new(0, n, col);
+        let mut history = Vec::with_capacity(plan.len());
         for (k, &w) in plan.iter().enumerate() {
             progress(k, plan.len());
             let mut tokens = vec![mask_id; t.rows * cols as usize];
@@ -514,10 +528,11 @@ impl Pipeline {
                 generated.entry(w + c).or_insert_with(|| (0..t.rows).map(|r| o.tokens[r * cols as usize + c as usize]).collect());
             }
             generated.retain(|&j, _| j >= w + cols - keep);
+            history.push(WindowSteps { start_s: (w * col) as f64 / sr, mask, steps: o.steps });
             asm.push(Piece { start: w * col, audio: o.audio });
         }
         progress(plan.len(), plan.len());
-        Ok(asm.finish())
+        Ok((asm.finish(), history))
     }
 }
 

@@ -214,8 +214,18 @@ fn long_generation_has_the_asked_length_and_is_seeded() {
     assert_eq!(a.len(), 7 * 22050);
     assert!(total >= 3, "{total} windows for 7 s");
     assert!(a.iter().all(|v| v.is_finite()));
-    let b = p.generate_long(&cond, 7.0, &sampler(5), &WindowOptions::default(), &mut |_, _| {}).unwrap();
+    let keep = Sampler { keep_history: true, ..sampler(5) };
+    let (b, history) = p.generate_long_steps(&cond, 7.0, &keep, &WindowOptions::default(), &mut |_, _| {}).unwrap();
     assert_eq!(a, b);
+    // One entry of decoding steps per window: the first fills a fully masked grid, each later
+    // one keeps the previous window's tail and starts half a window on.
+    assert_eq!(history.len(), total);
+    assert!(history[0].mask.iter().all(|&m| m) && history[0].start_s == 0.0);
+    for (w, prev) in history.iter().skip(1).zip(&history) {
+        assert!(w.start_s > prev.start_s, "windows out of order");
+        assert!(w.mask.iter().any(|&m| !m) && w.mask.iter().any(|&m| m), "a later window keeps some tokens and fills some");
+        assert_eq!(w.steps.len(), 4);
+    }
     let short = p.generate_long(&cond, 1.0, &sampler(5), &WindowOptions::default(), &mut |_, _| {}).unwrap();
     assert_eq!(short.len(), 22050);
     for d in [0.0, -1.0, f64::NAN] {

@@ -295,13 +295,8 @@ impl Worker {
         if d > window_s {
             // Longer than a window: outpainting, once per vocoder (same seed, same tokens).
             return self.two_pass(id, t0, &name, |p| {
-                let x = p.generate_long(cond, d, sampler, opt, &mut |_, _| {})?;
-                // Outpainting keeps half a window (WindowOptions' default): one window, then one
-                // per half window still to fill.
-                let (cols, spc) = (p.grid().cols, p.grid().seconds_per_column(&p.mel.config));
-                let rest = ((d / spc).ceil() as usize).saturating_sub(cols);
-                let windows = 1 + rest.div_ceil(cols - cols / 2);
-                Ok(Edit { windows, ..as_edit(x) })
+                let (x, history) = p.generate_long_steps(cond, d, sampler, opt, &mut |_, _| {})?;
+                Ok(Edit { windows: history.len(), history, ..as_edit(x) })
             });
         }
         // One window: sample once, then vocode the decoded mel twice.
