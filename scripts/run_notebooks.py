@@ -12,9 +12,14 @@ produce the outputs its metadata promises: ``metadata.smg.expect = {"image/png":
     run_notebooks.py --expect-failure tests/notebooks/*.ipynb  # all must fail (harness self-test)
 
 Executed copies go to $SMG_OUTPUT_DIR/executed (default notebooks/output/executed).
+With ``--write-back`` (scripts/render_notebooks.sh) a notebook that passed is also written
+over its source with its outputs, its run time stated in its first cell, so that it reads as a
+document before anyone runs it.
 """
 import argparse
 import os
+import platform
+import re
 import sys
 import time
 
@@ -100,7 +105,67 @@ def count_outputs(nb):
     return {"image/png": images, "audio": audio}
 
 
-def run_one(path, timeout, out_dir):
+def cpu_name():
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                return re.sub(r"\s+", " ", line.split(":", 1)[1]).strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown CPU"
+
+
+FULL_RUN = "*Full run:*"
+WAV_SRC = re.compile(r'src="data:audio/wav;base64,([A-Za-z0-9+/=]+)"')
+
+
+def compress_players(nb):
+    """Stores every audio player of `nb` as VBR MP3 instead of 16-bit WAV (about a tenth of the
+    size; the notebook itself, when run, plays the exact WAV). Needs `soundfile`
+    (requirements-notebooks.txt), whose libsndfile encodes MP3."""
+    import base64
+    import io
+
+    import soundfile
+
+    def mp3(match):
+        x, sr = soundfile.read(io.BytesIO(base64.b64decode(match.group(1))), dtype="float32")
+        out = io.BytesIO()
+        soundfile.write(out, x, sr, format="MP3", subtype="MPEG_LAYER_III", compression_level=0.3,
+                        bitrate_mode="VARIABLE")
+        return 'src="data:audio/mpeg;base64,' + base64.b64encode(out.getvalue()).decode() + '"'
+
+    for cell in nb.cells:
+        for out in cell.get("outputs", []):
+            data = out.get("data", {})
+            html = data.get("text/html")
+            if html:
+                html = "".join(html) if isinstance(html, list) else html
+                data["text/html"] = WAV_SRC.sub(mp3, html)
+
+
+def write_back(nb, path, elapsed):
+    """Writes the executed notebook over its source, stating how long the run took."""
+    mode = "quick mode (SMG_QUICK=1)" if os.environ.get("SMG_QUICK") else "full mode"
+    minutes = max(1, round(elapsed / 60))
+    line = (f"{FULL_RUN} the outputs below are from a {mode} run that took about {minutes} min on "
+            f"{os.cpu_count()} cores ({cpu_name()}), warm build cache; its audio players are stored "
+            f"as MP3 to keep the repository small (running the notebook plays the exact WAV).")
+    compress_players(nb)
+    first = nb.cells[0] if nb.cells and nb.cells[0].cell_type == "markdown" else None
+    if first is not None:
+        kept = [l for l in first.source.splitlines() if not l.startswith(FULL_RUN)]
+        while kept and not kept[-1].strip():
+            kept.pop()
+        first.source = "\n".join(kept + ["", line])
+    nb.metadata.setdefault("smg", {})["rendered"] = {"mode": mode, "seconds": round(elapsed), "cores": os.cpu_count(),
+                                                    "cpu": cpu_name()}
+    for cell in nb.cells:
+        cell.metadata.pop("execution", None)
+    nbformat.write(nb, path)
+
+
+def run_one(path, timeout, out_dir, keep=False):
     nb = nbformat.read(path, as_version=4)
     nb.cells.append(nbformat.v4.new_code_cell(SENTINEL_SOURCE))
     client = RecordingClient(
@@ -141,22 +206,35 @@ def run_one(path, timeout, out_dir):
     if out_dir:
         os.makedirs(out_dir, exist_ok=True)
         nbformat.write(nb, os.path.join(out_dir, os.path.basename(path)))
+    if keep and not failures:
+        write_back(nb, path, elapsed)
     return failures, elapsed
 
 
 def main():
     ap = argparse.ArgumentParser()
+    ap.add_argument("--compress-only", action="store_true",
+                    help="only store the audio players of the given notebooks as MP3 (no execution)")
     ap.add_argument("notebooks", nargs="+")
     ap.add_argument("--expect-failure", action="store_true",
                     help="succeed only if every notebook fails (tests the harness itself)")
     ap.add_argument("--timeout", type=int, default=int(os.environ.get("SMG_CELL_TIMEOUT", "2400")),
                     help="seconds per cell (the first cell may compile candle cold)")
+    ap.add_argument("--write-back", action="store_true",
+                    help="write each notebook that passes over its source, with its outputs")
     args = ap.parse_args()
+    if args.compress_only:
+        for path in args.notebooks:
+            nb = nbformat.read(path, as_version=4)
+            compress_players(nb)
+            nbformat.write(nb, path)
+            print(f"{path}: {os.path.getsize(path) / 1048576:.1f} MB", flush=True)
+        return
     out_dir = os.path.join(os.environ.get("SMG_OUTPUT_DIR", os.path.join(os.getcwd(), "notebooks", "output")),
                            "executed")
     bad = 0
     for path in args.notebooks:
-        failures, elapsed = run_one(path, args.timeout, None if args.expect_failure else out_dir)
+        failures, elapsed = run_one(path, args.timeout, None if args.expect_failure else out_dir, args.write_back)
         if args.expect_failure:
             if failures:
                 print(f"ok (failed as intended) {path} [{elapsed:.1f} s]: {failures[0]}", flush=True)

@@ -18,8 +18,9 @@ stage() { log "[$((SECONDS - t0)) s] $*"; }
 stage "set-up"
 scripts/setup.sh --ci
 
-stage "text check, rustfmt, clippy"
+stage "text check, notebook size budget, rustfmt, clippy"
 bash scripts/check_text.sh
+python3 scripts/notebook_budget.py
 # rustfmt and clippy ship with rustup's default profile; a toolchain without them skips the check.
 if cargo fmt --version >/dev/null 2>&1; then
   cargo fmt --all -- --check >/dev/null || die "formatting differs from rustfmt.toml (run cargo fmt --all)"
