@@ -144,9 +144,9 @@ def compress_players(nb):
                 data["text/html"] = WAV_SRC.sub(mp3, html)
 
 
-def write_back(nb, path, elapsed):
+def write_back(nb, path, elapsed, mode=None):
     """Writes the executed notebook over its source, stating how long the run took."""
-    mode = "quick mode (SMG_QUICK=1)" if os.environ.get("SMG_QUICK") else "full mode"
+    mode = mode or ("quick mode (SMG_QUICK=1)" if os.environ.get("SMG_QUICK") else "full mode")
     minutes = max(1, round(elapsed / 60))
     line = (f"{FULL_RUN} the outputs below are from a {mode} run that took about {minutes} min on "
             f"{os.cpu_count()} cores ({cpu_name()}), warm build cache; its audio players are stored "
@@ -226,8 +226,12 @@ def main():
     if args.compress_only:
         for path in args.notebooks:
             nb = nbformat.read(path, as_version=4)
-            compress_players(nb)
-            nbformat.write(nb, path)
+            rendered = nb.metadata.get("smg", {}).get("rendered")
+            if rendered:  # also restate the run in the first cell
+                write_back(nb, path, rendered["seconds"], rendered["mode"])
+            else:
+                compress_players(nb)
+                nbformat.write(nb, path)
             print(f"{path}: {os.path.getsize(path) / 1048576:.1f} MB", flush=True)
         return
     out_dir = os.path.join(os.environ.get("SMG_OUTPUT_DIR", os.path.join(os.getcwd(), "notebooks", "output")),
