@@ -18,3 +18,45 @@ EVCXR_JUPYTER_VERSION="0.22.0"
 
 log() { echo "[smg] $*" >&2; }
 die() { echo "[smg] error: $*" >&2; exit 1; }
+
+# --- stages: one line when a stage starts and one when it ends, with the time since the run
+# began; the tools' own output (apt, pip, cargo) goes to $SMG_LOG_DIR/<stage>.log, whose last
+# lines are shown, with its path, when the stage fails.
+export SMG_LOG_DIR="${SMG_LOG_DIR:-$SMG_CACHE/logs}"
+export SMG_T0="${SMG_T0:-$(date +%s)}"
+SMG_STAGE_PIDS=()
+clock() {
+  local s=$(($(date +%s) - SMG_T0))
+  printf '%d:%02d' $((s / 60)) $((s % 60))
+}
+# run_stage NAME COMMAND...: runs COMMAND (a program or a shell function) as one stage.
+run_stage() {
+  local name="$1" t rc
+  shift
+  local file
+  file="$SMG_LOG_DIR/$(echo "$name" | tr 'A-Z' 'a-z' | sed 's/[^a-z0-9.]\{1,\}/-/g; s/^-//; s/-$//').log"
+  mkdir -p "$SMG_LOG_DIR"
+  t=$(date +%s)
+  log "[$(clock)] $name"
+  # A background subshell keeps `set -e` in force inside the stage (an `if` would switch it off).
+  ("$@") >"$file" 2>&1 &
+  if wait $!; then
+    log "[$(clock)] $name: done in $(($(date +%s) - t)) s"
+  else
+    rc=$?
+    tail -n 15 "$file" | sed 's/^/    | /' >&2
+    log "error: $name failed (exit $rc); its whole output is in $file"
+    return "$rc"
+  fi
+}
+# run_stage_bg NAME COMMAND...: the same, alongside the stages that follow; wait_stages joins them.
+run_stage_bg() {
+  run_stage "$@" &
+  SMG_STAGE_PIDS+=($!)
+}
+wait_stages() {
+  local pid failed=0
+  for pid in "${SMG_STAGE_PIDS[@]}"; do wait "$pid" || failed=1; done
+  SMG_STAGE_PIDS=()
+  ((failed == 0)) || die "a set-up stage failed (see above)"
+}

@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
 # The project's main command (README): sets everything up on a fresh machine (tools, Jupyter,
 # the Rust kernel, verified data), builds the `smg` command line, then
-#   * with a browser and a display: opens JupyterLab on notebooks/00_quickstart.ipynb;
+#   * with a browser and a display: builds the notebook kernel once and opens JupyterLab on
+#     notebooks/00_quickstart.ipynb;
 #   * headless (no DISPLAY, CI=true, or --headless): executes every notebook in full mode and
 #     leaves the executed copies (with plots and players) in notebooks/output/executed/.
+# Each stage prints when it starts and ends, with the time since the start; the tools' own
+# output is kept in $SMG_LOG_DIR and shown when a stage fails.
 # Options: --headless, --lab (start JupyterLab without opening a browser), --quick (SMG_QUICK=1).
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
@@ -27,12 +30,17 @@ log "smg is at $CARGO_TARGET_DIR/release/smg"
 
 case $ui in
   headless)
-    log "executing the notebooks headless (mode: $([[ -n "${SMG_QUICK:-}" ]] && echo quick || echo full))"
+    log "[$(clock)] executing the notebooks headless (mode: $([[ -n "${SMG_QUICK:-}" ]] && echo quick || echo full))"
     "$SMG_VENV/bin/python" scripts/run_notebooks.py notebooks/*.ipynb
-    log "executed notebooks with their outputs: $SMG_OUTPUT_DIR/executed/"
+    log "[$(clock)] done; executed notebooks with their outputs: $SMG_OUTPUT_DIR/executed/"
     ;;
-  lab)
-    exec "$SMG_VENV/bin/jupyter" lab --no-browser --notebook-dir "$SMG_ROOT/notebooks" ;;
-  browser)
+  lab | browser)
+    # The kernel compiles the prelude and candle the first time (minutes on 2 cores); doing it
+    # here means the notebook's first cell answers in seconds.
+    run_stage "notebook kernel (first build of the prelude)" "$SMG_VENV/bin/python" scripts/run_notebooks.py --warm-up notebooks/00_quickstart.ipynb
+    log "[$(clock)] ready: opening JupyterLab"
+    if [[ $ui == lab ]]; then
+      exec "$SMG_VENV/bin/jupyter" lab --no-browser --notebook-dir "$SMG_ROOT/notebooks"
+    fi
     exec "$SMG_VENV/bin/jupyter" lab --notebook-dir "$SMG_ROOT/notebooks" 00_quickstart.ipynb ;;
 esac

@@ -222,7 +222,23 @@ def main():
                     help="seconds per cell (the first cell may compile candle cold)")
     ap.add_argument("--write-back", action="store_true",
                     help="write each notebook that passes over its source, with its outputs")
+    ap.add_argument("--warm-up", action="store_true",
+                    help="start the kernel in the given notebooks' folder and run one trivial cell: builds "
+                         "the evcxr cache, so the first real cell answers in seconds")
     args = ap.parse_args()
+    if args.warm_up:
+        folder = os.path.dirname(os.path.abspath(args.notebooks[0]))
+        path = os.path.join(folder, ".warm-up.ipynb")
+        nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("1 + 1")])
+        nbformat.write(nb, path)
+        try:
+            failures, elapsed = run_one(path, args.timeout, None)
+        finally:
+            os.remove(path)
+        for f in failures:
+            print(f"warm-up: {f}", flush=True)
+        print(f"kernel warm-up {'failed' if failures else 'done'} in {elapsed:.0f} s", flush=True)
+        sys.exit(1 if failures else 0)
     if args.compress_only:
         for path in args.notebooks:
             nb = nbformat.read(path, as_version=4)
