@@ -61,10 +61,12 @@ evcxr_kernel() {
 # manifest, and with incremental compilation off (and opt_level 3 in notebooks/evcxr.toml) cells
 # run the models at the command line's speed (environment.md).
 register_kernel() {
-  local kernel_dir="${JUPYTER_DATA_DIR:-$HOME/.local/share/jupyter}/kernels/rust"
-  [[ -f "$kernel_dir/kernel.json" ]] || evcxr_jupyter --install
+  # evcxr_jupyter --install writes to the user's Jupyter folder whatever JUPYTER_DATA_DIR says;
+  # Jupyter's own lookup finds the spec wherever it is.
+  local find_spec='from jupyter_client.kernelspec import KernelSpecManager as M; print(M().get_kernel_spec("rust").resource_dir)'
+  "$SMG_VENV/bin/python" -c "$find_spec" >/dev/null 2>&1 || evcxr_jupyter --install
   mkdir -p "$EVCXR_TMPDIR"
-  "$SMG_VENV/bin/python" - "$kernel_dir/kernel.json" "$EVCXR_TMPDIR" "$(rustc --print target-libdir)" <<'PY'
+  "$SMG_VENV/bin/python" - "$("$SMG_VENV/bin/python" -c "$find_spec")/kernel.json" "$EVCXR_TMPDIR" "$(rustc --print target-libdir)" <<'PY'
 import json, sys
 path, tmpdir, libdir = sys.argv[1:4]
 spec = json.load(open(path))
