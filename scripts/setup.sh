@@ -88,12 +88,20 @@ data_assets() {
     run_stage "weights (convert to safetensors)" "$SMG_ROOT/scripts/convert_weights.sh"
 }
 
-data_assets &
+# The corpus needs the data assets and the smg command line, not the kernel: it is built while
+# evcxr_jupyter (the longest stage) still compiles.
+corpus() {
+  data_assets &
+  local assets=$!
+  run_stage "smg command line (cargo build --release)" build_smg || return 1
+  wait "$assets" || return 1
+  run_stage "small sound-event corpus" "$CARGO_TARGET_DIR/release/smg" data build --config small
+}
+
+corpus &
 SMG_STAGE_PIDS+=($!)
 run_stage_bg "Python environment ($mode)" python_env
 run_stage_bg "evcxr_jupyter $EVCXR_JUPYTER_VERSION (Rust kernel)" evcxr_kernel
-run_stage_bg "smg command line (cargo build --release)" build_smg
 wait_stages
 run_stage "Rust kernel registration" register_kernel
-run_stage "small sound-event corpus" "$CARGO_TARGET_DIR/release/smg" data build --config small
 log "[$(clock)] set-up complete"
