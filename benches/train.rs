@@ -6,7 +6,8 @@
 //!
 //! Run: `cargo bench --bench train` (≈10 minutes on 2 cores; `SMG_BENCH_QUICK=1` times the small
 //! configurations only, with fewer steps). Each row is the median of its timed steps after one
-//! untimed warm-up step.
+//! untimed warm-up step. `SMG_BENCH_ONLY=<text>` keeps the rows whose trainer and configuration
+//! contain that text (`SMG_BENCH_ONLY="tokenizer medium"`), e.g. to profile one of them.
 
 use candle_core::{DType, Device, Tensor};
 use std::collections::HashMap;
@@ -144,6 +145,10 @@ fn hifigan(steps: usize) -> (f64, usize) {
 }
 
 fn main() {
+    // What every trainer of the command line runs with (SMG_BENCH_MALLOC_DEFAULT=1 measures without).
+    if std::env::var("SMG_BENCH_MALLOC_DEFAULT").map_or(true, |v| v != "1") {
+        smg_core::alloc::keep_freed_memory();
+    }
     let quick = std::env::var("SMG_BENCH_QUICK").is_ok_and(|v| v == "1");
     let steps = if quick { 2 } else { 4 };
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
@@ -151,20 +156,23 @@ fn main() {
     println!();
     println!("| trainer | config | batch | parameters | s / step |");
     println!("|---|---|---|---|---|");
-    let row = |name: &str, cfg: &str, batch: &str, (s, p): (f64, usize)| println!("| {name} | {cfg} | {batch} | {} | {s:.2} |", params(p));
-    row("masked ViT", "small", "64 × 80 tokens", maskgit(&smg_maskgit::Config::small(), steps));
-    if !quick {
-        row("masked ViT", "medium", "64 × 80 tokens", maskgit(&smg_maskgit::Config::medium(), steps));
-    }
-    row("SpecVQGAN tokenizer", "small", "16 × 128 frames", tokenizer(&smg_tokenizer::Config::small(), false, steps));
-    row("SpecVQGAN tokenizer + discriminator", "small", "16 × 128 frames", tokenizer(&smg_tokenizer::Config::small(), true, steps));
-    if !quick {
-        row("SpecVQGAN tokenizer", "medium", "16 × 128 frames", tokenizer(&smg_tokenizer::Config::medium(), false, steps));
-        row("SpecVQGAN tokenizer + discriminator", "medium", "16 × 128 frames", tokenizer(&smg_tokenizer::Config::medium(), true, steps));
-    }
-    row("CLAP audio branch", "small", "64 × 256 frames", clap(&smg_clap::AudioEncoderConfig::small(), steps));
-    if !quick {
-        row("CLAP audio branch", "medium", "64 × 256 frames", clap(&smg_clap::AudioEncoderConfig::medium(), steps));
-        row("HiFi-GAN V1 fine-tuning", "universal", "2 × 8192 samples", hifigan(2));
-    }
+    let only = std::env::var("SMG_BENCH_ONLY").unwrap_or_default();
+    // Runs a row when it is selected (its timing closure is only called then).
+    let row = |name: &str, cfg: &str, batch: &str, medium: bool, f: &dyn Fn() -> (f64, usize)| {
+        if (quick && medium) || !format!("{name} {cfg}").contains(only.as_str()) {
+            return;
+        }
+        let (s, p) = f();
+        println!("| {name} | {cfg} | {batch} | {} | {s:.2} |", params(p));
+    };
+    let (vit, tok) = ("64 × 80 tokens", "16 × 128 frames");
+    row("masked ViT", "small", vit, false, &|| maskgit(&smg_maskgit::Config::small(), steps));
+    row("masked ViT", "medium", vit, true, &|| maskgit(&smg_maskgit::Config::medium(), steps));
+    row("SpecVQGAN tokenizer", "small", tok, false, &|| tokenizer(&smg_tokenizer::Config::small(), false, steps));
+    row("SpecVQGAN tokenizer + discriminator", "small", tok, false, &|| tokenizer(&smg_tokenizer::Config::small(), true, steps));
+    row("SpecVQGAN tokenizer", "medium", tok, true, &|| tokenizer(&smg_tokenizer::Config::medium(), false, steps));
+    row("SpecVQGAN tokenizer + discriminator", "medium", tok, true, &|| tokenizer(&smg_tokenizer::Config::medium(), true, steps));
+    row("CLAP audio branch", "small", "64 × 256 frames", false, &|| clap(&smg_clap::AudioEncoderConfig::small(), steps));
+    row("CLAP audio branch", "medium", "64 × 256 frames", true, &|| clap(&smg_clap::AudioEncoderConfig::medium(), steps));
+    row("HiFi-GAN V1 fine-tuning", "universal", "2 × 8192 samples", true, &|| hifigan(2));
 }

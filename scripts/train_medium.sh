@@ -4,7 +4,7 @@
 # steps into $SMG_DATA_DIR/runs/<model>-medium, outside git), and finished stages are skipped.
 # Run it in the background and run it again after an interruption:
 #
-#   nohup scripts/train_medium.sh > "$SMG_CACHE/train_medium.log" 2>&1 &
+#   nohup scripts/low_priority.sh scripts/train_medium.sh > "$SMG_CACHE/train_medium.log" 2>&1 &
 #
 # Stages, with steps sized from `cargo bench --bench train` on 2 idle cores (benches/SPEED.md,
 # 2026-12-04: tokenizer 5.5 s/step, 6.2 with the discriminator; audio branch 1.9; ViT 5.0):

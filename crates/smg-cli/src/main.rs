@@ -341,6 +341,7 @@ fn main() {
         eprintln!("error: internal error: {info}");
     }));
     let cli = Cli::parse();
+    smg_core::alloc::keep_freed_memory();
     match std::panic::catch_unwind(|| run(cli)) {
         Ok(Ok(())) => {}
         Ok(Err(e)) => {

@@ -4,6 +4,7 @@
 //! "which device should a notebook or the command line use by default?".
 
 pub mod adam;
+pub mod alloc;
 pub mod checkpoint;
 pub mod conv;
 pub mod conv1d;
