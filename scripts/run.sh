@@ -40,8 +40,9 @@ case $ui in
     # here means the notebook's first cell answers in seconds.
     run_stage "notebook kernel (first build of the prelude)" "$SMG_VENV/bin/python" scripts/run_notebooks.py --warm-up notebooks/00_quickstart.ipynb
     log "[$(clock)] ready: opening JupyterLab on the quickstart (the other notebooks need the corpus: wait for \"smg and the small corpus are ready\" above)"
-    if [[ $ui == lab ]]; then
-      exec "$SMG_VENV/bin/jupyter" lab --no-browser --notebook-dir "$SMG_ROOT/notebooks"
-    fi
-    exec "$SMG_VENV/bin/jupyter" lab --notebook-dir "$SMG_ROOT/notebooks" 00_quickstart.ipynb ;;
+    lab=("$SMG_VENV/bin/jupyter" lab --notebook-dir "$SMG_ROOT/notebooks")
+    # Jupyter refuses to start as root (containers, fresh cloud machines) without this flag.
+    if [[ $(id -u) == 0 ]]; then lab+=(--allow-root); fi
+    if [[ $ui == lab ]]; then exec "${lab[@]}" --no-browser; fi
+    exec "${lab[@]}" 00_quickstart.ipynb ;;
 esac
