@@ -3,8 +3,8 @@
 //! candle's CPU `conv2d` backward runs a direct (loop) `conv_transpose2d` for the input gradient
 //! and a convolution with an image-sized kernel for the weight gradient; together they took most
 //! of a tokenizer training step. Here the convolution is written as
-//! `im2col → batched matmul (gemm) → reshape`, where `im2col` is a custom op whose backward is
-//! `col2im`. Every heavy part, forward and backward, is then a gemm call. Values equal candle's
+//! `im2col → one matmul over the whole batch (gemm) → transpose`, where `im2col` is a custom op
+//! whose backward is `col2im`. Every heavy part, forward and backward, is then a gemm call. Values equal candle's
 //! `conv2d` (tested); off the CPU, or for dtypes other than f32, candle's own kernels are used.
 
 use candle_core::{CpuStorage, CustomOp1, Layout, Module, Result, Shape, Tensor};
@@ -45,11 +45,13 @@ fn f32_slice<'a>(s: &'a CpuStorage, l: &Layout, what: &str) -> Result<&'a [f32]>
     Ok(&v[a..b])
 }
 
-/// `(B, C, H, W)` → `(B, C·kh·kw, oh·ow)`, zero outside the image.
+/// `(B, C, H, W)` → `(C·kh·kw, B·oh·ow)`, zero outside the image: the columns of every item side
+/// by side, so the whole batch is one matmul `W (Cout, C·kh·kw) · cols` and the weight's
+/// gradient one matmul too, with no sum over a broadcast batch dimension in the backward pass.
 #[derive(Debug, Clone, Copy)]
 struct Im2Col(Geom);
 
-/// `(B, C·kh·kw, oh·ow)` → `(B, C, H, W)`, summing overlapping patches (adjoint of [`Im2Col`]).
+/// `(C·kh·kw, B·oh·ow)` → `(B, C, H, W)`, summing overlapping patches (adjoint of [`Im2Col`]).
 #[derive(Debug, Clone, Copy)]
 struct Col2Im(Geom);
 
@@ -64,33 +66,35 @@ impl CustomOp1 for Im2Col {
         let b = l.dims()[0];
         let (oh, ow) = g.out_hw();
         let (kk, hw, ohw) = (g.kh * g.kw, g.h * g.w, oh * ow);
-        let mut dst = vec![0f32; b * g.c * kk * ohw];
-        dst.par_chunks_mut(kk * ohw).enumerate().for_each(|(bc, out)| {
-            let plane = &x[bc * hw..(bc + 1) * hw];
-            for i in 0..g.kh {
-                for j in 0..g.kw {
-                    let row = &mut out[(i * g.kw + j) * ohw..(i * g.kw + j + 1) * ohw];
-                    let (lo, hi) = g.valid_cols(j, ow);
-                    for oy in 0..oh {
-                        let iy = (oy * g.sh + i) as isize - g.ph as isize;
-                        if iy < 0 || iy >= g.h as isize || lo >= hi {
-                            continue;
-                        }
-                        let src = &plane[iy as usize * g.w..(iy as usize + 1) * g.w];
-                        let dst_row = &mut row[oy * ow..(oy + 1) * ow];
-                        let x0 = lo * g.sw + j - g.pw;
-                        if g.sw == 1 {
-                            dst_row[lo..hi].copy_from_slice(&src[x0..x0 + hi - lo]);
-                        } else {
-                            for (k, d) in dst_row[lo..hi].iter_mut().enumerate() {
-                                *d = src[x0 + k * g.sw];
-                            }
-                        }
+        let mut dst = vec![0f32; g.c * kk * b * ohw];
+        // One chunk per (row of cols, item): row = c·kk + i·kw + j.
+        dst.par_chunks_mut(ohw).enumerate().for_each(|(seg, out)| {
+            let (row, item) = (seg / b, seg % b);
+            let (c, ij) = (row / kk, row % kk);
+            let (i, j) = (ij / g.kw, ij % g.kw);
+            let plane = &x[(item * g.c + c) * hw..(item * g.c + c + 1) * hw];
+            let (lo, hi) = g.valid_cols(j, ow);
+            if lo >= hi {
+                return;
+            }
+            let x0 = lo * g.sw + j - g.pw;
+            for oy in 0..oh {
+                let iy = (oy * g.sh + i) as isize - g.ph as isize;
+                if iy < 0 || iy >= g.h as isize {
+                    continue;
+                }
+                let src = &plane[iy as usize * g.w..(iy as usize + 1) * g.w];
+                let dst_row = &mut out[oy * ow..(oy + 1) * ow];
+                if g.sw == 1 {
+                    dst_row[lo..hi].copy_from_slice(&src[x0..x0 + hi - lo]);
+                } else {
+                    for (k, d) in dst_row[lo..hi].iter_mut().enumerate() {
+                        *d = src[x0 + k * g.sw];
                     }
                 }
             }
         });
-        Ok((CpuStorage::F32(dst), Shape::from((b, g.c * kk, ohw))))
+        Ok((CpuStorage::F32(dst), Shape::from((g.c * kk, b * ohw))))
     }
 
     fn bwd(&self, _arg: &Tensor, _res: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
@@ -106,24 +110,28 @@ impl CustomOp1 for Col2Im {
     fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
         let g = self.0;
         let cols = f32_slice(s, l, "col2im")?;
-        let b = l.dims()[0];
         let (oh, ow) = g.out_hw();
         let (kk, hw, ohw) = (g.kh * g.kw, g.h * g.w, oh * ow);
+        let b = l.dims()[1] / ohw;
         let mut dst = vec![0f32; b * g.c * hw];
         dst.par_chunks_mut(hw).enumerate().for_each(|(bc, plane)| {
-            let src = &cols[bc * kk * ohw..(bc + 1) * kk * ohw];
+            let (item, c) = (bc / g.c, bc % g.c);
             for i in 0..g.kh {
                 for j in 0..g.kw {
-                    let row = &src[(i * g.kw + j) * ohw..(i * g.kw + j + 1) * ohw];
+                    let row = c * kk + i * g.kw + j;
+                    let seg = &cols[(row * b + item) * ohw..(row * b + item + 1) * ohw];
                     let (lo, hi) = g.valid_cols(j, ow);
+                    if lo >= hi {
+                        continue;
+                    }
+                    let x0 = lo * g.sw + j - g.pw;
                     for oy in 0..oh {
                         let iy = (oy * g.sh + i) as isize - g.ph as isize;
-                        if iy < 0 || iy >= g.h as isize || lo >= hi {
+                        if iy < 0 || iy >= g.h as isize {
                             continue;
                         }
                         let out = &mut plane[iy as usize * g.w..(iy as usize + 1) * g.w];
-                        let x0 = lo * g.sw + j - g.pw;
-                        for (k, v) in row[oy * ow + lo..oy * ow + hi].iter().enumerate() {
+                        for (k, v) in seg[oy * ow + lo..oy * ow + hi].iter().enumerate() {
                             out[x0 + k * g.sw] += v;
                         }
                     }
@@ -157,17 +165,25 @@ pub fn conv2d_hw(x: &Tensor, w: &Tensor, bias: Option<&Tensor>, (sh, sw): (usize
     if h + 2 * ph < kh || wd + 2 * pw < kw || sh == 0 || sw == 0 {
         candle_core::bail!("conv2d: input {h}×{wd} (padding {ph}×{pw}) is smaller than the {kh}×{kw} kernel");
     }
-    let y = if crate::fast::cpu_custom_ops(x) {
+    if crate::fast::cpu_custom_ops(x) {
+        // One matmul over the whole batch: (Cout, K) · (K, B·oh·ow), the bias added per row (its
+        // gradient is then a sum over the contiguous last dimension), and one transposing copy
+        // back to (B, Cout, oh, ow).
         let g = Geom { c: cin, h, w: wd, kh, kw, sh, sw, ph, pw };
         let (oh, ow) = g.out_hw();
         let cols = if kh == 1 && kw == 1 && sh == 1 && sw == 1 && ph == 0 && pw == 0 {
-            x.reshape((b, cin, h * wd))?
+            x.transpose(0, 1)?.contiguous()?.reshape((cin, b * h * wd))?
         } else {
             x.contiguous()?.apply_op1(Im2Col(g))?
         };
-        let wm = w.reshape((cout, cin * kh * kw))?.broadcast_left(b)?;
-        wm.matmul(&cols)?.reshape((b, cout, oh, ow))?
-    } else if sh == sw && ph == pw {
+        let y = w.reshape((cout, cin * kh * kw))?.matmul(&cols)?;
+        let y = match bias {
+            Some(bias) => y.broadcast_add(&bias.reshape((cout, 1))?)?,
+            None => y,
+        };
+        return y.reshape((cout, b, oh, ow))?.transpose(0, 1)?.contiguous();
+    }
+    let y = if sh == sw && ph == pw {
         x.conv2d(w, ph, sh, 1, 1)?
     } else {
         candle_core::bail!("conv2d with unequal strides or paddings runs on the CPU in f32 only")
@@ -294,7 +310,7 @@ mod tests {
         ] {
             let x = Var::from_tensor(&rand(&[2, cin, h, w], 1)).unwrap();
             let wt = Var::from_tensor(&rand(&[cout, cin, k, k], 2)).unwrap();
-            let bias = rand(&[cout], 3);
+            let bias = Var::from_tensor(&rand(&[cout], 3)).unwrap();
             let ours = conv2d(&x, &wt, Some(&bias), stride, pad).unwrap();
             let reference = x.conv2d(&wt, pad, stride, 1, 1).unwrap().broadcast_add(&bias.reshape((1, cout, 1, 1)).unwrap()).unwrap();
             assert_eq!(ours.dims(), reference.dims(), "shape for {cin}->{cout} k{k} s{stride} p{pad}");
@@ -302,7 +318,7 @@ mod tests {
             let probe = rand(ours.dims(), 4);
             let g1 = (&ours * &probe).unwrap().sum_all().unwrap().backward().unwrap();
             let g2 = (&reference * &probe).unwrap().sum_all().unwrap().backward().unwrap();
-            for v in [x.as_tensor(), wt.as_tensor()] {
+            for v in [x.as_tensor(), wt.as_tensor(), bias.as_tensor()] {
                 let d = max_diff(g1.get(v).unwrap(), g2.get(v).unwrap());
                 assert!(d < 1e-4, "gradient differs by {d} for {cin}->{cout} k{k} s{stride} p{pad}");
             }
