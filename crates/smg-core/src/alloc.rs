@@ -1,9 +1,5 @@
 //! Allocator settings for training and long runs (benches/SPEED.md, "glibc's mmap threshold").
 
-use std::sync::Once;
-
-static ONCE: Once = Once::new();
-
 /// Keeps freed memory inside the process instead of handing it back to the kernel after every
 /// tensor. glibc's malloc serves each allocation above its mmap threshold (at most 32 MiB) with a
 /// fresh `mmap` and unmaps it on free, so a training step, whose im2col columns and batch
@@ -18,6 +14,7 @@ static ONCE: Once = Once::new();
 pub fn keep_freed_memory() -> bool {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     {
+        static ONCE: std::sync::Once = std::sync::Once::new();
         let mut ok = true;
         ONCE.call_once(|| {
             // SAFETY: mallopt only changes malloc's parameters, under malloc's own lock; blocks
@@ -28,7 +25,6 @@ pub fn keep_freed_memory() -> bool {
     }
     #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
     {
-        ONCE.call_once(|| {});
         false
     }
 }

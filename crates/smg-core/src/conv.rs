@@ -37,6 +37,22 @@ impl Geom {
         let hi = ((self.w as isize - 1 + p - j as isize).div_euclid(s) + 1).clamp(0, ow as isize);
         (lo.min(hi) as usize, hi as usize)
     }
+    /// For kernel tap `(i, j)`: calls `f(oy, iy, lo..hi, x0)` for every output row `oy` whose
+    /// input row `iy = oy·sh + i − ph` lies inside the image, with the output columns `lo..hi`
+    /// that read inside it and the input column `x0` of `lo` (no call when no column does).
+    fn for_each_row(&self, i: usize, j: usize, (oh, ow): (usize, usize), mut f: impl FnMut(usize, usize, std::ops::Range<usize>, usize)) {
+        let (lo, hi) = self.valid_cols(j, ow);
+        if lo >= hi {
+            return;
+        }
+        let x0 = lo * self.sw + j - self.pw;
+        for oy in 0..oh {
+            let iy = (oy * self.sh + i) as isize - self.ph as isize;
+            if iy >= 0 && iy < self.h as isize {
+                f(oy, iy as usize, lo..hi, x0);
+            }
+        }
+    }
 }
 
 fn f32_slice<'a>(s: &'a CpuStorage, l: &Layout, what: &str) -> Result<&'a [f32]> {
@@ -73,26 +89,17 @@ impl CustomOp1 for Im2Col {
             let (c, ij) = (row / kk, row % kk);
             let (i, j) = (ij / g.kw, ij % g.kw);
             let plane = &x[(item * g.c + c) * hw..(item * g.c + c + 1) * hw];
-            let (lo, hi) = g.valid_cols(j, ow);
-            if lo >= hi {
-                return;
-            }
-            let x0 = lo * g.sw + j - g.pw;
-            for oy in 0..oh {
-                let iy = (oy * g.sh + i) as isize - g.ph as isize;
-                if iy < 0 || iy >= g.h as isize {
-                    continue;
-                }
-                let src = &plane[iy as usize * g.w..(iy as usize + 1) * g.w];
-                let dst_row = &mut out[oy * ow..(oy + 1) * ow];
+            g.for_each_row(i, j, (oh, ow), |oy, iy, cols, x0| {
+                let src = &plane[iy * g.w..(iy + 1) * g.w];
+                let dst_row = &mut out[oy * ow..(oy + 1) * ow][cols];
                 if g.sw == 1 {
-                    dst_row[lo..hi].copy_from_slice(&src[x0..x0 + hi - lo]);
+                    dst_row.copy_from_slice(&src[x0..x0 + dst_row.len()]);
                 } else {
-                    for (k, d) in dst_row[lo..hi].iter_mut().enumerate() {
+                    for (k, d) in dst_row.iter_mut().enumerate() {
                         *d = src[x0 + k * g.sw];
                     }
                 }
-            }
+            });
         });
         Ok((CpuStorage::F32(dst), Shape::from((g.c * kk, b * ohw))))
     }
@@ -120,21 +127,12 @@ impl CustomOp1 for Col2Im {
                 for j in 0..g.kw {
                     let row = c * kk + i * g.kw + j;
                     let seg = &cols[(row * b + item) * ohw..(row * b + item + 1) * ohw];
-                    let (lo, hi) = g.valid_cols(j, ow);
-                    if lo >= hi {
-                        continue;
-                    }
-                    let x0 = lo * g.sw + j - g.pw;
-                    for oy in 0..oh {
-                        let iy = (oy * g.sh + i) as isize - g.ph as isize;
-                        if iy < 0 || iy >= g.h as isize {
-                            continue;
-                        }
-                        let out = &mut plane[iy as usize * g.w..(iy as usize + 1) * g.w];
-                        for (k, v) in seg[oy * ow + lo..oy * ow + hi].iter().enumerate() {
+                    g.for_each_row(i, j, (oh, ow), |oy, iy, span, x0| {
+                        let out = &mut plane[iy * g.w..(iy + 1) * g.w];
+                        for (k, v) in seg[oy * ow..(oy + 1) * ow][span].iter().enumerate() {
                             out[x0 + k * g.sw] += v;
                         }
-                    }
+                    });
                 }
             }
         });
