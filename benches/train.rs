@@ -8,6 +8,9 @@
 //! configurations only, with fewer steps). Each row is the median of its timed steps after one
 //! untimed warm-up step. `SMG_BENCH_ONLY=<text>` keeps the rows whose trainer and configuration
 //! contain that text (`SMG_BENCH_ONLY="tokenizer medium"`), e.g. to profile one of them.
+//! With `SMG_TORCH_PYTHON` set to a Python that has torch, each row is followed at once by the
+//! same step in PyTorch f32 (`benches/train_torch.py`, same shapes, losses and optimisers, same
+//! thread count), and the table gains its time, its parameter count and the ratio.
 
 use candle_core::{DType, Device, Tensor};
 use std::collections::HashMap;
@@ -144,6 +147,33 @@ fn hifigan(steps: usize) -> (f64, usize) {
     (s, count(|vb| drop(smg_vocoder::HifiGan::new(&smg_vocoder::HifiGanConfig::v1(), vb).unwrap())))
 }
 
+/// The same training step in PyTorch f32 (`benches/train_torch.py`, run by `python`): median
+/// seconds per step and parameter count of the row named `row`, or `None` where the script has
+/// no such row or fails (its error is printed).
+fn torch_row(python: &str, threads: usize, steps: usize, row: &str) -> Option<(f64, usize)> {
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/train_torch.py");
+    let out = std::process::Command::new(python).arg(script).arg(threads.to_string()).arg(steps.to_string()).arg(row).output();
+    let out = match out {
+        Ok(o) if o.status.success() => o,
+        Ok(o) => {
+            eprintln!("PyTorch reference failed: {}", String::from_utf8_lossy(&o.stderr));
+            return None;
+        }
+        Err(e) => {
+            eprintln!("PyTorch reference could not start ({python}): {e}");
+            return None;
+        }
+    };
+    String::from_utf8_lossy(&out.stdout).lines().find_map(|l| {
+        let v: serde_json::Value = serde_json::from_str(l).ok()?;
+        let name = format!("{} {}", v["trainer"].as_str()?, v["config"].as_str()?);
+        if name != row {
+            return None;
+        }
+        Some((v["s_per_step"].as_f64()?, v["params"].as_u64()? as usize))
+    })
+}
+
 fn main() {
     // What every trainer of the command line runs with (SMG_BENCH_MALLOC_DEFAULT=1 measures without).
     if std::env::var("SMG_BENCH_MALLOC_DEFAULT").map_or(true, |v| v != "1") {
@@ -154,8 +184,14 @@ fn main() {
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     println!("CPU: {}; {threads} threads; features: {}", smg_tests::cpu_name(), cpu_features());
     println!();
-    println!("| trainer | config | batch | parameters | s / step |");
-    println!("|---|---|---|---|---|");
+    let torch = std::env::var("SMG_TORCH_PYTHON").ok();
+    if torch.is_some() {
+        println!("| trainer | config | batch | parameters | s / step | PyTorch f32 parameters | PyTorch f32 s / step | ratio |");
+        println!("|---|---|---|---|---|---|---|---|");
+    } else {
+        println!("| trainer | config | batch | parameters | s / step |");
+        println!("|---|---|---|---|---|");
+    }
     let only = std::env::var("SMG_BENCH_ONLY").unwrap_or_default();
     // Runs a row when it is selected (its timing closure is only called then).
     let row = |name: &str, cfg: &str, batch: &str, medium: bool, f: &dyn Fn() -> (f64, usize)| {
@@ -163,7 +199,15 @@ fn main() {
             return;
         }
         let (s, p) = f();
-        println!("| {name} | {cfg} | {batch} | {} | {s:.2} |", params(p));
+        match &torch {
+            None => println!("| {name} | {cfg} | {batch} | {} | {s:.2} |", params(p)),
+            Some(py) => match torch_row(py, threads, steps, &format!("{name} {cfg}")) {
+                Some((ts, tp)) => {
+                    println!("| {name} | {cfg} | {batch} | {} | {s:.2} | {} | {ts:.2} | {:.2}× |", params(p), params(tp), s / ts)
+                }
+                None => println!("| {name} | {cfg} | {batch} | {} | {s:.2} | | not in the reference | |", params(p)),
+            },
+        }
     };
     let (vit, tok) = ("64 × 80 tokens", "16 × 128 frames");
     row("masked ViT", "small", vit, false, &|| maskgit(&smg_maskgit::Config::small(), steps));
