@@ -141,10 +141,11 @@ impl Linear {
     /// `act(x · Wᵀ + b)` over the last axis of `x`.
     pub fn forward_act(&self, x: &Tensor, act: Act) -> Result<Tensor> {
         if !self.fast_ok(x) {
-            let y = self.inner.forward(x)?;
+            // Training (or off the fast path): differentiable ops with one-pass backward.
+            let y = crate::train_ops::linear(x, self.weight(), self.bias())?;
             return match act {
                 Act::None => Ok(y),
-                Act::Gelu => y.gelu_erf(),
+                Act::Gelu => crate::train_ops::gelu(&y),
             };
         }
         let (n, k) = self.weight().dims2()?;

@@ -122,6 +122,78 @@ pub fn attention_into(
     );
 }
 
+/// Gradient of [`attention`] (f32) with respect to its packed `qkv`, given the gradient `dout`
+/// of its `(b·l) × d` output; returns `(b·l) × 3d` in the layout of `qkv`. Per (item, head) the
+/// attention weights `P = softmax(s·QKᵀ)` are recomputed, then `dP = dO·Vᵀ`,
+/// `dS = s·P ⊙ (dP − rowsum(P ⊙ dP))`, `dQ = dS·K`, `dK = dSᵀ·Q`, `dV = Pᵀ·dO`
+/// (FlashAttention's backward pass without the tiling; `s = hd^−½`). One item per task.
+pub fn attention_backward(qkv: &[f32], dout: &[f32], b: usize, l: usize, heads: usize, hd: usize) -> Vec<f32> {
+    let d = heads * hd;
+    assert_eq!(qkv.len(), b * l * 3 * d, "qkv is not {b}·{l} × 3·{d}");
+    assert_eq!(dout.len(), b * l * d, "output gradient is not {b}·{l} × {d}");
+    let scale = (hd as f32).powf(-0.5);
+    let mut dqkv = vec![0f32; b * l * 3 * d];
+    let none = gemm::Parallelism::None;
+    dqkv.par_chunks_mut(l * 3 * d).enumerate().for_each_init(
+        || (vec![0f32; l * l], vec![0f32; l * l], vec![0f32; l * l]),
+        |(p, dp, t), (bi, dblk)| {
+            let base = qkv[bi * l * 3 * d..].as_ptr();
+            let dob = dout[bi * l * d..].as_ptr();
+            for h in 0..heads {
+                // Safety: q, k, v, dO are strided views inside `qkv` and `dout`; the destination
+                // views lie inside this task's block `dblk`.
+                unsafe {
+                    let (q, k, v, dov) = (base.add(h * hd), base.add(d + h * hd), base.add(2 * d + h * hd), dob.add(h * hd));
+                    gemm_raw(l, l, hd, p.as_mut_ptr(), l, false, q, 3 * d, (k, 3 * d as isize, 1), none);
+                    p.iter_mut().for_each(|x| *x *= scale);
+                    softmax_rows(p, l);
+                    gemm_raw(l, l, hd, dp.as_mut_ptr(), l, false, dov, d, (v, 3 * d as isize, 1), none);
+                    for (pr, dr) in p.chunks(l).zip(dp.chunks_mut(l)) {
+                        let delta = dot(pr, dr);
+                        dr.iter_mut().zip(pr).for_each(|(g, &pv)| *g = scale * pv * (*g - delta));
+                    }
+                    // dV = Pᵀ·dO
+                    transpose(p, t, l);
+                    gemm_raw(l, hd, l, dblk.as_mut_ptr().add(2 * d + h * hd), 3 * d, false, t.as_ptr(), l, (dov, 1, d as isize), none);
+                    // dQ = dS·K
+                    gemm_raw(l, hd, l, dblk.as_mut_ptr().add(h * hd), 3 * d, false, dp.as_ptr(), l, (k, 1, 3 * d as isize), none);
+                    // dK = dSᵀ·Q
+                    transpose(dp, t, l);
+                    gemm_raw(l, hd, l, dblk.as_mut_ptr().add(d + h * hd), 3 * d, false, t.as_ptr(), l, (q, 1, 3 * d as isize), none);
+                }
+            }
+        },
+    );
+    dqkv
+}
+
+/// Σ aᵢ·bᵢ in 16 lanes (so that it vectorises).
+fn dot(a: &[f32], b: &[f32]) -> f32 {
+    let mut acc = [0f32; 16];
+    let (ca, cb) = (a.chunks_exact(16), b.chunks_exact(16));
+    let tail: f32 = ca.remainder().iter().zip(cb.remainder()).map(|(x, y)| x * y).sum();
+    for (x, y) in ca.zip(cb) {
+        for i in 0..16 {
+            acc[i] += x[i] * y[i];
+        }
+    }
+    acc.iter().sum::<f32>() + tail
+}
+
+/// `dst = srcᵀ` for a square `n × n` row-major matrix.
+fn transpose(src: &[f32], dst: &mut [f32], n: usize) {
+    const T: usize = 16;
+    for i0 in (0..n).step_by(T) {
+        for j0 in (0..n).step_by(T) {
+            for i in i0..(i0 + T).min(n) {
+                for j in j0..(j0 + T).min(n) {
+                    dst[j * n + i] = src[i * n + j];
+                }
+            }
+        }
+    }
+}
+
 /// The bf16 tile operands of attention, per (batch item, head): `Q (l × hd)` as the left
 /// operand, `Kᵀ` and `V` as right operands. Filled from the packed `qkv` rows
 /// ([`Heads::from_qkv`]) or, by [`Heads::writer`], straight from the `qkv` product's epilogue.

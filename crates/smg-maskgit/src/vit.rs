@@ -116,18 +116,11 @@ struct Attention {
 
 impl Module for Attention {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let (b, l, d) = x.dims3()?;
-        let hd = d / self.heads;
         let qkv = self.qkv.forward(x)?;
         if let Some(out) = smg_core::fast::attention(&qkv, self.heads)? {
             return self.proj.forward(&out);
         }
-        let qkv = qkv.reshape((b, l, 3, self.heads, hd))?.permute((2, 0, 3, 1, 4))?;
-        let (q, k, v) = (qkv.get(0)?.contiguous()?, qkv.get(1)?.contiguous()?, qkv.get(2)?.contiguous()?);
-        let att = (q.matmul(&k.t()?)? * (hd as f64).powf(-0.5))?;
-        let att = smg_core::ops::softmax_last_dim(&att)?;
-        let out = att.matmul(&v)?.transpose(1, 2)?.reshape((b, l, d))?;
-        self.proj.forward(&out)
+        self.proj.forward(&smg_core::train_ops::attention(&qkv, self.heads)?)
     }
 }
 

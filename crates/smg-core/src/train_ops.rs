@@ -1,0 +1,385 @@
+//! Differentiable CPU ops for training the transformer blocks, each one pass forward and one
+//! pass backward instead of a chain of candle's elementwise and broadcast ops: the bias of a
+//! linear layer, LayerNorm, exact GELU and multi-head softmax attention over a packed `qkv`.
+//!
+//! Composed from candle ops, these dominate a training step on CPU: a broadcast bias or norm
+//! weight has its gradient summed over leading axes (candle's strided reduction), LayerNorm and
+//! softmax are ten ops each way, and every op allocates its output. Each function here takes the
+//! custom op on CPU f32 tensors ([`crate::fast::cpu_custom_ops`]) and candle's composition
+//! elsewhere (CUDA, other dtypes, `SMG_FAST=0`), which is also the reference the tests compare
+//! values and gradients against.
+
+use crate::fast::{cpu_custom_ops, with_f32};
+use candle_core::{CpuStorage, CustomOp1, CustomOp2, CustomOp3, Layout, Result, Shape, Tensor, D};
+use rayon::prelude::*;
+
+fn slice<'a>(op: &str, s: &'a CpuStorage, l: &Layout) -> Result<&'a [f32]> {
+    let CpuStorage::F32(v) = s else { candle_core::bail!("{op}: f32 only") };
+    let (a, b) = l.contiguous_offsets().ok_or_else(|| candle_core::Error::Msg(format!("{op}: contiguous input expected")))?;
+    Ok(&v[a..b])
+}
+
+fn to_vec(t: &Tensor) -> Result<Vec<f32>> {
+    with_f32(t, |s| s.to_vec())
+}
+
+/// Rows of at least this many values go to one rayon task.
+const CHUNK_VALUES: usize = 1 << 14;
+
+fn rows_per_task(n: usize) -> usize {
+    CHUNK_VALUES.div_ceil(n.max(1)).max(1)
+}
+
+/// Sums per-task partial vectors in task order (a fixed order: bit-reproducible results,
+/// which rayon's `reduce` tree does not promise).
+fn sum_in_order(parts: Vec<Vec<f32>>, n: usize) -> Vec<f32> {
+    let mut out = vec![0f32; n];
+    for p in parts {
+        out.iter_mut().zip(&p).for_each(|(a, b)| *a += b);
+    }
+    out
+}
+
+/// Column sums of a row-major `(rows, n)` slice.
+fn column_sums(g: &[f32], n: usize) -> Vec<f32> {
+    let per = rows_per_task(n) * n;
+    let parts = g
+        .par_chunks(per)
+        .map(|c| {
+            let mut s = vec![0f32; n];
+            for row in c.chunks_exact(n) {
+                s.iter_mut().zip(row).for_each(|(s, &v)| *s += v);
+            }
+            s
+        })
+        .collect();
+    sum_in_order(parts, n)
+}
+
+// ------------------------------------------------------------------ bias
+
+struct AddBias;
+
+impl CustomOp2 for AddBias {
+    fn name(&self) -> &'static str {
+        "add-bias"
+    }
+
+    fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> Result<(CpuStorage, Shape)> {
+        let (y, b) = (slice("add-bias", s1, l1)?, slice("add-bias", s2, l2)?);
+        let n = b.len();
+        let mut out = y.to_vec();
+        out.par_chunks_mut(rows_per_task(n) * n).for_each(|c| {
+            for row in c.chunks_exact_mut(n) {
+                row.iter_mut().zip(b).for_each(|(o, &b)| *o += b);
+            }
+        });
+        Ok((CpuStorage::F32(out), l1.shape().clone()))
+    }
+
+    fn bwd(&self, _y: &Tensor, b: &Tensor, _res: &Tensor, grad: &Tensor) -> Result<(Option<Tensor>, Option<Tensor>)> {
+        let n = b.elem_count();
+        let db = with_f32(grad, |g| column_sums(g, n))?;
+        Ok((Some(grad.clone()), Some(Tensor::from_vec(db, n, b.device())?)))
+    }
+}
+
+/// `y + b` with `b (N)` broadcast over the rows of `y (…, N)`; the bias gradient is one pass of
+/// column sums.
+pub fn add_bias(y: &Tensor, b: &Tensor) -> Result<Tensor> {
+    if !cpu_custom_ops(y) || !cpu_custom_ops(b) {
+        return y.broadcast_add(b);
+    }
+    if y.dim(D::Minus1)? != b.elem_count() {
+        candle_core::bail!("add-bias: rows of {} values, bias of {}", y.dim(D::Minus1)?, b.elem_count());
+    }
+    y.contiguous()?.apply_op2(&b.contiguous()?, AddBias)
+}
+
+/// `x · Wᵀ + b` over the last axis, as one 2-D matmul (so the weight's gradient is one product,
+/// not a sum over a broadcast batch) plus [`add_bias`].
+pub fn linear(x: &Tensor, w: &Tensor, b: Option<&Tensor>) -> Result<Tensor> {
+    let dims = x.dims().to_vec();
+    let Some((&k, lead)) = dims.split_last() else { candle_core::bail!("linear: scalar input") };
+    let m: usize = lead.iter().product();
+    let y = x.reshape((m, k))?.matmul(&w.t()?)?;
+    let y = match b {
+        Some(b) => add_bias(&y, b)?,
+        None => y,
+    };
+    let mut shape = lead.to_vec();
+    shape.push(w.dim(0)?);
+    y.reshape(shape)
+}
+
+// ------------------------------------------------------------------ LayerNorm
+
+struct LayerNormOp {
+    eps: f32,
+}
+
+/// Mean and 1/std of one row (two passes in f64 sums, as the GroupNorm op does).
+fn row_stats(x: &[f32], eps: f32) -> (f32, f32) {
+    let n = x.len() as f64;
+    let mean = x.iter().map(|&v| v as f64).sum::<f64>() / n;
+    let var = x.iter().map(|&v| (v as f64 - mean).powi(2)).sum::<f64>() / n;
+    (mean as f32, (1.0 / (var + eps as f64).sqrt()) as f32)
+}
+
+impl CustomOp3 for LayerNormOp {
+    fn name(&self) -> &'static str {
+        "layer-norm"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+        s3: &CpuStorage,
+        l3: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let (x, w, b) = (slice("layer-norm", s1, l1)?, slice("layer-norm", s2, l2)?, slice("layer-norm", s3, l3)?);
+        let n = w.len();
+        let mut out = vec![0f32; x.len()];
+        out.par_chunks_mut(rows_per_task(n) * n).zip(x.par_chunks(rows_per_task(n) * n)).for_each(|(o, x)| {
+            for (o, x) in o.chunks_exact_mut(n).zip(x.chunks_exact(n)) {
+                let (mean, rstd) = row_stats(x, self.eps);
+                for i in 0..n {
+                    o[i] = (x[i] - mean) * rstd * w[i] + b[i];
+                }
+            }
+        });
+        Ok((CpuStorage::F32(out), l1.shape().clone()))
+    }
+
+    fn bwd(
+        &self,
+        x: &Tensor,
+        w: &Tensor,
+        _b: &Tensor,
+        _res: &Tensor,
+        grad: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        let n = w.elem_count();
+        let (xs, ws, gs) = (to_vec(x)?, to_vec(w)?, to_vec(grad)?);
+        let mut dx = vec![0f32; xs.len()];
+        let per = rows_per_task(n) * n;
+        let parts: Vec<(Vec<f32>, Vec<f32>)> = dx
+            .par_chunks_mut(per)
+            .zip(xs.par_chunks(per).zip(gs.par_chunks(per)))
+            .map(|(dx, (x, g))| {
+                let (mut dw, mut db) = (vec![0f32; n], vec![0f32; n]);
+                let mut xhat = vec![0f32; n];
+                for ((dx, x), g) in dx.chunks_exact_mut(n).zip(x.chunks_exact(n)).zip(g.chunks_exact(n)) {
+                    let (mean, rstd) = row_stats(x, self.eps);
+                    let (mut s1, mut s2) = (0f32, 0f32);
+                    for i in 0..n {
+                        let xh = (x[i] - mean) * rstd;
+                        xhat[i] = xh;
+                        dw[i] += g[i] * xh;
+                        db[i] += g[i];
+                        let gw = g[i] * ws[i];
+                        s1 += gw;
+                        s2 += gw * xh;
+                    }
+                    let (m1, m2) = (s1 / n as f32, s2 / n as f32);
+                    for i in 0..n {
+                        dx[i] = rstd * (g[i] * ws[i] - m1 - xhat[i] * m2);
+                    }
+                }
+                (dw, db)
+            })
+            .collect();
+        let (pw, pb): (Vec<_>, Vec<_>) = parts.into_iter().unzip();
+        let (dw, db) = (sum_in_order(pw, n), sum_in_order(pb, n));
+        let dev = x.device();
+        Ok((Some(Tensor::from_vec(dx, x.shape(), dev)?), Some(Tensor::from_vec(dw, n, dev)?), Some(Tensor::from_vec(db, n, dev)?)))
+    }
+}
+
+/// LayerNorm over the last axis with weight and bias (PyTorch semantics), differentiable in all
+/// three; candle's `layer_norm_slow` composition off the CPU.
+pub fn layer_norm(x: &Tensor, w: &Tensor, b: &Tensor, eps: f64) -> Result<Tensor> {
+    if !cpu_custom_ops(x) || !cpu_custom_ops(w) || !cpu_custom_ops(b) {
+        return candle_nn::ops::layer_norm_slow(x, w, b, eps as f32);
+    }
+    if x.dim(D::Minus1)? != w.elem_count() || w.elem_count() != b.elem_count() {
+        candle_core::bail!("layer-norm: rows of {} values, weight {} and bias {}", x.dim(D::Minus1)?, w.elem_count(), b.elem_count());
+    }
+    x.contiguous()?.apply_op3(&w.contiguous()?, &b.contiguous()?, LayerNormOp { eps: eps as f32 })
+}
+
+// ------------------------------------------------------------------ GELU
+
+struct Gelu;
+
+/// d/dx of x·Φ(x): Φ(x) + x·φ(x).
+#[inline(always)]
+fn gelu_grad(x: f32) -> f32 {
+    const INV_SQRT_2PI: f32 = 0.398_942_3;
+    let cdf = 0.5 * (1.0 + smg_kernels::gelu::erf(x * std::f32::consts::FRAC_1_SQRT_2));
+    cdf + x * INV_SQRT_2PI * smg_kernels::attention::exp(-0.5 * x * x)
+}
+
+impl CustomOp1 for Gelu {
+    fn name(&self) -> &'static str {
+        "gelu-erf"
+    }
+
+    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
+        let mut out = slice("gelu-erf", s, l)?.to_vec();
+        out.par_chunks_mut(CHUNK_VALUES).for_each(smg_kernels::gelu::gelu_inplace);
+        Ok((CpuStorage::F32(out), l.shape().clone()))
+    }
+
+    fn bwd(&self, x: &Tensor, _res: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
+        let (xs, mut gs) = (to_vec(x)?, to_vec(grad)?);
+        gs.par_chunks_mut(CHUNK_VALUES).zip(xs.par_chunks(CHUNK_VALUES)).for_each(|(g, x)| {
+            g.iter_mut().zip(x).for_each(|(g, &x)| *g *= gelu_grad(x));
+        });
+        Ok(Some(Tensor::from_vec(gs, x.shape(), x.device())?))
+    }
+}
+
+/// Exact (erf) GELU, differentiable; candle's `gelu_erf` off the CPU.
+pub fn gelu(x: &Tensor) -> Result<Tensor> {
+    if !cpu_custom_ops(x) {
+        return x.gelu_erf();
+    }
+    x.contiguous()?.apply_op1(Gelu)
+}
+
+// ------------------------------------------------------------------ attention
+
+struct Attention {
+    heads: usize,
+}
+
+impl Attention {
+    fn dims(&self, shape: &Shape) -> Result<(usize, usize, usize)> {
+        let (b, l, d3) = shape.dims3()?;
+        if d3 % (3 * self.heads) != 0 {
+            candle_core::bail!("attention: qkv width {d3} does not split into 3 × {} heads", self.heads);
+        }
+        Ok((b, l, d3 / 3 / self.heads))
+    }
+}
+
+impl CustomOp1 for Attention {
+    fn name(&self) -> &'static str {
+        "attention"
+    }
+
+    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
+        let (b, len, hd) = self.dims(l.shape())?;
+        let out = smg_kernels::attention::attention(slice("attention", s, l)?, b, len, self.heads, hd);
+        Ok((CpuStorage::F32(out), Shape::from((b, len, self.heads * hd))))
+    }
+
+    fn bwd(&self, qkv: &Tensor, _res: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
+        let (b, len, hd) = self.dims(qkv.shape())?;
+        let g = to_vec(grad)?;
+        let d = with_f32(qkv, |q| smg_kernels::attention::attention_backward(q, &g, b, len, self.heads, hd))?;
+        Ok(Some(Tensor::from_vec(d, qkv.shape(), qkv.device())?))
+    }
+}
+
+/// Multi-head softmax attention (scale hd^−½) from timm's packed `qkv (B, L, 3·D)` to
+/// `(B, L, D)`, heads concatenated, differentiable; the backward pass recomputes the attention
+/// weights per (item, head) instead of keeping them. Off the CPU: candle's matmuls and softmax.
+pub fn attention(qkv: &Tensor, heads: usize) -> Result<Tensor> {
+    if cpu_custom_ops(qkv) {
+        return qkv.contiguous()?.apply_op1(Attention { heads });
+    }
+    let (b, l, d3) = qkv.dims3()?;
+    let d = d3 / 3;
+    let hd = d / heads;
+    let qkv = qkv.reshape((b, l, 3, heads, hd))?.permute((2, 0, 3, 1, 4))?;
+    let (q, k, v) = (qkv.get(0)?.contiguous()?, qkv.get(1)?.contiguous()?, qkv.get(2)?.contiguous()?);
+    let att = (q.matmul(&k.t()?)? * (hd as f64).powf(-0.5))?;
+    let att = candle_nn::ops::softmax(&att, D::Minus1)?;
+    att.matmul(&v)?.transpose(1, 2)?.reshape((b, l, d))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::{Device, Module, Var};
+
+    fn rand(shape: &[usize], seed: u64) -> Tensor {
+        let n: usize = shape.iter().product();
+        let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+        let v: Vec<f32> = (0..n)
+            .map(|_| {
+                s ^= s << 13;
+                s ^= s >> 7;
+                s ^= s << 17;
+                (s >> 40) as f32 / (1u64 << 24) as f32 * 2.0 - 1.0
+            })
+            .collect();
+        Tensor::from_vec(v, shape, &Device::Cpu).unwrap()
+    }
+
+    fn max_diff(a: &Tensor, b: &Tensor) -> f32 {
+        (a - b).unwrap().abs().unwrap().flatten_all().unwrap().max(0).unwrap().to_scalar::<f32>().unwrap()
+    }
+
+    /// Values and the gradients of `Σ r ⊙ f(inputs)` by the custom op and by the composition.
+    fn check(inputs: &[Tensor], fast: impl Fn(&[Tensor]) -> Result<Tensor>, reference: impl Fn(&[Tensor]) -> Result<Tensor>, tol: f32) {
+        let vars: Vec<Var> = inputs.iter().map(|t| Var::from_tensor(t).unwrap()).collect();
+        let ts: Vec<Tensor> = vars.iter().map(|v| v.as_tensor().clone()).collect();
+        let (yf, yr) = (fast(&ts).unwrap(), reference(&ts).unwrap());
+        assert!(max_diff(&yf, &yr) < tol, "values differ by {}", max_diff(&yf, &yr));
+        let r = rand(yf.dims(), 99);
+        let gf = (&yf * &r).unwrap().sum_all().unwrap().backward().unwrap();
+        let gr = (&yr * &r).unwrap().sum_all().unwrap().backward().unwrap();
+        for (i, t) in ts.iter().enumerate() {
+            let (a, b) = (gf.get(t).expect("fast gradient"), gr.get(t).expect("reference gradient"));
+            let scale = b.abs().unwrap().flatten_all().unwrap().max(0).unwrap().to_scalar::<f32>().unwrap().max(1.0);
+            assert!(max_diff(a, b) < tol * scale, "gradient of input {i} differs by {} (scale {scale})", max_diff(a, b));
+        }
+    }
+
+    #[test]
+    fn bias_and_linear_match_candle() {
+        check(&[rand(&[6, 5, 7], 1), rand(&[7], 2)], |t| add_bias(&t[0], &t[1]), |t| t[0].broadcast_add(&t[1]), 1e-6);
+        check(
+            &[rand(&[3, 4, 8], 3), rand(&[5, 8], 4), rand(&[5], 5)],
+            |t| linear(&t[0], &t[1], Some(&t[2])),
+            |t| candle_nn::Linear::new(t[1].clone(), Some(t[2].clone())).forward(&t[0]),
+            1e-5,
+        );
+    }
+
+    #[test]
+    fn layer_norm_matches_candle() {
+        let x = (rand(&[4, 9, 24], 6) * 3.0).unwrap().broadcast_add(&rand(&[24], 7)).unwrap();
+        check(
+            &[x, rand(&[24], 8), rand(&[24], 9)],
+            |t| layer_norm(&t[0], &t[1], &t[2], 1e-6),
+            |t| candle_nn::ops::layer_norm_slow(&t[0], &t[1], &t[2], 1e-6),
+            2e-5,
+        );
+    }
+
+    #[test]
+    fn gelu_matches_candle() {
+        check(&[(rand(&[5, 333], 10) * 5.0).unwrap()], |t| gelu(&t[0]), |t| t[0].gelu_erf(), 2e-5);
+    }
+
+    #[test]
+    fn attention_matches_candle() {
+        for (b, l, heads, hd) in [(2, 7, 2, 4), (3, 81, 4, 32)] {
+            let qkv = (rand(&[b, l, 3 * heads * hd], 11) * 2.0).unwrap();
+            let reference = |t: &[Tensor]| -> Result<Tensor> {
+                let qkv = t[0].reshape((b, l, 3, heads, hd))?.permute((2, 0, 3, 1, 4))?;
+                let (q, k, v) = (qkv.get(0)?.contiguous()?, qkv.get(1)?.contiguous()?, qkv.get(2)?.contiguous()?);
+                let att = candle_nn::ops::softmax(&(q.matmul(&k.t()?)? * (hd as f64).powf(-0.5))?, D::Minus1)?;
+                att.matmul(&v)?.transpose(1, 2)?.reshape((b, l, heads * hd))
+            };
+            check(&[qkv], |t| attention(&t[0], heads), reference, 2e-5);
+        }
+    }
+}
