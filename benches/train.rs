@@ -7,7 +7,8 @@
 //! Run: `cargo bench --bench train` (≈10 minutes on 2 cores; `SMG_BENCH_QUICK=1` times the small
 //! configurations only, with fewer steps). Each row is the median of its timed steps after one
 //! untimed warm-up step. `SMG_BENCH_ONLY=<text>` keeps the rows whose trainer and configuration
-//! contain that text (`SMG_BENCH_ONLY="tokenizer medium"`), e.g. to profile one of them.
+//! contain that text (`SMG_BENCH_ONLY="tokenizer medium"`), e.g. to profile one of them, and
+//! `SMG_BENCH_STEPS=<n>` times n steps per row instead of 4 (more steady state in a profile).
 //! With `SMG_TORCH_PYTHON` set to a Python that has torch, each row is followed at once by the
 //! same step in PyTorch f32 (`benches/train_torch.py`, same shapes, losses and optimisers, same
 //! thread count), and the table gains its time, its parameter count and the ratio.
@@ -180,7 +181,7 @@ fn main() {
         smg_core::alloc::keep_freed_memory();
     }
     let quick = std::env::var("SMG_BENCH_QUICK").is_ok_and(|v| v == "1");
-    let steps = if quick { 2 } else { 4 };
+    let steps = std::env::var("SMG_BENCH_STEPS").ok().and_then(|s| s.parse().ok()).unwrap_or(if quick { 2 } else { 4 });
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     println!("CPU: {}; {threads} threads; features: {}", smg_tests::cpu_name(), cpu_features());
     println!();

@@ -7,7 +7,7 @@
 //! whose backward is `col2im`. Every heavy part, forward and backward, is then a gemm call. Values equal candle's
 //! `conv2d` (tested); off the CPU, or for dtypes other than f32, candle's own kernels are used.
 
-use candle_core::{CpuStorage, CustomOp1, Layout, Module, Result, Shape, Tensor};
+use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Module, Result, Shape, Tensor};
 use candle_nn::{Conv2dConfig, VarBuilder};
 use rayon::prelude::*;
 
@@ -144,6 +144,43 @@ impl CustomOp1 for Col2Im {
     }
 }
 
+/// `W (Cout, K) · cols (K, N)`, the product of a convolution, with a backward pass that keeps
+/// every product in the orientation the `gemm` crate packs with contiguous copies:
+/// `dcols = Wᵀ·dY` as is, and `dW = (cols · dYᵀ)ᵀ` with `dY` transposed first (candle's
+/// `dY · colsᵀ` makes `gemm` pack the large `cols` element by element; SPEED.md).
+struct Product;
+
+impl CustomOp2 for Product {
+    fn name(&self) -> &'static str {
+        "conv-product"
+    }
+
+    fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> Result<(CpuStorage, Shape)> {
+        let (w, cols) = (f32_slice(s1, l1, "conv-product")?, f32_slice(s2, l2, "conv-product")?);
+        let ((m, k), (k2, n)) = (l1.shape().dims2()?, l2.shape().dims2()?);
+        if k != k2 {
+            candle_core::bail!("conv-product: {m}×{k} · {k2}×{n}");
+        }
+        let mut y = vec![0f32; m * n];
+        smg_kernels::matmul::gemm_nn(m, n, k, &mut y, w, cols);
+        Ok((CpuStorage::F32(y), Shape::from((m, n))))
+    }
+
+    fn bwd(&self, w: &Tensor, cols: &Tensor, _res: &Tensor, grad: &Tensor) -> Result<(Option<Tensor>, Option<Tensor>)> {
+        let ((m, k), n) = (w.dims2()?, cols.dim(1)?);
+        let dy = crate::fast::with_f32(grad, |g| g.to_vec())?;
+        let wt = crate::fast::with_f32(w, |w| smg_kernels::matmul::transpose(w, m, k))?;
+        let mut dcols = vec![0f32; k * n];
+        smg_kernels::matmul::gemm_nn(k, n, m, &mut dcols, &wt, &dy);
+        let dyt = smg_kernels::matmul::transpose(&dy, m, n);
+        let mut dwt = vec![0f32; k * m];
+        crate::fast::with_f32(cols, |c| smg_kernels::matmul::gemm_nn(k, m, n, &mut dwt, c, &dyt))?;
+        let dw = smg_kernels::matmul::transpose(&dwt, k, m);
+        let dev = w.device();
+        Ok((Some(Tensor::from_vec(dw, (m, k), dev)?), Some(Tensor::from_vec(dcols, (k, n), dev)?)))
+    }
+}
+
 /// `conv2d(x, w) + bias` with PyTorch semantics (`x`: `(B, Cin, H, W)`, `w`: `(Cout, Cin, kh, kw)`,
 /// symmetric zero `padding`, no dilation, no groups). On the CPU in f32 it runs as
 /// im2col + gemm with a gemm-based backward pass; otherwise it is candle's `conv2d`.
@@ -174,7 +211,7 @@ pub fn conv2d_hw(x: &Tensor, w: &Tensor, bias: Option<&Tensor>, (sh, sw): (usize
         } else {
             x.contiguous()?.apply_op1(Im2Col(g))?
         };
-        let y = w.reshape((cout, cin * kh * kw))?.matmul(&cols)?;
+        let y = w.reshape((cout, cin * kh * kw))?.contiguous()?.apply_op2(&cols.contiguous()?, Product)?;
         let y = match bias {
             Some(bias) => y.broadcast_add(&bias.reshape((cout, 1))?)?,
             None => y,

@@ -112,6 +112,42 @@ pub(crate) fn gemm_f32_with(
     unsafe { gemm_raw(m, n, k, dst.as_mut_ptr(), ldd, accumulate, a.as_ptr(), lda, (b.as_ptr(), ldb as isize, 1), par) }
 }
 
+/// `dst (m × n) = a (m × k) · b (k × n)`, all row-major and contiguous, multi-threaded when it
+/// pays. In this orientation the `gemm` crate packs both operands with contiguous copies (its
+/// element-by-element packing of row-major left operands is what makes some products in a
+/// backward pass slow; callers transpose into this form instead, see [`transpose`]).
+pub fn gemm_nn(m: usize, n: usize, k: usize, dst: &mut [f32], a: &[f32], b: &[f32]) {
+    assert!(dst.len() == m * n && a.len() == m * k && b.len() == k * n, "gemm_nn: operand sizes do not match {m}×{k}·{k}×{n}");
+    if m == 0 || n == 0 {
+        return;
+    }
+    let par = if m * n * k >= 1 << 18 { gemm::Parallelism::Rayon(threads()) } else { gemm::Parallelism::None };
+    // Safety: the sizes checked above cover every element of the contiguous views.
+    unsafe { gemm_raw(m, n, k, dst.as_mut_ptr(), n, false, a.as_ptr(), k, (b.as_ptr(), 1, n as isize), par) }
+}
+
+/// The transpose `(cols × rows)` of a row-major `rows × cols` matrix, in 32 × 32 tiles, rows of
+/// tiles in parallel.
+pub fn transpose(src: &[f32], rows: usize, cols: usize) -> Vec<f32> {
+    assert_eq!(src.len(), rows * cols, "transpose: {} values are not {rows} × {cols}", src.len());
+    const T: usize = 32;
+    let mut dst = vec![0f32; rows * cols];
+    // Each task owns T rows of the destination (T columns of the source).
+    dst.par_chunks_mut(T * rows).enumerate().for_each(|(jb, out)| {
+        let j0 = jb * T;
+        let jn = out.len() / rows.max(1);
+        for i0 in (0..rows).step_by(T) {
+            for j in 0..jn {
+                let o = &mut out[j * rows..(j + 1) * rows];
+                for i in i0..(i0 + T).min(rows) {
+                    o[i] = src[i * cols + j0 + j];
+                }
+            }
+        }
+    });
+    dst
+}
+
 /// `dst (m × n, row stride ldd) (+)= a (m × k, row stride lda) · B`, B given as
 /// `(pointer, column stride, row stride)` of a `k × n` view.
 ///
@@ -160,6 +196,24 @@ mod tests {
             }
         }
         y
+    }
+
+    #[test]
+    fn gemm_nn_and_transpose_match_the_definition() {
+        for &(m, n, k) in &[(1, 1, 1), (3, 70, 5), (33, 65, 130)] {
+            let (a, b) = (data(m * k, 4), data(k * n, 5));
+            let mut y = vec![0f32; m * n];
+            gemm_nn(m, n, k, &mut y, &a, &b);
+            for i in 0..m {
+                for j in 0..n {
+                    let r: f64 = (0..k).map(|t| a[i * k + t] as f64 * b[t * n + j] as f64).sum();
+                    assert!((y[i * n + j] as f64 - r).abs() < 1e-4, "({m},{n},{k}) at {i},{j}");
+                }
+            }
+            let at = transpose(&a, m, k);
+            assert!((0..m).all(|i| (0..k).all(|t| at[t * m + i] == a[i * k + t])));
+            assert_eq!(transpose(&at, k, m), a);
+        }
     }
 
     #[test]
