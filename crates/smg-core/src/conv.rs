@@ -2,12 +2,13 @@
 //!
 //! candle's CPU `conv2d` backward runs a direct (loop) `conv_transpose2d` for the input gradient
 //! and a convolution with an image-sized kernel for the weight gradient; together they took most
-//! of a tokenizer training step. Here the convolution is written as
-//! `im2col → one matmul over the whole batch (gemm) → transpose`, where `im2col` is a custom op
-//! whose backward is `col2im`. Every heavy part, forward and backward, is then a gemm call. Values equal candle's
-//! `conv2d` (tested); off the CPU, or for dtypes other than f32, candle's own kernels are used.
+//! of a tokenizer training step. Here the convolution is one custom op, forward
+//! `im2col → one product over the whole batch (gemm) → bias and layout`, backward
+//! `col2im` of `Wᵀ·dY` and one product for the weight: every heavy part is a gemm call. Values
+//! equal candle's `conv2d` (tested); off the CPU, or for dtypes other than f32, candle's own
+//! kernels are used.
 
-use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Module, Result, Shape, Tensor};
+use candle_core::{CpuStorage, CustomOp3, Layout, Module, Result, Shape, Tensor};
 use candle_nn::{Conv2dConfig, VarBuilder};
 use rayon::prelude::*;
 
@@ -62,122 +63,141 @@ fn f32_slice<'a>(s: &'a CpuStorage, l: &Layout, what: &str) -> Result<&'a [f32]>
 }
 
 /// `(B, C, H, W)` → `(C·kh·kw, B·oh·ow)`, zero outside the image: the columns of every item side
-/// by side, so the whole batch is one matmul `W (Cout, C·kh·kw) · cols` and the weight's
-/// gradient one matmul too, with no sum over a broadcast batch dimension in the backward pass.
-#[derive(Debug, Clone, Copy)]
-struct Im2Col(Geom);
-
-/// `(C·kh·kw, B·oh·ow)` → `(B, C, H, W)`, summing overlapping patches (adjoint of [`Im2Col`]).
-#[derive(Debug, Clone, Copy)]
-struct Col2Im(Geom);
-
-impl CustomOp1 for Im2Col {
-    fn name(&self) -> &'static str {
-        "smg-im2col"
-    }
-
-    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
-        let g = self.0;
-        let x = f32_slice(s, l, "im2col")?;
-        let b = l.dims()[0];
-        let (oh, ow) = g.out_hw();
-        let (kk, hw, ohw) = (g.kh * g.kw, g.h * g.w, oh * ow);
-        let mut dst = vec![0f32; g.c * kk * b * ohw];
-        // One chunk per (row of cols, item): row = c·kk + i·kw + j.
-        dst.par_chunks_mut(ohw).enumerate().for_each(|(seg, out)| {
-            let (row, item) = (seg / b, seg % b);
-            let (c, ij) = (row / kk, row % kk);
-            let (i, j) = (ij / g.kw, ij % g.kw);
-            let plane = &x[(item * g.c + c) * hw..(item * g.c + c + 1) * hw];
-            g.for_each_row(i, j, (oh, ow), |oy, iy, cols, x0| {
-                let src = &plane[iy * g.w..(iy + 1) * g.w];
-                let dst_row = &mut out[oy * ow..(oy + 1) * ow][cols];
-                if g.sw == 1 {
-                    dst_row.copy_from_slice(&src[x0..x0 + dst_row.len()]);
-                } else {
-                    for (k, d) in dst_row.iter_mut().enumerate() {
-                        *d = src[x0 + k * g.sw];
-                    }
-                }
-            });
-        });
-        Ok((CpuStorage::F32(dst), Shape::from((g.c * kk, b * ohw))))
-    }
-
-    fn bwd(&self, _arg: &Tensor, _res: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
-        Ok(Some(grad.contiguous()?.apply_op1(Col2Im(self.0))?))
-    }
-}
-
-impl CustomOp1 for Col2Im {
-    fn name(&self) -> &'static str {
-        "smg-col2im"
-    }
-
-    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
-        let g = self.0;
-        let cols = f32_slice(s, l, "col2im")?;
-        let (oh, ow) = g.out_hw();
-        let (kk, hw, ohw) = (g.kh * g.kw, g.h * g.w, oh * ow);
-        let b = l.dims()[1] / ohw;
-        let mut dst = vec![0f32; b * g.c * hw];
-        dst.par_chunks_mut(hw).enumerate().for_each(|(bc, plane)| {
-            let (item, c) = (bc / g.c, bc % g.c);
-            for i in 0..g.kh {
-                for j in 0..g.kw {
-                    let row = c * kk + i * g.kw + j;
-                    let seg = &cols[(row * b + item) * ohw..(row * b + item + 1) * ohw];
-                    g.for_each_row(i, j, (oh, ow), |oy, iy, span, x0| {
-                        let out = &mut plane[iy * g.w..(iy + 1) * g.w];
-                        for (k, v) in seg[oy * ow..(oy + 1) * ow][span].iter().enumerate() {
-                            out[x0 + k * g.sw] += v;
-                        }
-                    });
+/// by side, so the whole batch is one product `W (Cout, C·kh·kw) · cols`.
+fn im2col(g: Geom, x: &[f32], b: usize) -> Vec<f32> {
+    let (oh, ow) = g.out_hw();
+    let (kk, hw, ohw) = (g.kh * g.kw, g.h * g.w, oh * ow);
+    let mut dst = vec![0f32; g.c * kk * b * ohw];
+    // One chunk per (row of cols, item): row = c·kk + i·kw + j.
+    dst.par_chunks_mut(ohw).enumerate().for_each(|(seg, out)| {
+        let (row, item) = (seg / b, seg % b);
+        let (c, ij) = (row / kk, row % kk);
+        let (i, j) = (ij / g.kw, ij % g.kw);
+        let plane = &x[(item * g.c + c) * hw..(item * g.c + c + 1) * hw];
+        g.for_each_row(i, j, (oh, ow), |oy, iy, cols, x0| {
+            let src = &plane[iy * g.w..(iy + 1) * g.w];
+            let dst_row = &mut out[oy * ow..(oy + 1) * ow][cols];
+            if g.sw == 1 {
+                dst_row.copy_from_slice(&src[x0..x0 + dst_row.len()]);
+            } else {
+                for (k, d) in dst_row.iter_mut().enumerate() {
+                    *d = src[x0 + k * g.sw];
                 }
             }
         });
-        Ok((CpuStorage::F32(dst), Shape::from((b, g.c, g.h, g.w))))
-    }
+    });
+    dst
+}
 
-    fn bwd(&self, _arg: &Tensor, _res: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
-        Ok(Some(grad.contiguous()?.apply_op1(Im2Col(self.0))?))
+/// `(C·kh·kw, B·oh·ow)` → `(B, C, H, W)`, summing overlapping patches (adjoint of [`im2col`]).
+fn col2im(g: Geom, cols: &[f32], b: usize) -> Vec<f32> {
+    let (oh, ow) = g.out_hw();
+    let (kk, hw, ohw) = (g.kh * g.kw, g.h * g.w, oh * ow);
+    let mut dst = vec![0f32; b * g.c * hw];
+    dst.par_chunks_mut(hw).enumerate().for_each(|(bc, plane)| {
+        let (item, c) = (bc / g.c, bc % g.c);
+        for i in 0..g.kh {
+            for j in 0..g.kw {
+                let row = c * kk + i * g.kw + j;
+                let seg = &cols[(row * b + item) * ohw..(row * b + item + 1) * ohw];
+                g.for_each_row(i, j, (oh, ow), |oy, iy, span, x0| {
+                    let out = &mut plane[iy * g.w..(iy + 1) * g.w];
+                    for (k, v) in seg[oy * ow..(oy + 1) * ow][span].iter().enumerate() {
+                        out[x0 + k * g.sw] += v;
+                    }
+                });
+            }
+        }
+    });
+    dst
+}
+
+/// The whole convolution `(x, W, bias) → (B, Cout, oh, ow)` as one op, so that autograd holds
+/// one node per convolution (candle's backward allocates, zeroes and adds a gradient buffer for
+/// every node, views and copies included). Forward: `im2col`, one product
+/// `W (Cout, K) · cols (K, B·oh·ow)` for the batch, the bias and the layout change to
+/// `(B, Cout, oh, ow)` in one pass. Backward: `dcols = Wᵀ·dY → col2im`, `dW = (cols·dYᵀ)ᵀ`
+/// with `cols` recomputed, `db` = row sums; every product in the orientation the `gemm` crate
+/// packs with contiguous copies (`dY·colsᵀ` would make it pack the large `cols` element by
+/// element; SPEED.md).
+struct Conv(Geom);
+
+impl Conv {
+    fn dims(&self, x: &Layout, w: &Layout) -> Result<(usize, usize, usize, usize)> {
+        let g = self.0;
+        let (oh, ow) = g.out_hw();
+        Ok((x.dims()[0], w.dims()[0], g.c * g.kh * g.kw, oh * ow))
     }
 }
 
-/// `W (Cout, K) · cols (K, N)`, the product of a convolution, with a backward pass that keeps
-/// every product in the orientation the `gemm` crate packs with contiguous copies:
-/// `dcols = Wᵀ·dY` as is, and `dW = (cols · dYᵀ)ᵀ` with `dY` transposed first (candle's
-/// `dY · colsᵀ` makes `gemm` pack the large `cols` element by element; SPEED.md).
-struct Product;
-
-impl CustomOp2 for Product {
+impl CustomOp3 for Conv {
     fn name(&self) -> &'static str {
-        "conv-product"
+        "smg-conv2d"
     }
 
-    fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> Result<(CpuStorage, Shape)> {
-        let (w, cols) = (f32_slice(s1, l1, "conv-product")?, f32_slice(s2, l2, "conv-product")?);
-        let ((m, k), (k2, n)) = (l1.shape().dims2()?, l2.shape().dims2()?);
-        if k != k2 {
-            candle_core::bail!("conv-product: {m}×{k} · {k2}×{n}");
-        }
-        let mut y = vec![0f32; m * n];
-        smg_kernels::matmul::gemm_nn(m, n, k, &mut y, w, cols);
-        Ok((CpuStorage::F32(y), Shape::from((m, n))))
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+        s3: &CpuStorage,
+        l3: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let (x, w, bias) = (f32_slice(s1, l1, "conv2d")?, f32_slice(s2, l2, "conv2d")?, f32_slice(s3, l3, "conv2d")?);
+        let (b, cout, k, p) = self.dims(l1, l2)?;
+        let cols = im2col(self.0, x, b);
+        let mut prod = vec![0f32; cout * b * p];
+        smg_kernels::matmul::gemm_nn(cout, b * p, k, &mut prod, w, &cols);
+        drop(cols);
+        // (Cout, B·P) → (B, Cout, P), plus the bias.
+        let mut y = vec![0f32; b * cout * p];
+        y.par_chunks_mut(p).enumerate().for_each(|(bc, out)| {
+            let (item, co) = (bc / cout, bc % cout);
+            let src = &prod[co * b * p + item * p..co * b * p + (item + 1) * p];
+            out.iter_mut().zip(src).for_each(|(o, &v)| *o = v + bias[co]);
+        });
+        let (oh, ow) = self.0.out_hw();
+        Ok((CpuStorage::F32(y), Shape::from((b, cout, oh, ow))))
     }
 
-    fn bwd(&self, w: &Tensor, cols: &Tensor, _res: &Tensor, grad: &Tensor) -> Result<(Option<Tensor>, Option<Tensor>)> {
-        let ((m, k), n) = (w.dims2()?, cols.dim(1)?);
-        let dy = crate::fast::with_f32(grad, |g| g.to_vec())?;
-        let wt = crate::fast::with_f32(w, |w| smg_kernels::matmul::transpose(w, m, k))?;
+    fn bwd(
+        &self,
+        x: &Tensor,
+        w: &Tensor,
+        bias: &Tensor,
+        _res: &Tensor,
+        grad: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        let (b, cout, k, p) = self.dims(x.layout(), w.layout())?;
+        let n = b * p;
+        // dY as (Cout, B·P), and the bias gradient as its row sums.
+        let mut dy = vec![0f32; cout * n];
+        crate::fast::with_f32(grad, |g| {
+            dy.par_chunks_mut(n).enumerate().for_each(|(co, row)| {
+                for item in 0..b {
+                    row[item * p..(item + 1) * p].copy_from_slice(&g[(item * cout + co) * p..(item * cout + co + 1) * p]);
+                }
+            })
+        })?;
+        let db: Vec<f32> = dy.par_chunks(n).map(|r| r.iter().map(|&v| v as f64).sum::<f64>() as f32).collect();
+        let wt = crate::fast::with_f32(w, |w| smg_kernels::matmul::transpose(w, cout, k))?;
         let mut dcols = vec![0f32; k * n];
-        smg_kernels::matmul::gemm_nn(k, n, m, &mut dcols, &wt, &dy);
-        let dyt = smg_kernels::matmul::transpose(&dy, m, n);
-        let mut dwt = vec![0f32; k * m];
-        crate::fast::with_f32(cols, |c| smg_kernels::matmul::gemm_nn(k, m, n, &mut dwt, c, &dyt))?;
-        let dw = smg_kernels::matmul::transpose(&dwt, k, m);
-        let dev = w.device();
-        Ok((Some(Tensor::from_vec(dw, (m, k), dev)?), Some(Tensor::from_vec(dcols, (k, n), dev)?)))
+        smg_kernels::matmul::gemm_nn(k, n, cout, &mut dcols, &wt, &dy);
+        let dx = col2im(self.0, &dcols, b);
+        drop(dcols);
+        let dyt = smg_kernels::matmul::transpose(&dy, cout, n);
+        drop(dy);
+        let cols = crate::fast::with_f32(x, |x| im2col(self.0, x, b))?;
+        let mut dwt = vec![0f32; k * cout];
+        smg_kernels::matmul::gemm_nn(k, cout, n, &mut dwt, &cols, &dyt);
+        let dw = smg_kernels::matmul::transpose(&dwt, k, cout);
+        let dev = x.device();
+        Ok((
+            Some(Tensor::from_vec(dx, x.shape(), dev)?),
+            Some(Tensor::from_vec(dw, w.shape(), dev)?),
+            Some(Tensor::from_vec(db, bias.shape(), dev)?),
+        ))
     }
 }
 
@@ -192,7 +212,7 @@ pub fn conv2d(x: &Tensor, w: &Tensor, bias: Option<&Tensor>, stride: usize, padd
 /// `stride=(sh, sw)`, `padding=(ph, pw)`), as the vocoders' resolution discriminators use.
 /// Off the CPU only equal strides and paddings are supported (candle's `conv2d`).
 pub fn conv2d_hw(x: &Tensor, w: &Tensor, bias: Option<&Tensor>, (sh, sw): (usize, usize), (ph, pw): (usize, usize)) -> Result<Tensor> {
-    let (b, cin, h, wd) = x.dims4()?;
+    let (_, cin, h, wd) = x.dims4()?;
     let (cout, cin_w, kh, kw) = w.dims4()?;
     if cin != cin_w {
         candle_core::bail!("conv2d: input has {cin} channels, kernel expects {cin_w}");
@@ -201,22 +221,16 @@ pub fn conv2d_hw(x: &Tensor, w: &Tensor, bias: Option<&Tensor>, (sh, sw): (usize
         candle_core::bail!("conv2d: input {h}×{wd} (padding {ph}×{pw}) is smaller than the {kh}×{kw} kernel");
     }
     if crate::fast::cpu_custom_ops(x) {
-        // One matmul over the whole batch: (Cout, K) · (K, B·oh·ow), the bias added per row (its
-        // gradient is then a sum over the contiguous last dimension), and one transposing copy
-        // back to (B, Cout, oh, ow).
         let g = Geom { c: cin, h, w: wd, kh, kw, sh, sw, ph, pw };
-        let (oh, ow) = g.out_hw();
-        let cols = if kh == 1 && kw == 1 && sh == 1 && sw == 1 && ph == 0 && pw == 0 {
-            x.transpose(0, 1)?.contiguous()?.reshape((cin, b * h * wd))?
-        } else {
-            x.contiguous()?.apply_op1(Im2Col(g))?
+        let zero;
+        let bias = match bias {
+            Some(b) => b,
+            None => {
+                zero = Tensor::zeros(cout, x.dtype(), x.device())?;
+                &zero
+            }
         };
-        let y = w.reshape((cout, cin * kh * kw))?.contiguous()?.apply_op2(&cols.contiguous()?, Product)?;
-        let y = match bias {
-            Some(bias) => y.broadcast_add(&bias.reshape((cout, 1))?)?,
-            None => y,
-        };
-        return y.reshape((cout, b, oh, ow))?.transpose(0, 1)?.contiguous();
+        return x.contiguous()?.apply_op3(&w.contiguous()?, &bias.contiguous()?, Conv(g));
     }
     let y = if sh == sw && ph == pw {
         x.conv2d(w, ph, sh, 1, 1)?
@@ -398,9 +412,13 @@ mod tests {
         for &(h, w, k, stride, pad) in &[(10, 7, 3, 2, 0), (9, 13, 4, 2, 1), (5, 8, 3, 3, 2), (6, 6, 1, 2, 0)] {
             let g = Geom { c: 3, h, w, kh: k, kw: k, sh: stride, sw: stride, ph: pad, pw: pad };
             let x = rand(&[2, 3, h, w], 5);
-            let cols = x.apply_op1(Im2Col(g)).unwrap();
+            let (oh, ow) = g.out_hw();
+            let cols =
+                Tensor::from_vec(im2col(g, &x.flatten_all().unwrap().to_vec1::<f32>().unwrap(), 2), (3 * k * k, 2 * oh * ow), &Device::Cpu)
+                    .unwrap();
             let c = rand(cols.dims(), 6);
-            let back = c.apply_op1(Col2Im(g)).unwrap();
+            let back = col2im(g, &c.flatten_all().unwrap().to_vec1::<f32>().unwrap(), 2);
+            let back = Tensor::from_vec(back, x.shape(), &Device::Cpu).unwrap();
             let lhs = (&cols * &c).unwrap().sum_all().unwrap().to_scalar::<f32>().unwrap();
             let rhs = (&x * &back).unwrap().sum_all().unwrap().to_scalar::<f32>().unwrap();
             assert!((lhs - rhs).abs() < 1e-4 * (1.0 + lhs.abs()), "{lhs} vs {rhs} for {h}×{w} k{k} s{stride} p{pad}");
