@@ -39,12 +39,12 @@ tok="$runs/tokenizer-medium"
 TOK_P1=${TOK_P1:-3000} TOK_P2=${TOK_P2:-5500} TOK_P3=${TOK_P3:-7000}
 stage "tokenizer at step $(steps_done "$tok") of $TOK_P3"
 if (($(steps_done "$tok") < TOK_P1)); then
-  "$smg" train tokenizer --config medium --steps "$TOK_P1" --batch 16 --crop 128 --seed 0 --val-every 50 --out "$tok" --resume
+  "$smg" train tokenizer --config medium --steps "$TOK_P1" --batch 16 --crop 128 --seed 0 --val-every 250 --ckpt-every 50 --out "$tok" --resume
 fi
 if (($(steps_done "$tok") < TOK_P2)); then
-  "$smg" train tokenizer --config medium --steps "$TOK_P2" --batch 8 --crop 0 --seed 0 --val-every 50 --out "$tok" --resume
+  "$smg" train tokenizer --config medium --steps "$TOK_P2" --batch 8 --crop 0 --seed 0 --val-every 250 --ckpt-every 50 --out "$tok" --resume
 fi
-"$smg" train tokenizer --config medium --steps "$TOK_P3" --batch 8 --crop 0 --seed 0 --val-every 50 --out "$tok" --resume \
+"$smg" train tokenizer --config medium --steps "$TOK_P3" --batch 8 --crop 0 --seed 0 --val-every 250 --ckpt-every 50 --out "$tok" --resume \
   --disc-start "$TOK_P2" --lr-decay-from "$TOK_P2"
 
 clap="$runs/clap-medium"

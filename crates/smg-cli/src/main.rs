@@ -275,6 +275,10 @@ struct TokenizerTrainArgs {
     /// Validate (and checkpoint) every this many steps.
     #[arg(long, default_value_t = 100)]
     val_every: usize,
+    /// Checkpoint every this many steps (default: at each validation). Validation reconstructs
+    /// every held-out clip, so long runs validate less often than they checkpoint.
+    #[arg(long)]
+    ckpt_every: Option<usize>,
     /// Start a cosine learning-rate decay to 0 (at --steps) from this step.
     #[arg(long)]
     lr_decay_from: Option<usize>,
@@ -630,7 +634,7 @@ fn train_tokenizer(a: &TokenizerTrainArgs) -> Result<()> {
         crop_frames: a.crop,
         lr_decay_start: a.lr_decay_from,
         val_every: a.val_every,
-        ckpt_every: a.val_every,
+        ckpt_every: a.ckpt_every.unwrap_or(a.val_every),
         ..Default::default()
     };
     let out = a.out.clone().unwrap_or_else(|| tokenizer_dir(config));

@@ -10,8 +10,9 @@ use std::path::PathBuf;
 
 #[derive(clap::Args)]
 pub struct MaskGitTrainArgs {
-    /// `small` (3 blocks × 128 on 2.97 s clips; trains on 2 CPU cores) or `paper` (24 blocks ×
-    /// 768 on 9.85 s clips; give it a paper-size --tokenizer).
+    /// `small` (3 blocks × 128 on 2.97 s clips; trains on 2 CPU cores), `medium` (6 blocks × 256;
+    /// give it the medium --tokenizer and --clap) or `paper` (24 blocks × 768 on 9.85 s clips;
+    /// give it a paper-size --tokenizer).
     #[arg(long, default_value = "small")]
     config: String,
     #[arg(long, default_value_t = 2400)]

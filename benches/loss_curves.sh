@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# Loss curves of the fused CPU training ops against candle's own f32 autograd.
+#
+# Trains the same seeded run twice on the small corpus: once through the project's fused CPU
+# ops (LayerNorm, GELU, attention, bias, convolution with hand-written backward passes) and once
+# with SMG_FAST=0, where every layer is composed from candle's ops and differentiated by candle
+# (the f32 reference). Both runs see the same batches, masks and initial weights, so their curves
+# may only drift apart by floating-point rounding. Writes one plot per trainer and the merged
+# JSONL next to it.
+#
+# Usage: benches/loss_curves.sh [OUT_DIR]   (default benches/curves; STEPS=300 TRAINERS="maskgit tokenizer")
+# Needs a release `smg` (SMG_BIN, default target/release/smg) and the small corpus (`smg data fetch`).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+smg=${SMG_BIN:-target/release/smg}
+out=${1:-benches/curves}
+steps=${STEPS:-300}
+trainers=${TRAINERS:-maskgit tokenizer}
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+mkdir -p "$out"
+
+train() { # trainer mode
+  local fast=1
+  [ "$2" = reference ] && fast=0
+  case $1 in
+    maskgit) SMG_FAST=$fast "$smg" train maskgit --config small --steps "$steps" --val-every 100 --seed 0 --out "$tmp/$1-$2" ;;
+    tokenizer) SMG_FAST=$fast "$smg" train tokenizer --config small --steps "$steps" --batch 16 --crop 128 --val-every 100 --seed 0 --out "$tmp/$1-$2" ;;
+  esac
+}
+
+for t in $trainers; do
+  for mode in fused reference; do
+    start=$(date +%s)
+    train "$t" "$mode"
+    echo "$t $mode: $(( $(date +%s) - start )) s for $steps steps"
+  done
+  key=loss
+  [ "$t" = tokenizer ] && key=rec_l1
+  python3 - "$tmp/$t-fused/metrics.jsonl" "$tmp/$t-reference/metrics.jsonl" "$key" > "$out/$t.jsonl" <<'EOF'
+import json, sys
+fused, ref, key = sys.argv[1], sys.argv[2], sys.argv[3]
+def load(p):
+    return {r["step"]: r[key] for r in map(json.loads, open(p)) if r.get(key) is not None}
+a, b = load(fused), load(ref)
+worst = 0.0
+for s in sorted(set(a) & set(b)):
+    worst = max(worst, abs(a[s] - b[s]) / max(abs(b[s]), 1e-12))
+    print(json.dumps({"step": s, f"{key}_fused": a[s], f"{key}_reference": b[s]}))
+print(f"largest relative difference of {key} over {len(set(a) & set(b))} logged steps: {worst:.2e}", file=sys.stderr)
+EOF
+  "$smg" plot metrics "$out/$t.jsonl" --y "${key}_fused" --y "${key}_reference" \
+    --title "$t (small): fused CPU ops vs candle f32 autograd, seed 0" -o "$out/$t.png"
+done
