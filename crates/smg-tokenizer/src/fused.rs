@@ -71,12 +71,14 @@ fn slice<'a>(s: &'a CpuStorage, l: &Layout) -> Result<&'a [f32]> {
     Ok(&v[a..b])
 }
 
+#[inline(always)]
 fn sigmoid(v: f32) -> f32 {
-    1.0 / (1.0 + (-v).exp())
+    1.0 / (1.0 + smg_kernels::attention::exp(-v))
 }
 
 impl Op {
-    /// Per (batch, group): mean and 1/std.
+    /// Per (batch, group): mean and 1/std (two passes, 16 f32 lanes per pass so that they
+    /// vectorise, lanes summed in f64).
     fn stats(&self, x: &[f32], b: usize, c: usize, hw: usize) -> Vec<(f32, f32)> {
         let cg = c / self.groups;
         let n = cg * hw;
@@ -84,12 +86,26 @@ impl Op {
             .into_par_iter()
             .map(|bg| {
                 let seg = &x[bg * n..(bg + 1) * n];
-                let mean = seg.iter().map(|&v| v as f64).sum::<f64>() / n as f64;
-                let var = seg.iter().map(|&v| (v as f64 - mean).powi(2)).sum::<f64>() / n as f64;
-                (mean as f32, (1.0 / (var + self.eps).sqrt()) as f32)
+                let mean = (lanes(seg, |v| v) / n as f64) as f32;
+                let var = lanes(seg, |v| (v - mean) * (v - mean)) / n as f64;
+                (mean, (1.0 / (var + self.eps).sqrt()) as f32)
             })
             .collect()
     }
+}
+
+/// Σ f(xᵢ) in 16 f32 lanes, the lanes and the tail summed in f64.
+#[inline(always)]
+fn lanes(xs: &[f32], f: impl Fn(f32) -> f32) -> f64 {
+    let mut acc = [0f32; 16];
+    let chunks = xs.chunks_exact(16);
+    let tail: f64 = chunks.remainder().iter().map(|&v| f(v) as f64).sum();
+    for ch in chunks {
+        for i in 0..16 {
+            acc[i] += f(ch[i]);
+        }
+    }
+    acc.iter().map(|&v| v as f64).sum::<f64>() + tail
 }
 
 impl CustomOp3 for Op {
@@ -135,58 +151,53 @@ impl CustomOp3 for Op {
     ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
         let (b, c, h, wd) = x.dims4()?;
         let hw = h * wd;
-        let xs: Vec<f32> = x.flatten_all()?.to_vec1()?;
         let ws: Vec<f32> = w.to_vec1()?;
         let bs: Vec<f32> = bias.to_vec1()?;
-        let gs: Vec<f32> = grad.contiguous()?.flatten_all()?.to_vec1()?;
-        let st = self.stats(&xs, b, c, hw);
+        let (x, grad) = (x.contiguous()?, grad.contiguous()?);
+        let (xsto, xl) = x.storage_and_layout();
+        let (gsto, gl) = grad.storage_and_layout();
+        let (candle_core::Storage::Cpu(xs), candle_core::Storage::Cpu(gs)) = (&*xsto, &*gsto) else {
+            candle_core::bail!("GroupNormAct: CPU tensors expected")
+        };
+        let (xs, gs) = (slice(xs, xl)?, slice(gs, gl)?);
+        let st = self.stats(xs, b, c, hw);
         let cg = c / self.groups;
         let n = cg * hw;
-        // du = dy · swish'(u); per channel sums for dw, db; per group sums for dx.
+        // Per group: du = dy · swish'(u) and dx̂ = du·w into `dx`, per-channel sums for dw and db,
+        // group sums of dx̂ and dx̂·x̂; then dx = rstd·(dx̂ − mean(dx̂) − x̂·mean(dx̂·x̂)).
         let mut dxs = vec![0f32; xs.len()];
-        let per_group: Vec<(Vec<f32>, Vec<f32>, Vec<f32>)> = dxs
+        let per_group: Vec<(Vec<f32>, Vec<f32>)> = dxs
             .par_chunks_mut(n)
             .enumerate()
             .map(|(bg, dx)| {
                 let (mean, rstd) = st[bg];
                 let (bi, gi) = (bg / self.groups, bg % self.groups);
-                let mut dw = vec![0f32; cg];
-                let mut db = vec![0f32; cg];
-                let mut dxhat = vec![0f32; n];
-                let mut xhat = vec![0f32; n];
+                let (mut dw, mut db) = (vec![0f32; cg], vec![0f32; cg]);
                 let (mut s1, mut s2) = (0f64, 0f64);
                 for j in 0..cg {
                     let ch = gi * cg + j;
                     let base = (bi * c + ch) * hw;
-                    for k in 0..hw {
-                        let xh = (xs[base + k] - mean) * rstd;
-                        let u = xh * ws[ch] + bs[ch];
-                        let du = if self.swish {
-                            let sg = sigmoid(u);
-                            gs[base + k] * (sg * (1.0 + u * (1.0 - sg)))
-                        } else {
-                            gs[base + k]
-                        };
-                        dw[j] += du * xh;
-                        db[j] += du;
-                        let d = du * ws[ch];
-                        dxhat[j * hw + k] = d;
-                        xhat[j * hw + k] = xh;
-                        s1 += d as f64;
-                        s2 += (d * xh) as f64;
-                    }
+                    let (xr, gr, dr) = (&xs[base..base + hw], &gs[base..base + hw], &mut dx[j * hw..(j + 1) * hw]);
+                    let [sw, sb, t1, t2] = channel_backward(xr, gr, dr, mean, rstd, ws[ch], bs[ch], self.swish);
+                    dw[j] = sw as f32;
+                    db[j] = sb as f32;
+                    s1 += t1;
+                    s2 += t2;
                 }
                 let (m1, m2) = ((s1 / n as f64) as f32, (s2 / n as f64) as f32);
-                for i in 0..n {
-                    dx[i] = rstd * (dxhat[i] - m1 - xhat[i] * m2);
+                for j in 0..cg {
+                    let base = (bi * c + gi * cg + j) * hw;
+                    for (dv, xv) in dx[j * hw..(j + 1) * hw].iter_mut().zip(&xs[base..base + hw]) {
+                        *dv = rstd * (*dv - m1 - (xv - mean) * rstd * m2);
+                    }
                 }
-                (dw, db, vec![bi as f32, gi as f32])
+                (dw, db)
             })
             .collect();
         let mut dw = vec![0f32; c];
         let mut db = vec![0f32; c];
-        for (gw, gb, id) in per_group {
-            let gi = id[1] as usize;
+        for (bg, (gw, gb)) in per_group.into_iter().enumerate() {
+            let gi = bg % self.groups;
             for j in 0..cg {
                 dw[gi * cg + j] += gw[j];
                 db[gi * cg + j] += gb[j];
@@ -195,4 +206,76 @@ impl CustomOp3 for Op {
         let dev = x.device();
         Ok((Some(Tensor::from_vec(dxs, (b, c, h, wd), dev)?), Some(Tensor::from_vec(dw, c, dev)?), Some(Tensor::from_vec(db, c, dev)?)))
     }
+}
+
+/// One channel of the backward pass: writes `dx̂ = du·w` into `dr` (with `du = dy · swish'(u)`,
+/// `u = x̂·w + b`) and returns `[Σ du·x̂, Σ du, Σ dx̂, Σ dx̂·x̂]`, in 16 lanes per sum; compiled
+/// for AVX-512 and for AVX2 + FMA, chosen at run time.
+#[allow(clippy::too_many_arguments)]
+fn channel_backward(xr: &[f32], gr: &[f32], dr: &mut [f32], mean: f32, rstd: f32, w: f32, b: f32, swish: bool) -> [f64; 4] {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::arch::is_x86_feature_detected!("avx512f") {
+            // Safety: the CPU has AVX-512F.
+            return unsafe { channel_backward_avx512(xr, gr, dr, mean, rstd, w, b, swish) };
+        }
+        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
+            // Safety: the CPU has AVX2 and FMA.
+            return unsafe { channel_backward_avx2(xr, gr, dr, mean, rstd, w, b, swish) };
+        }
+    }
+    channel_backward_body(xr, gr, dr, mean, rstd, w, b, swish)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+#[allow(clippy::too_many_arguments)]
+unsafe fn channel_backward_avx512(xr: &[f32], gr: &[f32], dr: &mut [f32], mean: f32, rstd: f32, w: f32, b: f32, swish: bool) -> [f64; 4] {
+    channel_backward_body(xr, gr, dr, mean, rstd, w, b, swish)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+#[allow(clippy::too_many_arguments)]
+unsafe fn channel_backward_avx2(xr: &[f32], gr: &[f32], dr: &mut [f32], mean: f32, rstd: f32, w: f32, b: f32, swish: bool) -> [f64; 4] {
+    channel_backward_body(xr, gr, dr, mean, rstd, w, b, swish)
+}
+
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn channel_backward_body(xr: &[f32], gr: &[f32], dr: &mut [f32], mean: f32, rstd: f32, w: f32, b: f32, swish: bool) -> [f64; 4] {
+    #[inline(always)]
+    fn one(x: f32, g: f32, mean: f32, rstd: f32, w: f32, b: f32, swish: bool) -> (f32, f32, f32) {
+        let xh = (x - mean) * rstd;
+        let du = if swish {
+            let u = xh * w + b;
+            let sg = sigmoid(u);
+            g * (sg * (1.0 + u * (1.0 - sg)))
+        } else {
+            g
+        };
+        (xh, du, du * w)
+    }
+    let mut acc = [[0f32; 16]; 4];
+    let n16 = xr.len() / 16 * 16;
+    for ((xc, gc), dc) in xr[..n16].chunks_exact(16).zip(gr[..n16].chunks_exact(16)).zip(dr[..n16].chunks_exact_mut(16)) {
+        for l in 0..16 {
+            let (xh, du, d) = one(xc[l], gc[l], mean, rstd, w, b, swish);
+            dc[l] = d;
+            acc[0][l] += du * xh;
+            acc[1][l] += du;
+            acc[2][l] += d;
+            acc[3][l] += d * xh;
+        }
+    }
+    let mut out = acc.map(|a| a.iter().map(|&v| v as f64).sum::<f64>());
+    for k in n16..xr.len() {
+        let (xh, du, d) = one(xr[k], gr[k], mean, rstd, w, b, swish);
+        dr[k] = d;
+        out[0] += (du * xh) as f64;
+        out[1] += du as f64;
+        out[2] += d as f64;
+        out[3] += (d * xh) as f64;
+    }
+    out
 }
