@@ -2,14 +2,15 @@
 //!
 //! candle's CPU `conv1d` backward runs a direct-loop `conv_transpose1d` for the input gradient
 //! (whenever there is padding) and a convolution with a signal-long kernel for the weight
-//! gradient; a HiFi-GAN training step spent most of its time there. As in [`crate::conv`], the
-//! convolution is written here as `im2col → batched matmul (per item and group)`, where
-//! `im2col` is a custom op whose backward is its adjoint `col2im`. Dilation, stride, padding and
+//! gradient; a HiFi-GAN training step spent most of its time there. As in [`crate::conv`], an
+//! ungrouped convolution is one custom op (`im2col`, one product per item, bias; backward by
+//! `col2im` and gemm products); a grouped one is `im2col` (a custom op whose backward is its
+//! adjoint `col2im`) and a batched matmul per item and group. Dilation, stride, padding and
 //! groups are supported; values and gradients equal candle's `conv1d` run item by item (tested;
 //! candle 0.11's own conv1d backward is wrong for batches of several items with several output
 //! channels). Off the CPU or for other dtypes, candle's `conv1d` is used.
 
-use candle_core::{CpuStorage, CustomOp1, Layout, Result, Shape, Tensor};
+use candle_core::{CpuStorage, CustomOp1, CustomOp3, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
 /// Geometry of one 1-D convolution over `(B, C, L)`.
@@ -52,6 +53,51 @@ struct Im2Col(Geom);
 #[derive(Debug, Clone, Copy)]
 struct Col2Im(Geom);
 
+/// `(B, C, L)` → `(B, C·k, Lout)` (see [`Im2Col`]).
+fn im2col(g: Geom, x: &[f32]) -> Vec<f32> {
+    let lout = g.out_len();
+    let mut dst = vec![0f32; g.c * g.k * g.b * lout];
+    dst.par_chunks_mut(lout).enumerate().for_each(|(row, out)| {
+        let (b, c, j) = (row / (g.c * g.k), (row / g.k) % g.c, row % g.k);
+        let (lo, hi) = g.valid(j, lout);
+        if lo >= hi {
+            return;
+        }
+        let x0 = lo * g.stride + j * g.dilation - g.pad;
+        let src = &x[(b * g.c + c) * g.l..(b * g.c + c + 1) * g.l];
+        let dst = &mut out[lo..hi];
+        if g.stride == 1 {
+            dst.copy_from_slice(&src[x0..x0 + hi - lo]);
+        } else {
+            dst.iter_mut().enumerate().for_each(|(i, d)| *d = src[x0 + i * g.stride]);
+        }
+    });
+    dst
+}
+
+/// `(B, C·k, Lout)` → `(B, C, L)`, summing overlaps (see [`Col2Im`]).
+fn col2im(g: Geom, cols: &[f32]) -> Vec<f32> {
+    let lout = g.out_len();
+    let mut dst = vec![0f32; g.b * g.c * g.l];
+    dst.par_chunks_mut(g.l).enumerate().for_each(|(bc, out)| {
+        let (b, c) = (bc / g.c, bc % g.c);
+        for j in 0..g.k {
+            let (lo, hi) = g.valid(j, lout);
+            if lo >= hi {
+                continue;
+            }
+            let x0 = lo * g.stride + j * g.dilation - g.pad;
+            let row = &cols[((b * g.c + c) * g.k + j) * lout..][lo..hi];
+            if g.stride == 1 {
+                out[x0..x0 + hi - lo].iter_mut().zip(row).for_each(|(o, v)| *o += v);
+            } else {
+                row.iter().enumerate().for_each(|(i, v)| out[x0 + i * g.stride] += v);
+            }
+        }
+    });
+    dst
+}
+
 impl CustomOp1 for Im2Col {
     fn name(&self) -> &'static str {
         "smg-im2col1d"
@@ -59,25 +105,8 @@ impl CustomOp1 for Im2Col {
 
     fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
         let g = self.0;
-        let x = f32_slice(s, l, "im2col1d")?;
-        let lout = g.out_len();
-        let mut dst = vec![0f32; g.c * g.k * g.b * lout];
-        dst.par_chunks_mut(lout).enumerate().for_each(|(row, out)| {
-            let (b, c, j) = (row / (g.c * g.k), (row / g.k) % g.c, row % g.k);
-            let (lo, hi) = g.valid(j, lout);
-            if lo >= hi {
-                return;
-            }
-            let x0 = lo * g.stride + j * g.dilation - g.pad;
-            let src = &x[(b * g.c + c) * g.l..(b * g.c + c + 1) * g.l];
-            let dst = &mut out[lo..hi];
-            if g.stride == 1 {
-                dst.copy_from_slice(&src[x0..x0 + hi - lo]);
-            } else {
-                dst.iter_mut().enumerate().for_each(|(i, d)| *d = src[x0 + i * g.stride]);
-            }
-        });
-        Ok((CpuStorage::F32(dst), Shape::from((g.b, g.c * g.k, lout))))
+        let dst = im2col(g, f32_slice(s, l, "im2col1d")?);
+        Ok((CpuStorage::F32(dst), Shape::from((g.b, g.c * g.k, g.out_len()))))
     }
 
     fn bwd(&self, _arg: &Tensor, _res: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
@@ -92,30 +121,87 @@ impl CustomOp1 for Col2Im {
 
     fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
         let g = self.0;
-        let cols = f32_slice(s, l, "col2im1d")?;
-        let lout = g.out_len();
-        let mut dst = vec![0f32; g.b * g.c * g.l];
-        dst.par_chunks_mut(g.l).enumerate().for_each(|(bc, out)| {
-            let (b, c) = (bc / g.c, bc % g.c);
-            for j in 0..g.k {
-                let (lo, hi) = g.valid(j, lout);
-                if lo >= hi {
-                    continue;
-                }
-                let x0 = lo * g.stride + j * g.dilation - g.pad;
-                let row = &cols[((b * g.c + c) * g.k + j) * lout..][lo..hi];
-                if g.stride == 1 {
-                    out[x0..x0 + hi - lo].iter_mut().zip(row).for_each(|(o, v)| *o += v);
-                } else {
-                    row.iter().enumerate().for_each(|(i, v)| out[x0 + i * g.stride] += v);
-                }
-            }
-        });
+        let dst = col2im(g, f32_slice(s, l, "col2im1d")?);
         Ok((CpuStorage::F32(dst), Shape::from((g.b, g.c, g.l))))
     }
 
     fn bwd(&self, _arg: &Tensor, _res: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
         Ok(Some(grad.contiguous()?.apply_op1(Im2Col(self.0))?))
+    }
+}
+
+/// The whole ungrouped convolution `(x, W, bias) → (B, Cout, Lout)` as one autograd node (as
+/// [`crate::conv`] does in 2-D): forward im2col and one product per item with the bias; backward
+/// `col2im` of `Wᵀ·dY`, `dW = Σ_b (cols_b · dY_bᵀ)ᵀ` with `cols` recomputed and `dY_b`
+/// transposed first (the orientation the `gemm` crate packs with contiguous copies), `db` sums.
+struct Conv(Geom);
+
+impl CustomOp3 for Conv {
+    fn name(&self) -> &'static str {
+        "smg-conv1d"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+        s3: &CpuStorage,
+        l3: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let g = self.0;
+        let (x, w, bias) = (f32_slice(s1, l1, "conv1d")?, f32_slice(s2, l2, "conv1d")?, f32_slice(s3, l3, "conv1d")?);
+        let (cout, k, lout) = (l2.dims()[0], g.c * g.k, g.out_len());
+        let cols = im2col(g, x);
+        let mut y = vec![0f32; g.b * cout * lout];
+        for (yb, cb) in y.chunks_mut(cout * lout).zip(cols.chunks(k * lout)) {
+            smg_kernels::matmul::gemm_nn(cout, lout, k, yb, w, cb);
+        }
+        y.par_chunks_mut(lout).enumerate().for_each(|(bc, row)| {
+            let v = bias[bc % cout];
+            row.iter_mut().for_each(|o| *o += v);
+        });
+        Ok((CpuStorage::F32(y), Shape::from((g.b, cout, lout))))
+    }
+
+    fn bwd(
+        &self,
+        x: &Tensor,
+        w: &Tensor,
+        bias: &Tensor,
+        _res: &Tensor,
+        grad: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        let g = self.0;
+        let (cout, k, lout) = (w.dim(0)?, g.c * g.k, g.out_len());
+        let dy = crate::fast::with_f32(grad, |d| d.to_vec())?;
+        let mut db = vec![0f32; cout];
+        for (i, row) in dy.chunks(lout).enumerate() {
+            db[i % cout] += row.iter().map(|&v| v as f64).sum::<f64>() as f32;
+        }
+        let wt = crate::fast::with_f32(w, |w| smg_kernels::matmul::transpose(w, cout, k))?;
+        let mut dcols = vec![0f32; g.b * k * lout];
+        for (db_, dyb) in dcols.chunks_mut(k * lout).zip(dy.chunks(cout * lout)) {
+            smg_kernels::matmul::gemm_nn(k, lout, cout, db_, &wt, dyb);
+        }
+        let dx = col2im(g, &dcols);
+        drop(dcols);
+        let cols = crate::fast::with_f32(x, |x| im2col(g, x))?;
+        let mut dwt = vec![0f32; k * cout];
+        let mut part = vec![0f32; k * cout];
+        for (cb, dyb) in cols.chunks(k * lout).zip(dy.chunks(cout * lout)) {
+            let dyt = smg_kernels::matmul::transpose(dyb, cout, lout);
+            smg_kernels::matmul::gemm_nn(k, cout, lout, &mut part, cb, &dyt);
+            dwt.iter_mut().zip(&part).for_each(|(a, b)| *a += b);
+        }
+        let dw = smg_kernels::matmul::transpose(&dwt, k, cout);
+        let dev = x.device();
+        Ok((
+            Some(Tensor::from_vec(dx, x.shape(), dev)?),
+            Some(Tensor::from_vec(dw, w.shape(), dev)?),
+            Some(Tensor::from_vec(db, bias.shape(), dev)?),
+        ))
     }
 }
 
@@ -139,17 +225,26 @@ pub fn conv1d(
     if l + 2 * padding < dilation * (k - 1) + 1 || stride == 0 || dilation == 0 {
         candle_core::bail!("conv1d: input of {l} samples (padding {padding}) is shorter than the kernel ({k} taps, dilation {dilation})");
     }
+    if groups == 1 && crate::fast::cpu_custom_ops(x) {
+        let g = Geom { b, c: cin, l, k, stride, pad: padding, dilation };
+        let zero;
+        let bias = match bias {
+            Some(b) => b,
+            None => {
+                zero = Tensor::zeros(cout, x.dtype(), x.device())?;
+                &zero
+            }
+        };
+        return x.contiguous()?.apply_op3(&w.contiguous()?, &bias.contiguous()?, Conv(g));
+    }
     let y = if crate::fast::cpu_custom_ops(x) {
         let g = Geom { b, c: cin, l, k, stride, pad: padding, dilation };
         let lout = g.out_len();
         let cols = x.contiguous()?.apply_op1(Im2Col(g))?;
-        if groups == 1 {
-            w.reshape((cout, cin * k))?.broadcast_left(b)?.matmul(&cols)?
-        } else {
-            // A batched matmul needs the broadcast weight materialised once it has two batch axes.
-            let wg = w.reshape((groups, cout / groups, cin_g * k))?.broadcast_left(b)?.contiguous()?;
-            wg.matmul(&cols.reshape((b, groups, cin_g * k, lout))?)?.reshape((b, cout, lout))?
-        }
+        // Grouped: a batched matmul, which needs the broadcast weight materialised once it has
+        // two batch axes.
+        let wg = w.reshape((groups, cout / groups, cin_g * k))?.broadcast_left(b)?.contiguous()?;
+        wg.matmul(&cols.reshape((b, groups, cin_g * k, lout))?)?.reshape((b, cout, lout))?
     } else {
         x.conv1d(w, padding, stride, dilation, groups)?
     };
@@ -195,7 +290,7 @@ mod tests {
         ] {
             let x = Var::from_tensor(&rand(&[2, cin, l], 1)).unwrap();
             let w = Var::from_tensor(&rand(&[cout, cin / groups, k], 2)).unwrap();
-            let bias = rand(&[cout], 3);
+            let bias = Var::from_tensor(&rand(&[cout], 3)).unwrap();
             let ours = conv1d(&x, &w, Some(&bias), stride, pad, dil, groups).unwrap();
             // candle 0.11's conv1d input and kernel gradients are wrong for batches of more than
             // one item with more than one output channel (checked against finite differences),
@@ -207,7 +302,7 @@ mod tests {
             let probe = rand(ours.dims(), 4);
             let g1 = (&ours * &probe).unwrap().sum_all().unwrap().backward().unwrap();
             let g2 = (&reference * &probe).unwrap().sum_all().unwrap().backward().unwrap();
-            for (name, v) in [("input", x.as_tensor()), ("kernel", w.as_tensor())] {
+            for (name, v) in [("input", x.as_tensor()), ("kernel", w.as_tensor()), ("bias", bias.as_tensor())] {
                 let d = max_diff(g1.get(v).unwrap(), g2.get(v).unwrap());
                 assert!(d < 1e-4, "{name} gradient differs by {d} for {cin}->{cout} k{k} s{stride} p{pad} d{dil} g{groups}");
             }
