@@ -8,13 +8,15 @@
 # may only drift apart by floating-point rounding. Writes one plot per trainer and the merged
 # JSONL next to it.
 #
-# Usage: benches/loss_curves.sh [OUT_DIR]   (default benches/curves; STEPS=300 TRAINERS="maskgit tokenizer")
+# Usage: benches/loss_curves.sh [OUT_DIR]   (default benches/curves; STEPS=300 TRAINERS="maskgit tokenizer"
+# TOK_BATCH=4: candle's own conv2d backward, which the reference runs, needs ≈ 22 GB at batch 16)
 # Needs a release `smg` (SMG_BIN, default target/release/smg) and the small corpus (`smg data fetch`).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 smg=${SMG_BIN:-target/release/smg}
 out=${1:-benches/curves}
 steps=${STEPS:-300}
+tok_batch=${TOK_BATCH:-4}
 trainers=${TRAINERS:-maskgit tokenizer}
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
@@ -25,7 +27,7 @@ train() { # trainer mode
   [ "$2" = reference ] && fast=0
   case $1 in
     maskgit) SMG_FAST=$fast "$smg" train maskgit --config small --steps "$steps" --val-every 100 --seed 0 --out "$tmp/$1-$2" ;;
-    tokenizer) SMG_FAST=$fast "$smg" train tokenizer --config small --steps "$steps" --batch 16 --crop 128 --val-every 100 --seed 0 --out "$tmp/$1-$2" ;;
+    tokenizer) SMG_FAST=$fast "$smg" train tokenizer --config small --steps "$steps" --batch "$tok_batch" --crop 128 --val-every 100 --seed 0 --out "$tmp/$1-$2" ;;
   esac
 }
 
@@ -51,4 +53,5 @@ print(f"largest relative difference of {key} over {len(set(a) & set(b))} logged 
 EOF
   "$smg" plot metrics "$out/$t.jsonl" --y "${key}_fused" --y "${key}_reference" \
     --title "$t (small): fused CPU ops vs candle f32 autograd, seed 0" -o "$out/$t.png"
+  echo "$t: $out/$t.png"
 done
