@@ -8,8 +8,10 @@
 # may only drift apart by floating-point rounding. Writes one plot per trainer and the merged
 # JSONL next to it.
 #
-# Usage: benches/loss_curves.sh [OUT_DIR]   (default benches/curves; STEPS=300 TRAINERS="maskgit tokenizer"
-# TOK_BATCH=4: candle's own conv2d backward, which the reference runs, needs ≈ 22 GB at batch 16)
+# Usage: benches/loss_curves.sh [OUT_DIR]   (default benches/curves; STEPS=300, TRAINERS=maskgit)
+# TRAINERS="maskgit tokenizer" adds the tokenizer (TOK_BATCH, default 4): its reference runs
+# candle's own conv2d backward, whose memory grows with the image (22 GB at batch 16, and more
+# than the 24 GB of a 2-core development machine at batch 4 alongside other work).
 # Needs a release `smg` (SMG_BIN, default target/release/smg) and the small corpus (`smg data fetch`).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -17,7 +19,7 @@ smg=${SMG_BIN:-target/release/smg}
 out=${1:-benches/curves}
 steps=${STEPS:-300}
 tok_batch=${TOK_BATCH:-4}
-trainers=${TRAINERS:-maskgit tokenizer}
+trainers=${TRAINERS:-maskgit}
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 mkdir -p "$out"
