@@ -96,9 +96,89 @@ pub fn add_bias(y: &Tensor, b: &Tensor) -> Result<Tensor> {
     y.contiguous()?.apply_op2(&b.contiguous()?, AddBias)
 }
 
-/// `x · Wᵀ + b` over the last axis, as one 2-D matmul (so the weight's gradient is one product,
-/// not a sum over a broadcast batch) plus [`add_bias`].
+/// A linear layer `(x, W, b) → x·Wᵀ + b` over the last axis of `x` as one autograd node (no
+/// reshape, product and bias nodes, each of which candle's backward gives its own zeroed and
+/// accumulated gradient buffer). Every product runs through `smg_kernels::matmul::gemm_nn` in
+/// the orientation the `gemm` crate packs with contiguous copies: forward `x · Wᵀ`, backward
+/// `dx = dY · W` and `dW = dYᵀ · x` (with `dY` transposed first), `db` by column sums.
+struct LinearOp;
+
+impl CustomOp3 for LinearOp {
+    fn name(&self) -> &'static str {
+        "linear"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+        s3: &CpuStorage,
+        l3: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let (x, w, b) = (slice("linear", s1, l1)?, slice("linear", s2, l2)?, slice("linear", s3, l3)?);
+        let (n, k) = l2.shape().dims2()?;
+        let m = x.len() / k.max(1);
+        let wt = smg_kernels::matmul::transpose(w, n, k);
+        let mut y = vec![0f32; m * n];
+        smg_kernels::matmul::gemm_nn(m, n, k, &mut y, x, &wt);
+        y.par_chunks_mut(rows_per_task(n) * n).for_each(|c| {
+            for row in c.chunks_exact_mut(n) {
+                row.iter_mut().zip(b).for_each(|(o, &b)| *o += b);
+            }
+        });
+        let mut dims = l1.dims().to_vec();
+        *dims.last_mut().expect("checked by linear()") = n;
+        Ok((CpuStorage::F32(y), Shape::from(dims)))
+    }
+
+    fn bwd(
+        &self,
+        x: &Tensor,
+        w: &Tensor,
+        b: &Tensor,
+        _res: &Tensor,
+        grad: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        let (n, k) = w.dims2()?;
+        let m = x.elem_count() / k.max(1);
+        let dy = to_vec(grad)?;
+        let ws = to_vec(w)?;
+        let mut dx = vec![0f32; m * k];
+        smg_kernels::matmul::gemm_nn(m, k, n, &mut dx, &dy, &ws);
+        let dyt = smg_kernels::matmul::transpose(&dy, m, n);
+        let mut dw = vec![0f32; n * k];
+        with_f32(x, |xs| smg_kernels::matmul::gemm_nn(n, k, m, &mut dw, &dyt, xs))?;
+        let db = column_sums(&dy, n);
+        let dev = x.device();
+        Ok((
+            Some(Tensor::from_vec(dx, x.shape(), dev)?),
+            Some(Tensor::from_vec(dw, (n, k), dev)?),
+            Some(Tensor::from_vec(db, b.shape(), dev)?),
+        ))
+    }
+}
+
+/// `x · Wᵀ + b` over the last axis: one node with gemm-oriented products on CPU f32 (see
+/// `LinearOp`), elsewhere one 2-D matmul (so the weight's gradient is one product, not a sum
+/// over a broadcast batch) plus [`add_bias`].
 pub fn linear(x: &Tensor, w: &Tensor, b: Option<&Tensor>) -> Result<Tensor> {
+    if cpu_custom_ops(x) && cpu_custom_ops(w) && b.is_none_or(cpu_custom_ops) {
+        let (n, k) = w.dims2()?;
+        if x.rank() == 0 || x.dim(D::Minus1)? != k {
+            candle_core::bail!("linear: input {:?}, weight {n} × {k}", x.dims());
+        }
+        let zero;
+        let b = match b {
+            Some(b) => b,
+            None => {
+                zero = Tensor::zeros(n, x.dtype(), x.device())?;
+                &zero
+            }
+        };
+        return x.contiguous()?.apply_op3(&w.contiguous()?, &b.contiguous()?, LinearOp);
+    }
     let dims = x.dims().to_vec();
     let Some((&k, lead)) = dims.split_last() else { candle_core::bail!("linear: scalar input") };
     let m: usize = lead.iter().product();
@@ -349,6 +429,12 @@ mod tests {
             &[rand(&[3, 4, 8], 3), rand(&[5, 8], 4), rand(&[5], 5)],
             |t| linear(&t[0], &t[1], Some(&t[2])),
             |t| candle_nn::Linear::new(t[1].clone(), Some(t[2].clone())).forward(&t[0]),
+            1e-5,
+        );
+        check(
+            &[rand(&[70, 33], 12), rand(&[40, 33], 13)],
+            |t| linear(&t[0], &t[1], None),
+            |t| candle_nn::Linear::new(t[1].clone(), None).forward(&t[0]),
             1e-5,
         );
     }
