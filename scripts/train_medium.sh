@@ -7,12 +7,14 @@
 #   nohup scripts/low_priority.sh scripts/train_medium.sh > "$SMG_CACHE/train_medium.log" 2>&1 &
 #
 # Stages, with steps sized from `cargo bench --bench train` on 2 idle cores (benches/SPEED.md,
-# 2026-12-04: tokenizer 5.5 s/step, 6.2 with the discriminator; audio branch 1.9; ViT 5.0):
+# 2026-12-04 with the fused training ops: tokenizer 1.8–2.0 s/step, 2.1–2.3 with the
+# discriminator; audio branch 1.0; ViT 1.3–1.6):
 #   1. the corpus (`smg data fetch --set medium`, `smg data build --config medium`)
-#   2. tokenizer (≈11 h): 128-frame crops (batch 16) to step 3000, whole clips (batch 8) to 5500,
-#      then whole clips with the discriminator on and the learning rate decaying to 0 to 7000
-#   3. CLAP audio branch (`AudioEncoderConfig::medium()`, ≈1.6 h): 3000 steps
-#   4. masked ViT (`Config::medium()`, ≈11 h): 8000 steps on the medium tokenizer's tokens,
+#   2. tokenizer (≈4 h, validating every 250 steps): 128-frame crops (batch 16) to step 3000,
+#      whole clips (batch 8) to 5500, then whole clips with the discriminator on and the
+#      learning rate decaying to 0 to 7000
+#   3. CLAP audio branch (`AudioEncoderConfig::medium()`, ≈1 h): 3000 steps
+#   4. masked ViT (`Config::medium()`, ≈3.5 h): 8000 steps on the medium tokenizer's tokens,
 #      conditioned through the medium audio branch (audio and caption embeddings mixed)
 # Finished models are exported into their run folders; committing them (f16) with their
 # TRAINING.md is a separate, deliberate step.
