@@ -56,12 +56,6 @@ impl Geom {
     }
 }
 
-fn f32_slice<'a>(s: &'a CpuStorage, l: &Layout, what: &str) -> Result<&'a [f32]> {
-    let CpuStorage::F32(v) = s else { candle_core::bail!("{what}: f32 only") };
-    let (a, b) = l.contiguous_offsets().ok_or_else(|| candle_core::Error::Msg(format!("{what}: contiguous input expected")))?;
-    Ok(&v[a..b])
-}
-
 /// `(B, C, H, W)` → `(C·kh·kw, B·oh·ow)`, zero outside the image: the columns of every item side
 /// by side, so the whole batch is one product `W (Cout, C·kh·kw) · cols`.
 fn im2col(g: Geom, x: &[f32], b: usize) -> Vec<f32> {
@@ -144,7 +138,8 @@ impl CustomOp3 for Conv {
         s3: &CpuStorage,
         l3: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        let (x, w, bias) = (f32_slice(s1, l1, "conv2d")?, f32_slice(s2, l2, "conv2d")?, f32_slice(s3, l3, "conv2d")?);
+        let (x, w, bias) =
+            (crate::fast::cpu_f32(s1, l1, "conv2d")?, crate::fast::cpu_f32(s2, l2, "conv2d")?, crate::fast::cpu_f32(s3, l3, "conv2d")?);
         let (b, cout, k, p) = self.dims(l1, l2)?;
         let cols = im2col(self.0, x, b);
         let mut prod = vec![0f32; cout * b * p];
@@ -222,14 +217,7 @@ pub fn conv2d_hw(x: &Tensor, w: &Tensor, bias: Option<&Tensor>, (sh, sw): (usize
     }
     if crate::fast::cpu_custom_ops(x) {
         let g = Geom { c: cin, h, w: wd, kh, kw, sh, sw, ph, pw };
-        let zero;
-        let bias = match bias {
-            Some(b) => b,
-            None => {
-                zero = Tensor::zeros(cout, x.dtype(), x.device())?;
-                &zero
-            }
-        };
+        let bias = crate::fast::bias_or_zeros(bias, cout, x)?;
         return x.contiguous()?.apply_op3(&w.contiguous()?, &bias.contiguous()?, Conv(g));
     }
     let y = if sh == sw && ph == pw {

@@ -38,12 +38,6 @@ impl Geom {
     }
 }
 
-fn f32_slice<'a>(s: &'a CpuStorage, l: &Layout, what: &str) -> Result<&'a [f32]> {
-    let CpuStorage::F32(v) = s else { candle_core::bail!("{what}: f32 only") };
-    let (a, b) = l.contiguous_offsets().ok_or_else(|| candle_core::Error::Msg(format!("{what}: contiguous input expected")))?;
-    Ok(&v[a..b])
-}
-
 /// `(B, C, L)` → `(B, C·k, Lout)` with row `c·k + j`, column `o` holding
 /// `x[b, c, o·s + j·d − p]` (zero outside the signal).
 #[derive(Debug, Clone, Copy)]
@@ -105,7 +99,7 @@ impl CustomOp1 for Im2Col {
 
     fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
         let g = self.0;
-        let dst = im2col(g, f32_slice(s, l, "im2col1d")?);
+        let dst = im2col(g, crate::fast::cpu_f32(s, l, "im2col1d")?);
         Ok((CpuStorage::F32(dst), Shape::from((g.b, g.c * g.k, g.out_len()))))
     }
 
@@ -121,7 +115,7 @@ impl CustomOp1 for Col2Im {
 
     fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
         let g = self.0;
-        let dst = col2im(g, f32_slice(s, l, "col2im1d")?);
+        let dst = col2im(g, crate::fast::cpu_f32(s, l, "col2im1d")?);
         Ok((CpuStorage::F32(dst), Shape::from((g.b, g.c, g.l))))
     }
 
@@ -151,7 +145,8 @@ impl CustomOp3 for Conv {
         l3: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
         let g = self.0;
-        let (x, w, bias) = (f32_slice(s1, l1, "conv1d")?, f32_slice(s2, l2, "conv1d")?, f32_slice(s3, l3, "conv1d")?);
+        let (x, w, bias) =
+            (crate::fast::cpu_f32(s1, l1, "conv1d")?, crate::fast::cpu_f32(s2, l2, "conv1d")?, crate::fast::cpu_f32(s3, l3, "conv1d")?);
         let (cout, k, lout) = (l2.dims()[0], g.c * g.k, g.out_len());
         let cols = im2col(g, x);
         let mut y = vec![0f32; g.b * cout * lout];
@@ -227,14 +222,7 @@ pub fn conv1d(
     }
     if groups == 1 && crate::fast::cpu_custom_ops(x) {
         let g = Geom { b, c: cin, l, k, stride, pad: padding, dilation };
-        let zero;
-        let bias = match bias {
-            Some(b) => b,
-            None => {
-                zero = Tensor::zeros(cout, x.dtype(), x.device())?;
-                &zero
-            }
-        };
+        let bias = crate::fast::bias_or_zeros(bias, cout, x)?;
         return x.contiguous()?.apply_op3(&w.contiguous()?, &bias.contiguous()?, Conv(g));
     }
     let y = if crate::fast::cpu_custom_ops(x) {

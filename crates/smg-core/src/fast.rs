@@ -78,6 +78,22 @@ pub fn eligible(x: &Tensor) -> bool {
     x.device().is_cpu() && x.dtype() == candle_core::DType::F32 && !x.track_op() && smg_kernels::fast_enabled()
 }
 
+/// The f32 values of a contiguous CPU storage as a custom op's `cpu_fwd` receives it; `op`
+/// names the op in the error for another dtype or a strided layout.
+pub fn cpu_f32<'a>(s: &'a CpuStorage, l: &candle_core::Layout, op: &str) -> Result<&'a [f32]> {
+    let CpuStorage::F32(v) = s else { candle_core::bail!("{op}: f32 only") };
+    let (a, b) = l.contiguous_offsets().ok_or_else(|| candle_core::Error::Msg(format!("{op}: contiguous input expected")))?;
+    Ok(&v[a..b])
+}
+
+/// `bias`, or zeros of length `n` where there is none (for ops that always take a bias).
+pub fn bias_or_zeros(bias: Option<&Tensor>, n: usize, like: &Tensor) -> Result<Tensor> {
+    match bias {
+        Some(b) => Ok(b.clone()),
+        None => Tensor::zeros(n, like.dtype(), like.device()),
+    }
+}
+
 /// Runs `f` on the f32 contents of a contiguous CPU tensor without copying them.
 pub fn with_f32<R>(x: &Tensor, f: impl FnOnce(&[f32]) -> R) -> Result<R> {
     let x = x.contiguous()?;

@@ -9,15 +9,9 @@
 //! elsewhere (CUDA, other dtypes, `SMG_FAST=0`), which is also the reference the tests compare
 //! values and gradients against.
 
-use crate::fast::{cpu_custom_ops, with_f32};
+use crate::fast::{cpu_custom_ops, cpu_f32, with_f32};
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, CustomOp3, Layout, Result, Shape, Tensor, D};
 use rayon::prelude::*;
-
-fn slice<'a>(op: &str, s: &'a CpuStorage, l: &Layout) -> Result<&'a [f32]> {
-    let CpuStorage::F32(v) = s else { candle_core::bail!("{op}: f32 only") };
-    let (a, b) = l.contiguous_offsets().ok_or_else(|| candle_core::Error::Msg(format!("{op}: contiguous input expected")))?;
-    Ok(&v[a..b])
-}
 
 fn to_vec(t: &Tensor) -> Result<Vec<f32>> {
     with_f32(t, |s| s.to_vec())
@@ -66,7 +60,7 @@ impl CustomOp2 for AddBias {
     }
 
     fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> Result<(CpuStorage, Shape)> {
-        let (y, b) = (slice("add-bias", s1, l1)?, slice("add-bias", s2, l2)?);
+        let (y, b) = (cpu_f32(s1, l1, "add-bias")?, cpu_f32(s2, l2, "add-bias")?);
         let n = b.len();
         let mut out = y.to_vec();
         out.par_chunks_mut(rows_per_task(n) * n).for_each(|c| {
@@ -117,7 +111,7 @@ impl CustomOp3 for LinearOp {
         s3: &CpuStorage,
         l3: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        let (x, w, b) = (slice("linear", s1, l1)?, slice("linear", s2, l2)?, slice("linear", s3, l3)?);
+        let (x, w, b) = (cpu_f32(s1, l1, "linear")?, cpu_f32(s2, l2, "linear")?, cpu_f32(s3, l3, "linear")?);
         let (n, k) = l2.shape().dims2()?;
         let m = x.len() / k.max(1);
         let wt = smg_kernels::matmul::transpose(w, n, k);
@@ -169,14 +163,7 @@ pub fn linear(x: &Tensor, w: &Tensor, b: Option<&Tensor>) -> Result<Tensor> {
         if x.rank() == 0 || x.dim(D::Minus1)? != k {
             candle_core::bail!("linear: input {:?}, weight {n} × {k}", x.dims());
         }
-        let zero;
-        let b = match b {
-            Some(b) => b,
-            None => {
-                zero = Tensor::zeros(n, x.dtype(), x.device())?;
-                &zero
-            }
-        };
+        let b = crate::fast::bias_or_zeros(b, n, x)?;
         return x.contiguous()?.apply_op3(&w.contiguous()?, &b.contiguous()?, LinearOp);
     }
     let dims = x.dims().to_vec();
@@ -220,7 +207,7 @@ impl CustomOp3 for LayerNormOp {
         s3: &CpuStorage,
         l3: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        let (x, w, b) = (slice("layer-norm", s1, l1)?, slice("layer-norm", s2, l2)?, slice("layer-norm", s3, l3)?);
+        let (x, w, b) = (cpu_f32(s1, l1, "layer-norm")?, cpu_f32(s2, l2, "layer-norm")?, cpu_f32(s3, l3, "layer-norm")?);
         let n = w.len();
         let mut out = vec![0f32; x.len()];
         out.par_chunks_mut(rows_per_task(n) * n).zip(x.par_chunks(rows_per_task(n) * n)).for_each(|(o, x)| {
@@ -309,7 +296,7 @@ impl CustomOp1 for Gelu {
     }
 
     fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
-        let mut out = slice("gelu-erf", s, l)?.to_vec();
+        let mut out = cpu_f32(s, l, "gelu-erf")?.to_vec();
         out.par_chunks_mut(CHUNK_VALUES).for_each(smg_kernels::gelu::gelu_inplace);
         Ok((CpuStorage::F32(out), l.shape().clone()))
     }
@@ -354,7 +341,7 @@ impl CustomOp1 for Attention {
 
     fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
         let (b, len, hd) = self.dims(l.shape())?;
-        let out = smg_kernels::attention::attention(slice("attention", s, l)?, b, len, self.heads, hd);
+        let out = smg_kernels::attention::attention(cpu_f32(s, l, "attention")?, b, len, self.heads, hd);
         Ok((CpuStorage::F32(out), Shape::from((b, len, self.heads * hd))))
     }
 

@@ -6,6 +6,7 @@
 use candle_core::{CpuStorage, CustomOp3, Layout, Module, Result, Shape, Tensor};
 use candle_nn::{Init, VarBuilder};
 use rayon::prelude::*;
+use smg_core::fast::cpu_f32;
 
 /// `GroupNorm(groups, C, eps)` with weights `weight`/`bias` (taming names), then swish if asked.
 #[derive(Debug, Clone)]
@@ -65,12 +66,6 @@ struct Op {
     swish: bool,
 }
 
-fn slice<'a>(s: &'a CpuStorage, l: &Layout) -> Result<&'a [f32]> {
-    let CpuStorage::F32(v) = s else { candle_core::bail!("GroupNormAct: f32 only") };
-    let (a, b) = l.contiguous_offsets().ok_or_else(|| candle_core::Error::Msg("GroupNormAct: contiguous input expected".into()))?;
-    Ok(&v[a..b])
-}
-
 #[inline(always)]
 fn sigmoid(v: f32) -> f32 {
     1.0 / (1.0 + smg_kernels::attention::exp(-v))
@@ -122,7 +117,7 @@ impl CustomOp3 for Op {
         s3: &CpuStorage,
         l3: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        let (x, w, bias) = (slice(s1, l1)?, slice(s2, l2)?, slice(s3, l3)?);
+        let (x, w, bias) = (cpu_f32(s1, l1, "GroupNormAct")?, cpu_f32(s2, l2, "GroupNormAct")?, cpu_f32(s3, l3, "GroupNormAct")?);
         let (b, c, h, wd) = l1.shape().dims4()?;
         let hw = h * wd;
         let st = self.stats(x, b, c, hw);
@@ -159,7 +154,7 @@ impl CustomOp3 for Op {
         let (candle_core::Storage::Cpu(xs), candle_core::Storage::Cpu(gs)) = (&*xsto, &*gsto) else {
             candle_core::bail!("GroupNormAct: CPU tensors expected")
         };
-        let (xs, gs) = (slice(xs, xl)?, slice(gs, gl)?);
+        let (xs, gs) = (cpu_f32(xs, xl, "GroupNormAct")?, cpu_f32(gs, gl, "GroupNormAct")?);
         let st = self.stats(xs, b, c, hw);
         let cg = c / self.groups;
         let n = cg * hw;
