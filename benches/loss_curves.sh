@@ -8,6 +8,9 @@
 # may only drift apart by floating-point rounding. Writes one plot per trainer and the merged
 # JSONL next to it.
 #
+# COMPARE=bf16 instead trains the fused run twice, with bf16 products (`--precision bf16`) and
+# with f32 ones, and writes TRAINER-bf16.{jsonl,png}: the bf16 curve against the f32 reference.
+#
 # Usage: benches/loss_curves.sh [OUT_DIR]   (default benches/curves; STEPS=300, TRAINERS=maskgit)
 # TRAINERS="maskgit tokenizer" adds the tokenizer (TOK_BATCH, default 4): its reference runs
 # candle's own conv2d backward, whose memory grows with the image (22 GB at batch 16, and more
@@ -20,40 +23,47 @@ out=${1:-benches/curves}
 steps=${STEPS:-300}
 tok_batch=${TOK_BATCH:-4}
 trainers=${TRAINERS:-maskgit}
+compare=${COMPARE:-reference}
+case $compare in
+  reference) a=fused b=reference suffix="" what="fused CPU ops vs candle f32 autograd" ;;
+  bf16) a=bf16 b=fused suffix=-bf16 what="bf16 products vs f32 (fused ops)" ;;
+  *) echo "COMPARE must be reference or bf16, not $compare" >&2; exit 2 ;;
+esac
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 mkdir -p "$out"
 
 train() { # trainer mode
-  local fast=1
+  local fast=1 precision=f32
   [ "$2" = reference ] && fast=0
+  [ "$2" = bf16 ] && precision=bf16
   case $1 in
-    maskgit) SMG_FAST=$fast "$smg" train maskgit --config small --steps "$steps" --val-every 100 --seed 0 --out "$tmp/$1-$2" ;;
-    tokenizer) SMG_FAST=$fast "$smg" train tokenizer --config small --steps "$steps" --batch "$tok_batch" --crop 128 --val-every 100 --seed 0 --out "$tmp/$1-$2" ;;
+    maskgit) SMG_FAST=$fast "$smg" train --precision $precision maskgit --config small --steps "$steps" --val-every 100 --seed 0 --out "$tmp/$1-$2" ;;
+    tokenizer) SMG_FAST=$fast "$smg" train --precision $precision tokenizer --config small --steps "$steps" --batch "$tok_batch" --crop 128 --val-every 100 --seed 0 --out "$tmp/$1-$2" ;;
   esac
 }
 
 for t in $trainers; do
-  for mode in fused reference; do
+  for mode in $a $b; do
     start=$(date +%s)
     train "$t" "$mode"
     echo "$t $mode: $(( $(date +%s) - start )) s for $steps steps"
   done
   key=loss
   [ "$t" = tokenizer ] && key=rec_l1
-  python3 - "$tmp/$t-fused/metrics.jsonl" "$tmp/$t-reference/metrics.jsonl" "$key" > "$out/$t.jsonl" <<'EOF'
+  python3 - "$tmp/$t-$a/metrics.jsonl" "$tmp/$t-$b/metrics.jsonl" "$key" "$a" "$b" > "$out/$t$suffix.jsonl" <<'EOF'
 import json, sys
-fused, ref, key = sys.argv[1], sys.argv[2], sys.argv[3]
+fused, ref, key, na, nb = sys.argv[1:6]
 def load(p):
     return {r["step"]: r[key] for r in map(json.loads, open(p)) if r.get(key) is not None}
 a, b = load(fused), load(ref)
 worst = 0.0
 for s in sorted(set(a) & set(b)):
     worst = max(worst, abs(a[s] - b[s]) / max(abs(b[s]), 1e-12))
-    print(json.dumps({"step": s, f"{key}_fused": a[s], f"{key}_reference": b[s]}))
+    print(json.dumps({"step": s, f"{key}_{na}": a[s], f"{key}_{nb}": b[s]}))
 print(f"largest relative difference of {key} over {len(set(a) & set(b))} logged steps: {worst:.2e}", file=sys.stderr)
 EOF
-  "$smg" plot metrics "$out/$t.jsonl" --y "${key}_fused" --y "${key}_reference" \
-    --title "$t (small): fused CPU ops vs candle f32 autograd, seed 0" -o "$out/$t.png"
-  echo "$t: $out/$t.png"
+  "$smg" plot metrics "$out/$t$suffix.jsonl" --y "${key}_$a" --y "${key}_$b" \
+    --title "$t (small): $what, seed 0" -o "$out/$t$suffix.png"
+  echo "$t: $out/$t$suffix.png"
 done

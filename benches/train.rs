@@ -11,7 +11,9 @@
 //! `SMG_BENCH_STEPS=<n>` times n steps per row instead of 4 (more steady state in a profile).
 //! With `SMG_TORCH_PYTHON` set to a Python that has torch, each row is followed at once by the
 //! same step in PyTorch f32 (`benches/train_torch.py`, same shapes, losses and optimisers, same
-//! thread count), and the table gains its time, its parameter count and the ratio.
+//! thread count), and the table gains its time, its parameter count and the ratio. Where the CPU
+//! has a native bf16 dot product (AVX-512 BF16), every row is timed a second time with bf16
+//! products (`smg train --precision bf16`) in a column of its own.
 
 use candle_core::{DType, Device, Tensor};
 use std::collections::HashMap;
@@ -186,13 +188,21 @@ fn main() {
     println!("CPU: {}; {threads} threads; features: {}", smg_tests::cpu_name(), cpu_features());
     println!();
     let torch = std::env::var("SMG_TORCH_PYTHON").ok();
-    if torch.is_some() {
-        println!("| trainer | config | batch | parameters | s / step | PyTorch f32 parameters | PyTorch f32 s / step | ratio |");
-        println!("|---|---|---|---|---|---|---|---|");
-    } else {
-        println!("| trainer | config | batch | parameters | s / step |");
-        println!("|---|---|---|---|---|");
+    // bf16 columns where the CPU computes bf16 products natively (`smg train --precision bf16`).
+    let bf16 = smg_core::fast::set_train_precision_checked(smg_core::fast::Precision::Bf16);
+    smg_core::fast::set_train_precision(smg_core::fast::Precision::F32);
+    let mut head = vec!["trainer", "config", "batch", "parameters", "s / step"];
+    if bf16 {
+        head.push("s / step, bf16 products");
     }
+    if torch.is_some() {
+        head.extend(["PyTorch f32 parameters", "PyTorch f32 s / step", "ratio"]);
+        if bf16 {
+            head.push("ratio, bf16 products");
+        }
+    }
+    println!("| {} |", head.join(" | "));
+    println!("|{}", "---|".repeat(head.len()));
     let only = std::env::var("SMG_BENCH_ONLY").unwrap_or_default();
     // Runs a row when it is selected (its timing closure is only called then).
     let row = |name: &str, cfg: &str, batch: &str, medium: bool, f: &dyn Fn() -> (f64, usize)| {
@@ -200,15 +210,27 @@ fn main() {
             return;
         }
         let (s, p) = f();
-        match &torch {
-            None => println!("| {name} | {cfg} | {batch} | {} | {s:.2} |", params(p)),
-            Some(py) => match torch_row(py, threads, steps, &format!("{name} {cfg}")) {
+        let mut cells = vec![name.to_string(), cfg.to_string(), batch.to_string(), params(p), format!("{s:.2}")];
+        let sb = bf16.then(|| {
+            smg_core::fast::set_train_precision(smg_core::fast::Precision::Bf16);
+            let sb = f().0;
+            smg_core::fast::set_train_precision(smg_core::fast::Precision::F32);
+            cells.push(format!("{sb:.2}"));
+            sb
+        });
+        if let Some(py) = &torch {
+            match torch_row(py, threads, steps, &format!("{name} {cfg}")) {
                 Some((ts, tp)) => {
-                    println!("| {name} | {cfg} | {batch} | {} | {s:.2} | {} | {ts:.2} | {:.2}× |", params(p), params(tp), s / ts)
+                    cells.extend([params(tp), format!("{ts:.2}"), format!("{:.2}×", s / ts)]);
+                    cells.extend(sb.map(|sb| format!("{:.2}×", sb / ts)));
                 }
-                None => println!("| {name} | {cfg} | {batch} | {} | {s:.2} | | not in the reference | |", params(p)),
-            },
+                None => {
+                    cells.extend(["".into(), "not in the reference".into(), "".into()]);
+                    cells.extend(sb.map(|_| String::new()));
+                }
+            }
         }
+        println!("| {} |", cells.join(" | "));
     };
     let (vit, tok) = ("64 × 80 tokens", "16 × 128 frames");
     row("masked ViT", "small", vit, false, &|| maskgit(&smg_maskgit::Config::small(), steps));

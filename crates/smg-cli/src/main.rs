@@ -167,6 +167,11 @@ enum Command {
     },
     /// Train a model.
     Train {
+        /// Arithmetic of the products of linear layers: `f32` (the reference) or `bf16` (bf16
+        /// products, f32 sums, weights and optimiser state; runs in f32 where the CPU has no
+        /// native bf16 dot product, AVX-512 BF16).
+        #[arg(long, value_enum, default_value = "f32", global = true)]
+        precision: TrainPrecision,
         #[command(subcommand)]
         command: TrainCommand,
     },
@@ -212,6 +217,13 @@ enum Command {
         #[command(subcommand)]
         command: DataCommand,
     },
+}
+
+/// Arithmetic of training products (`smg train --precision`).
+#[derive(Clone, Copy, Debug, PartialEq, clap::ValueEnum)]
+enum TrainPrecision {
+    F32,
+    Bf16,
 }
 
 #[derive(Subcommand)]
@@ -400,10 +412,21 @@ fn run(cli: Cli) -> Result<()> {
         }
         Command::Device => println!("{}", smg_core::best_device()),
         Command::Data { command } => data(command)?,
-        Command::Train { command: TrainCommand::Tokenizer(args) } => train_tokenizer(&args)?,
-        Command::Train { command: TrainCommand::Clap(args) } => clap_cmd::train(&args)?,
-        Command::Train { command: TrainCommand::Maskgit(args) } => maskgit_cmd::train(&args)?,
-        Command::Train { command: TrainCommand::Vocoder(args) } => vocoder_cmd::train(&args)?,
+        Command::Train { precision, command } => {
+            smg_core::fast::set_train_precision(match precision {
+                TrainPrecision::F32 => smg_core::fast::Precision::F32,
+                TrainPrecision::Bf16 => smg_core::fast::Precision::Bf16,
+            });
+            if precision == TrainPrecision::Bf16 && !smg_core::fast::train_bf16() {
+                eprintln!("--precision bf16: this CPU has no native bf16 dot product, training in f32");
+            }
+            match command {
+                TrainCommand::Tokenizer(args) => train_tokenizer(&args)?,
+                TrainCommand::Clap(args) => clap_cmd::train(&args)?,
+                TrainCommand::Maskgit(args) => maskgit_cmd::train(&args)?,
+                TrainCommand::Vocoder(args) => vocoder_cmd::train(&args)?,
+            }
+        }
         Command::Eval { command: EvalCommand::Generation(args) } => eval_cmd::run(&args)?,
         Command::Eval { command: EvalCommand::Vocoder(args) } => vocoder_cmd::run(&args)?,
         Command::Fad { dir_a, dir_b, embedder, out } => {

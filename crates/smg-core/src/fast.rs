@@ -12,53 +12,85 @@ pub use smg_kernels::{Act, Precision};
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, OnceLock};
 
-static PRECISION: AtomicU8 = AtomicU8::new(2);
+/// A process-wide [`Precision`], read once from an environment variable unless set first.
+struct Setting {
+    cell: AtomicU8, // 0: f32, 1: bf16, 2: not yet read from the environment
+    env: &'static str,
+}
+
+impl Setting {
+    const fn new(env: &'static str) -> Self {
+        Self { cell: AtomicU8::new(2), env }
+    }
+
+    fn get(&self) -> Precision {
+        match self.cell.load(Ordering::Relaxed) {
+            0 => Precision::F32,
+            1 => Precision::Bf16,
+            _ => {
+                let p = if std::env::var(self.env).as_deref() == Ok("bf16") { Precision::Bf16 } else { Precision::F32 };
+                self.set(p);
+                p
+            }
+        }
+    }
+
+    fn set(&self, p: Precision) {
+        self.cell.store(matches!(p, Precision::Bf16) as u8, Ordering::Relaxed);
+    }
+}
+
+static PRECISION: Setting = Setting::new("SMG_PRECISION");
+static VOCODER_PRECISION: Setting = Setting::new("SMG_VOCODER_PRECISION");
+static TRAIN_PRECISION: Setting = Setting::new("SMG_TRAIN_PRECISION");
 
 /// Arithmetic of the fast inference path (default f32; `SMG_PRECISION=bf16` for bf16 products).
 pub fn precision() -> Precision {
-    match PRECISION.load(Ordering::Relaxed) {
-        0 => Precision::F32,
-        1 => Precision::Bf16,
-        _ => {
-            let p = match std::env::var("SMG_PRECISION").as_deref() {
-                Ok("bf16") => Precision::Bf16,
-                _ => Precision::F32,
-            };
-            set_precision(p);
-            p
-        }
-    }
+    PRECISION.get()
 }
 
 /// Sets the arithmetic of the fast inference path for the whole process.
 pub fn set_precision(p: Precision) {
-    PRECISION.store(matches!(p, Precision::Bf16) as u8, Ordering::Relaxed);
+    PRECISION.set(p)
 }
-
-static VOCODER_PRECISION: AtomicU8 = AtomicU8::new(2);
 
 /// Arithmetic of the vocoders' fast convolutions, apart from [`precision`] because the vocoder
 /// is where bf16 shows: HiFi-GAN universal's held-out mel-L1 rises from 0.175 to 0.187 with
 /// bf16 ResBlocks (16 test clips; `benches/SPEED.md`). Default f32; `SMG_VOCODER_PRECISION=bf16`
 /// or [`set_vocoder_precision`] for the faster products.
 pub fn vocoder_precision() -> Precision {
-    match VOCODER_PRECISION.load(Ordering::Relaxed) {
-        0 => Precision::F32,
-        1 => Precision::Bf16,
-        _ => {
-            let p = match std::env::var("SMG_VOCODER_PRECISION").as_deref() {
-                Ok("bf16") => Precision::Bf16,
-                _ => Precision::F32,
-            };
-            set_vocoder_precision(p);
-            p
-        }
-    }
+    VOCODER_PRECISION.get()
 }
 
 /// Sets the arithmetic of the vocoders' fast convolutions for the whole process.
 pub fn set_vocoder_precision(p: Precision) {
-    VOCODER_PRECISION.store(matches!(p, Precision::Bf16) as u8, Ordering::Relaxed);
+    VOCODER_PRECISION.set(p)
+}
+
+/// Arithmetic of the training products (linear layers and convolutions of
+/// [`crate::train_ops`] and [`crate::conv`]): f32 by default, the reference; with
+/// `SMG_TRAIN_PRECISION=bf16`, `smg train … --precision bf16` or [`set_train_precision`],
+/// bf16 products with f32 sums (weights, gradients and optimiser state stay f32).
+pub fn train_precision() -> Precision {
+    TRAIN_PRECISION.get()
+}
+
+/// Sets the arithmetic of the training products for the whole process.
+pub fn set_train_precision(p: Precision) {
+    TRAIN_PRECISION.set(p)
+}
+
+/// Sets the training precision and says whether it takes effect as asked (bf16 needs the
+/// CPU's native bf16 dot product; without it the products stay f32).
+pub fn set_train_precision_checked(p: Precision) -> bool {
+    set_train_precision(p);
+    p == Precision::F32 || train_bf16()
+}
+
+/// Whether training products run in bf16 now: asked for ([`train_precision`]) and computed
+/// natively by this CPU (the AVX-512 BF16 dot product); otherwise they run in f32.
+pub fn train_bf16() -> bool {
+    train_precision() == Precision::Bf16 && smg_kernels::dot_bf16::available()
 }
 
 /// Whether this machine runs the bf16 products on AMX tiles (else bf16 requests run in f32).

@@ -12,6 +12,7 @@
 use crate::fast::{cpu_custom_ops, cpu_f32, with_f32};
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, CustomOp3, Layout, Result, Shape, Tensor, D};
 use rayon::prelude::*;
+use smg_kernels::dot_bf16::{self, Operand};
 
 fn to_vec(t: &Tensor) -> Result<Vec<f32>> {
     with_f32(t, |s| s.to_vec())
@@ -114,9 +115,13 @@ impl CustomOp3 for LinearOp {
         let (x, w, b) = (cpu_f32(s1, l1, "linear")?, cpu_f32(s2, l2, "linear")?, cpu_f32(s3, l3, "linear")?);
         let (n, k) = l2.shape().dims2()?;
         let m = x.len() / k.max(1);
-        let wt = smg_kernels::matmul::transpose(w, n, k);
         let mut y = vec![0f32; m * n];
-        smg_kernels::matmul::gemm_nn(m, n, k, &mut y, x, &wt);
+        if crate::fast::train_bf16() {
+            dot_bf16::gemm(m, n, k, &mut y, Operand::plain(x), Operand::t(w));
+        } else {
+            let wt = smg_kernels::matmul::transpose(w, n, k);
+            smg_kernels::matmul::gemm_nn(m, n, k, &mut y, x, &wt);
+        }
         y.par_chunks_mut(rows_per_task(n) * n).for_each(|c| {
             for row in c.chunks_exact_mut(n) {
                 row.iter_mut().zip(b).for_each(|(o, &b)| *o += b);
@@ -140,10 +145,15 @@ impl CustomOp3 for LinearOp {
         let dy = to_vec(grad)?;
         let ws = to_vec(w)?;
         let mut dx = vec![0f32; m * k];
-        smg_kernels::matmul::gemm_nn(m, k, n, &mut dx, &dy, &ws);
-        let dyt = smg_kernels::matmul::transpose(&dy, m, n);
         let mut dw = vec![0f32; n * k];
-        with_f32(x, |xs| smg_kernels::matmul::gemm_nn(n, k, m, &mut dw, &dyt, xs))?;
+        if crate::fast::train_bf16() {
+            dot_bf16::gemm(m, k, n, &mut dx, Operand::plain(&dy), Operand::plain(&ws));
+            with_f32(x, |xs| dot_bf16::gemm(n, k, m, &mut dw, Operand::t(&dy), Operand::plain(xs)))?;
+        } else {
+            smg_kernels::matmul::gemm_nn(m, k, n, &mut dx, &dy, &ws);
+            let dyt = smg_kernels::matmul::transpose(&dy, m, n);
+            with_f32(x, |xs| smg_kernels::matmul::gemm_nn(n, k, m, &mut dw, &dyt, xs))?;
+        }
         let db = column_sums(&dy, n);
         let dev = x.device();
         Ok((

@@ -10,6 +10,12 @@ pub fn from_f32(x: f32) -> u16 {
     ((b + 0x7fff + ((b >> 16) & 1)) >> 16) as u16
 }
 
+/// [`from_f32`] as a u32, branch-free so that loops over slices vectorise.
+#[inline(always)]
+pub fn from_f32_vec(x: f32) -> u32 {
+    from_f32_select(x) as u32
+}
+
 /// Branch-free [`from_f32`], so that slices of it vectorise.
 #[inline(always)]
 fn from_f32_select(x: f32) -> u16 {
