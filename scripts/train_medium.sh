@@ -10,12 +10,14 @@
 # 2026-12-04 with the fused training ops: tokenizer 1.8–2.0 s/step, 2.1–2.3 with the
 # discriminator; audio branch 1.0; ViT 1.3–1.6):
 #   1. the corpus (`smg data fetch --set medium`, `smg data build --config medium`)
-#   2. tokenizer (≈4 h, validating every 250 steps): 128-frame crops (batch 16) to step 3000,
-#      whole clips (batch 8) to 5500, then whole clips with the discriminator on and the
-#      learning rate decaying to 0 to 7000
+#   2. tokenizer (≈3 h, validating every 250 steps): 128-frame crops (batch 16) to step 3000,
+#      whole clips (batch 8) to 4000, then whole clips with the discriminator on and the
+#      learning rate decaying to 0 to 5000
 #   3. CLAP audio branch (`AudioEncoderConfig::medium()`, ≈1 h): 3000 steps
-#   4. masked ViT (`Config::medium()`, ≈3.5 h): 8000 steps on the medium tokenizer's tokens,
-#      conditioned through the medium audio branch (audio and caption embeddings mixed)
+#   4. masked ViT (`Config::medium()`, ≈2.5 h): 8000 steps on the medium tokenizer's tokens,
+#      conditioned through the medium audio branch (audio and caption embeddings mixed), with
+#      bf16 products where the CPU has them (VIT_PRECISION=f32 for the reference arithmetic;
+#      benches/curves/maskgit-bf16.png compares the two)
 # Finished models are exported into their run folders; committing them (f16) with their
 # TRAINING.md is a separate, deliberate step.
 set -euo pipefail
@@ -38,7 +40,7 @@ stage "corpus"
 "$smg" data build --config medium --set sound
 
 tok="$runs/tokenizer-medium"
-TOK_P1=${TOK_P1:-3000} TOK_P2=${TOK_P2:-5500} TOK_P3=${TOK_P3:-7000}
+TOK_P1=${TOK_P1:-3000} TOK_P2=${TOK_P2:-4000} TOK_P3=${TOK_P3:-5000}
 stage "tokenizer at step $(steps_done "$tok") of $TOK_P3"
 if (($(steps_done "$tok") < TOK_P1)); then
   "$smg" train tokenizer --config medium --steps "$TOK_P1" --batch 16 --crop 128 --seed 0 --val-every 250 --ckpt-every 50 --out "$tok" --resume
@@ -55,9 +57,9 @@ stage "CLAP audio branch at step $(steps_done "$clap") of $CLAP_STEPS"
 "$smg" train clap --config medium --steps "$CLAP_STEPS" --val-every 100 --out "$clap" --resume
 
 vit="$runs/maskgit-medium"
-VIT_STEPS=${VIT_STEPS:-8000}
+VIT_STEPS=${VIT_STEPS:-8000} VIT_PRECISION=${VIT_PRECISION:-bf16}
 stage "masked ViT at step $(steps_done "$vit") of $VIT_STEPS"
-"$smg" train maskgit --config medium --steps "$VIT_STEPS" --val-every 100 --tokenizer "$tok" --clap "$clap" --cond mix \
+"$smg" train --precision "$VIT_PRECISION" maskgit --config medium --steps "$VIT_STEPS" --val-every 100 --tokenizer "$tok" --clap "$clap" --cond mix \
   --out "$vit" --resume
 
 stage "all stages done: $tok, $clap, $vit"
