@@ -182,6 +182,7 @@ fn main() {
     if std::env::var("SMG_BENCH_MALLOC_DEFAULT").map_or(true, |v| v != "1") {
         smg_core::alloc::keep_freed_memory();
     }
+    smg_core::threads::settle_thread_count();
     let quick = std::env::var("SMG_BENCH_QUICK").is_ok_and(|v| v == "1");
     let steps = std::env::var("SMG_BENCH_STEPS").ok().and_then(|s| s.parse().ok()).unwrap_or(if quick { 2 } else { 4 });
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());

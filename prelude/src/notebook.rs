@@ -21,6 +21,7 @@ pub fn notebook_init() -> candle_core::Device {
         }));
         smg_display::plot::ensure_font();
         smg_core::alloc::keep_freed_memory();
+        smg_core::threads::settle_thread_count();
     });
     let choice = smg_core::best_device();
     println!("specmaskgit {} | device: {} | quick mode: {}", env!("CARGO_PKG_VERSION"), choice, quick_mode());

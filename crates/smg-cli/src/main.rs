@@ -358,6 +358,7 @@ fn main() {
     }));
     let cli = Cli::parse();
     smg_core::alloc::keep_freed_memory();
+    smg_core::threads::settle_thread_count();
     match std::panic::catch_unwind(|| run(cli)) {
         Ok(Ok(())) => {}
         Ok(Err(e)) => {

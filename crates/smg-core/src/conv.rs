@@ -61,24 +61,34 @@ impl Geom {
 fn im2col(g: Geom, x: &[f32], b: usize) -> Vec<f32> {
     let (oh, ow) = g.out_hw();
     let (kk, hw, ohw) = (g.kh * g.kw, g.h * g.w, oh * ow);
-    let mut dst = vec![0f32; g.c * kk * b * ohw];
+    // Every element is written below, the zeros outside the image included.
+    let mut dst = smg_kernels::uninit_f32(g.c * kk * b * ohw);
     // One chunk per (row of cols, item): row = c·kk + i·kw + j.
     dst.par_chunks_mut(ohw).enumerate().for_each(|(seg, out)| {
         let (row, item) = (seg / b, seg % b);
         let (c, ij) = (row / kk, row % kk);
         let (i, j) = (ij / g.kw, ij % g.kw);
         let plane = &x[(item * g.c + c) * hw..(item * g.c + c + 1) * hw];
-        g.for_each_row(i, j, (oh, ow), |oy, iy, cols, x0| {
-            let src = &plane[iy * g.w..(iy + 1) * g.w];
-            let dst_row = &mut out[oy * ow..(oy + 1) * ow][cols];
+        let (lo, hi) = g.valid_cols(j, ow);
+        for (oy, dst_row) in out.chunks_exact_mut(ow).enumerate() {
+            let iy = (oy * g.sh + i) as isize - g.ph as isize;
+            if iy < 0 || iy >= g.h as isize || lo >= hi {
+                dst_row.fill(0.0);
+                continue;
+            }
+            let src = &plane[iy as usize * g.w..(iy as usize + 1) * g.w];
+            let x0 = lo * g.sw + j - g.pw;
+            dst_row[..lo].fill(0.0);
+            dst_row[hi..].fill(0.0);
+            let inside = &mut dst_row[lo..hi];
             if g.sw == 1 {
-                dst_row.copy_from_slice(&src[x0..x0 + dst_row.len()]);
+                inside.copy_from_slice(&src[x0..x0 + inside.len()]);
             } else {
-                for (k, d) in dst_row.iter_mut().enumerate() {
+                for (k, d) in inside.iter_mut().enumerate() {
                     *d = src[x0 + k * g.sw];
                 }
             }
-        });
+        }
     });
     dst
 }
@@ -96,8 +106,14 @@ fn col2im(g: Geom, cols: &[f32], b: usize) -> Vec<f32> {
                 let seg = &cols[(row * b + item) * ohw..(row * b + item + 1) * ohw];
                 g.for_each_row(i, j, (oh, ow), |oy, iy, span, x0| {
                     let out = &mut plane[iy * g.w..(iy + 1) * g.w];
-                    for (k, v) in seg[oy * ow..(oy + 1) * ow][span].iter().enumerate() {
-                        out[x0 + k * g.sw] += v;
+                    let src = &seg[oy * ow..(oy + 1) * ow][span];
+                    if g.sw == 1 {
+                        // Contiguous: a slice add that vectorises.
+                        out[x0..x0 + src.len()].iter_mut().zip(src).for_each(|(o, v)| *o += v);
+                    } else {
+                        for (k, v) in src.iter().enumerate() {
+                            out[x0 + k * g.sw] += v;
+                        }
                     }
                 });
             }
@@ -142,11 +158,11 @@ impl CustomOp3 for Conv {
             (crate::fast::cpu_f32(s1, l1, "conv2d")?, crate::fast::cpu_f32(s2, l2, "conv2d")?, crate::fast::cpu_f32(s3, l3, "conv2d")?);
         let (b, cout, k, p) = self.dims(l1, l2)?;
         let cols = im2col(self.0, x, b);
-        let mut prod = vec![0f32; cout * b * p];
+        let mut prod = smg_kernels::uninit_f32(cout * b * p);
         smg_kernels::matmul::gemm_nn(cout, b * p, k, &mut prod, w, &cols);
         drop(cols);
         // (Cout, B·P) → (B, Cout, P), plus the bias.
-        let mut y = vec![0f32; b * cout * p];
+        let mut y = smg_kernels::uninit_f32(b * cout * p);
         y.par_chunks_mut(p).enumerate().for_each(|(bc, out)| {
             let (item, co) = (bc / cout, bc % cout);
             let src = &prod[co * b * p + item * p..co * b * p + (item + 1) * p];
@@ -167,7 +183,7 @@ impl CustomOp3 for Conv {
         let (b, cout, k, p) = self.dims(x.layout(), w.layout())?;
         let n = b * p;
         // dY as (Cout, B·P), and the bias gradient as its row sums.
-        let mut dy = vec![0f32; cout * n];
+        let mut dy = smg_kernels::uninit_f32(cout * n);
         crate::fast::with_f32(grad, |g| {
             dy.par_chunks_mut(n).enumerate().for_each(|(co, row)| {
                 for item in 0..b {
@@ -177,14 +193,14 @@ impl CustomOp3 for Conv {
         })?;
         let db: Vec<f32> = dy.par_chunks(n).map(|r| r.iter().map(|&v| v as f64).sum::<f64>() as f32).collect();
         let wt = crate::fast::with_f32(w, |w| smg_kernels::matmul::transpose(w, cout, k))?;
-        let mut dcols = vec![0f32; k * n];
+        let mut dcols = smg_kernels::uninit_f32(k * n);
         smg_kernels::matmul::gemm_nn(k, n, cout, &mut dcols, &wt, &dy);
         let dx = col2im(self.0, &dcols, b);
         drop(dcols);
         let dyt = smg_kernels::matmul::transpose(&dy, cout, n);
         drop(dy);
         let cols = crate::fast::with_f32(x, |x| im2col(self.0, x, b))?;
-        let mut dwt = vec![0f32; k * cout];
+        let mut dwt = smg_kernels::uninit_f32(k * cout);
         smg_kernels::matmul::gemm_nn(k, cout, n, &mut dwt, &cols, &dyt);
         let dw = smg_kernels::matmul::transpose(&dwt, k, cout);
         let dev = x.device();

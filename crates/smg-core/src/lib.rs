@@ -11,6 +11,7 @@ pub mod conv1d;
 pub mod fast;
 pub mod ops;
 pub mod seeded;
+pub mod threads;
 pub mod train_ops;
 
 pub use candle_core::Device;

@@ -115,7 +115,7 @@ impl CustomOp3 for LinearOp {
         let (x, w, b) = (cpu_f32(s1, l1, "linear")?, cpu_f32(s2, l2, "linear")?, cpu_f32(s3, l3, "linear")?);
         let (n, k) = l2.shape().dims2()?;
         let m = x.len() / k.max(1);
-        let mut y = vec![0f32; m * n];
+        let mut y = smg_kernels::uninit_f32(m * n);
         if crate::fast::train_bf16() {
             dot_bf16::gemm(m, n, k, &mut y, Operand::plain(x), Operand::t(w));
         } else {
@@ -144,8 +144,8 @@ impl CustomOp3 for LinearOp {
         let m = x.elem_count() / k.max(1);
         let dy = to_vec(grad)?;
         let ws = to_vec(w)?;
-        let mut dx = vec![0f32; m * k];
-        let mut dw = vec![0f32; n * k];
+        let mut dx = smg_kernels::uninit_f32(m * k);
+        let mut dw = smg_kernels::uninit_f32(n * k);
         if crate::fast::train_bf16() {
             dot_bf16::gemm(m, k, n, &mut dx, Operand::plain(&dy), Operand::plain(&ws));
             with_f32(x, |xs| dot_bf16::gemm(n, k, m, &mut dw, Operand::t(&dy), Operand::plain(xs)))?;

@@ -105,6 +105,22 @@ pub(crate) struct SendPtr<T>(pub *mut T);
 unsafe impl<T> Send for SendPtr<T> {}
 unsafe impl<T> Sync for SendPtr<T> {}
 
+/// A vector of `n` f32 whose contents are unspecified, for outputs that the caller overwrites
+/// entirely before reading (products with `beta = 0`, transposes, im2col): `vec![0.0; n]` would
+/// `memset` it first, and with freed memory kept in the process (`smg_core::alloc`) that zeroing
+/// is not free: ≈ 10 % of a tokenizer training step. The same allocation candle's CPU backend
+/// makes for its own outputs (`alloc_uninit`).
+pub fn uninit_f32(n: usize) -> Vec<f32> {
+    let mut v = Vec::with_capacity(n);
+    // Safety: f32 has no invalid bit patterns and no destructor, and every caller writes all `n`
+    // elements before any is read.
+    #[allow(clippy::uninit_vec)]
+    unsafe {
+        v.set_len(n)
+    };
+    v
+}
+
 pub(crate) fn threads() -> usize {
     rayon::current_num_threads().max(1)
 }

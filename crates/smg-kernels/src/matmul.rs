@@ -121,6 +121,10 @@ pub fn gemm_nn(m: usize, n: usize, k: usize, dst: &mut [f32], a: &[f32], b: &[f3
     if m == 0 || n == 0 {
         return;
     }
+    if k == 0 {
+        // dst may be uninitialised (`uninit_f32`): the empty product is zero.
+        return dst.fill(0.0);
+    }
     let par = if m * n * k >= 1 << 18 { gemm::Parallelism::Rayon(threads()) } else { gemm::Parallelism::None };
     // Safety: the sizes checked above cover every element of the contiguous views.
     unsafe { gemm_raw(m, n, k, dst.as_mut_ptr(), n, false, a.as_ptr(), k, (b.as_ptr(), 1, n as isize), par) }
@@ -131,8 +135,8 @@ pub fn gemm_nn(m: usize, n: usize, k: usize, dst: &mut [f32], a: &[f32], b: &[f3
 pub fn transpose(src: &[f32], rows: usize, cols: usize) -> Vec<f32> {
     assert_eq!(src.len(), rows * cols, "transpose: {} values are not {rows} × {cols}", src.len());
     const T: usize = 32;
-    let mut dst = vec![0f32; rows * cols];
-    // Each task owns T rows of the destination (T columns of the source).
+    let mut dst = crate::uninit_f32(rows * cols); // every element is written below
+                                                  // Each task owns T rows of the destination (T columns of the source).
     dst.par_chunks_mut(T * rows).enumerate().for_each(|(jb, out)| {
         let j0 = jb * T;
         let jn = out.len() / rows.max(1);
