@@ -34,8 +34,8 @@ pub use smg_vocoder as vocoder;
 pub mod studio {
     pub use smg_studio::{JobRequest, SamplerSettings, Studio, StudioConfig, Task};
 
-    /// Starts the studio with the shipped models of `size` (`"small"`, or `"medium"` once
-    /// trained) on a free port of 127.0.0.1 and returns it; as a cell's last expression (or with
+    /// Starts the studio with the shipped models of `size` (`"small"`, `"medium"` once trained,
+    /// or `"auto"`: medium where present outside quick mode) on a free port of 127.0.0.1 and returns it; as a cell's last expression (or with
     /// `.evcxr_display()`) it shows the page inline, with a link to open it in a tab of its own.
     /// It keeps serving while the kernel lives. Panics with the reason when the models cannot be
     /// loaded.

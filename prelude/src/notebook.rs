@@ -53,7 +53,8 @@ pub fn data_dir() -> PathBuf {
     std::env::var_os("SMG_DATA_DIR").map(PathBuf::from).unwrap_or_else(|| repo_dir().join("data"))
 }
 
-/// The shipped models of one size (`"small"`; `"medium"` once trained) with MiniLM and the best
+/// The shipped models of one size (`"small"`, `"medium"` once trained, or `"auto"`: medium where
+/// present outside quick mode) with MiniLM and the best
 /// fetched vocoder (`Pipeline::pretrained`); panics with the reason when they cannot be loaded.
 pub fn pretrained(size: &str, device: &candle_core::Device) -> smg_pipeline::Pipeline {
     match smg_pipeline::Pipeline::pretrained(size, &repo_dir().join("data/checkpoints"), &data_dir(), device) {

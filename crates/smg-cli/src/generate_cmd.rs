@@ -26,8 +26,9 @@ pub struct SampleArgs {
     draw: smg_maskgit::Draw,
     #[arg(long, default_value_t = 0)]
     seed: u64,
-    /// Model size: `small` (shipped) or `medium` (where its checkpoints exist).
-    #[arg(long, default_value = "small")]
+    /// Model size: `small` (shipped), `medium` (where its checkpoints exist) or `auto` (medium
+    /// when present, small in quick mode `SMG_QUICK=1`).
+    #[arg(long, default_value = "auto")]
     model: String,
     /// Generator folder (default: the shipped small generator).
     #[arg(long)]
@@ -93,14 +94,15 @@ fn vocoder(name: &str, a: &SampleArgs) -> Result<Vocoder> {
 }
 
 fn pipeline(a: &SampleArgs, with_text: bool) -> Result<Pipeline> {
+    let ckpt = repo_dir().join("data/checkpoints");
+    let size = smg_pipeline::resolve_size(&a.model, &ckpt);
     let (_, tok, gen) = smg_pipeline::SIZES
         .iter()
-        .find(|(s, _, _)| *s == a.model)
-        .with_context(|| format!("--model must be small or medium, not {:?}", a.model))?;
-    let ckpt = repo_dir().join("data/checkpoints");
+        .find(|(s, _, _)| *s == size)
+        .with_context(|| format!("--model must be small, medium or auto, not {:?}", a.model))?;
     for (d, what) in [(ckpt.join(tok), "tokenizer"), (ckpt.join(gen), "generator")] {
         if !d.is_dir() && (what == "tokenizer" && a.tokenizer.is_none() || what == "generator" && a.generator.is_none()) {
-            anyhow::bail!("no {} {what}: {} does not exist (not trained or not committed yet)", a.model, d.display());
+            anyhow::bail!("no {size} {what}: {} does not exist (not trained or not committed yet)", d.display());
         }
     }
     let gdir = a.generator.clone().unwrap_or_else(|| ckpt.join(gen));

@@ -144,8 +144,9 @@ enum Command {
         /// models and upload files.
         #[arg(long, default_value = "127.0.0.1")]
         host: std::net::IpAddr,
-        /// Model size: `small` (shipped) or `medium` (where its checkpoints exist).
-        #[arg(long, default_value = "small")]
+        /// Model size: `small` (shipped), `medium` (where its checkpoints exist) or `auto`
+        /// (medium when present, small in quick mode `SMG_QUICK=1`).
+        #[arg(long, default_value = "auto")]
         model: String,
         /// Folder holding `tokenizer-<size>` and `maskgit-<size>` (default: data/checkpoints).
         #[arg(long)]

@@ -98,16 +98,35 @@ pub struct Pipeline {
 pub const SIZES: [(&str, &str, &str); 2] =
     [("small", "tokenizer-small", "maskgit-small"), ("medium", "tokenizer-medium", "maskgit-medium")];
 
+/// The model size `"auto"` stands for: `"medium"` where both medium checkpoints exist in
+/// `checkpoints` and quick mode is off (`SMG_QUICK` unset, empty or `0`), else `"small"`. Other
+/// names are returned as given.
+pub fn resolve_size<'a>(size: &'a str, checkpoints: &std::path::Path) -> &'a str {
+    if size != "auto" {
+        return size;
+    }
+    let quick = std::env::var("SMG_QUICK").is_ok_and(|v| !v.is_empty() && v != "0");
+    let medium =
+        SIZES.iter().find(|s| s.0 == "medium").is_some_and(|(_, t, g)| checkpoints.join(t).is_dir() && checkpoints.join(g).is_dir());
+    if medium && !quick {
+        "medium"
+    } else {
+        "small"
+    }
+}
+
 impl Pipeline {
-    /// The shipped models of one size (`"small"`, or `"medium"` where those checkpoints exist)
+    /// The shipped models of one size (`"small"`, `"medium"` where those checkpoints exist, or
+    /// `"auto"`: medium when present outside quick mode, see [`resolve_size`])
     /// from `checkpoints` (the checkout's `data/checkpoints`), with the MiniLM text encoder when
     /// it has been fetched into `data` (else text-to-audio is refused, the zero-shot tasks work)
     /// and the best vocoder found there: HiFi-GAN universal, else Griffin-Lim.
     pub fn pretrained(size: &str, checkpoints: &std::path::Path, data: &std::path::Path, device: &Device) -> Result<Self> {
+        let size = resolve_size(size, checkpoints);
         let (_, tok, gen) = SIZES
             .iter()
             .find(|(s, _, _)| *s == size)
-            .ok_or_else(|| PipelineError::Invalid(format!("unknown model size {size:?}: {}", SIZES.map(|s| s.0).join(" or "))))?;
+            .ok_or_else(|| PipelineError::Invalid(format!("unknown model size {size:?}: {} or auto", SIZES.map(|s| s.0).join(", "))))?;
         let (tok, gen) = (checkpoints.join(tok), checkpoints.join(gen));
         for d in [&tok, &gen] {
             if !d.is_dir() {

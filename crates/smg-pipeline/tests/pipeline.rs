@@ -86,3 +86,17 @@ fn pretrained_loads_the_shipped_small_models_and_names_what_is_missing() {
     let e = Pipeline::pretrained("huge", &ckpt, empty.path(), &candle_core::Device::Cpu).err().unwrap().to_string();
     assert!(e.contains("unknown model size"), "{e}");
 }
+
+#[test]
+fn auto_picks_medium_only_where_both_medium_checkpoints_exist() {
+    let dir = tempfile::tempdir().unwrap();
+    assert_eq!(smg_pipeline::resolve_size("auto", dir.path()), "small");
+    std::fs::create_dir(dir.path().join("tokenizer-medium")).unwrap();
+    assert_eq!(smg_pipeline::resolve_size("auto", dir.path()), "small", "the generator is missing");
+    std::fs::create_dir(dir.path().join("maskgit-medium")).unwrap();
+    // Quick mode (CI) keeps the small models.
+    let quick = std::env::var("SMG_QUICK").is_ok_and(|v| !v.is_empty() && v != "0");
+    assert_eq!(smg_pipeline::resolve_size("auto", dir.path()), if quick { "small" } else { "medium" });
+    assert_eq!(smg_pipeline::resolve_size("small", dir.path()), "small");
+    assert_eq!(smg_pipeline::resolve_size("medium", dir.path()), "medium");
+}

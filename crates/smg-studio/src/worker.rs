@@ -59,7 +59,7 @@ pub fn spawn(state: Arc<State>, rx: mpsc::Receiver<u64>, cfg: &StudioConfig) -> 
                     return;
                 }
             };
-            let _ = info_tx.send(Ok(info(&p, &cfg.model)));
+            let _ = info_tx.send(Ok(info(&p, smg_pipeline::resolve_size(&cfg.model, &cfg.checkpoints))));
             let mut w = Worker { p, state, saved: None };
             while let Ok(id) = rx.recv() {
                 w.run(id);
