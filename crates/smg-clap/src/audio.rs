@@ -12,9 +12,10 @@
 
 use crate::{l2_normalize, Result};
 use candle_core::{Module, Tensor};
-use candle_nn::{linear, Linear, VarBuilder};
+use candle_nn::{linear, VarBuilder};
 use serde::{Deserialize, Serialize};
 use smg_core::conv::Conv2d;
+use smg_core::fast::Linear;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AudioEncoderConfig {
@@ -70,8 +71,8 @@ impl AudioEncoder {
         Ok(Self {
             config: cfg.clone(),
             stages,
-            proj0: linear(feat, cfg.hidden, vb.pp("proj.0"))?,
-            proj2: linear(cfg.hidden, cfg.dim, vb.pp("proj.2"))?,
+            proj0: fast_linear(linear(feat, cfg.hidden, vb.pp("proj.0"))?),
+            proj2: fast_linear(linear(cfg.hidden, cfg.dim, vb.pp("proj.2"))?),
         })
     }
 
@@ -92,7 +93,7 @@ impl AudioEncoder {
         let (b, c, r, w) = h.dims4()?;
         let h = h.reshape((b, c * r, w))?;
         let pooled = Tensor::cat(&[h.mean(2)?, h.max(2)?], 1)?;
-        Ok(self.proj2.forward(&self.proj0.forward(&pooled)?.gelu_erf()?)?)
+        Ok(self.proj2.forward(&self.proj0.forward_act(&pooled, smg_core::fast::Act::Gelu)?)?)
     }
 
     /// Unit-norm embeddings `(B, dim)` of normalised mels `(B, n_mels, T)`.
@@ -139,4 +140,10 @@ impl AudioEncoder {
         let vb = unsafe { VarBuilder::from_mmaped_safetensors(&[&weights], candle_core::DType::F32, device)? };
         Self::new(&cfg, vb.pp("audio")).map_err(|e| crate::ClapError::Format(format!("{}: {e}", weights.display())))
     }
+}
+
+/// The same layer as one autograd node in training and the fused kernel at inference
+/// (`smg_core::fast::Linear`; weights under the same names).
+fn fast_linear(l: candle_nn::Linear) -> Linear {
+    Linear::new(l.weight().clone(), l.bias().cloned())
 }
