@@ -65,7 +65,7 @@ pub mod prelude {
         Audio, GriffinLimConfig, MelConfig, MelTransform, SampleFormat, WavEncoding,
     };
     pub use smg_clap::{AudioEncoder, Conditioner, TextEncoder};
-    pub use smg_core::fast::{amx_available, set_precision, set_vocoder_precision, Precision};
+    pub use smg_core::fast::{amx_available, set_precision, set_train_precision, set_vocoder_precision, Precision};
     pub use smg_core::{best_device, DeviceChoice};
     pub use smg_data::{self as data, ClipConfig, ClipRecord, Dataset, SetKind, Split};
     pub use smg_embed::{fad_between, Aisfx, Clip, Embedder, FadReport, MelStats, Vggish};
