@@ -7,7 +7,10 @@ cross-entropy, AdamW (0.9, 0.95) with decay off for biases, norms and embeddings
 clipping at 3; SpecVQGAN: taming's encoder/decoder with GroupNorm + swish, single-head attention
 at the lowest level, EMA codebook, L1 + commitment loss, Adam (0.5, 0.9), hinge PatchGAN with
 batch norm for the "+ discriminator" rows; CLAP audio branch: four conv stages with SiLU, mean
-and max pooling, a GELU MLP, symmetric contrastive loss, AdamW, clipping at 1), times one
+and max pooling, a GELU MLP, symmetric contrastive loss, AdamW, clipping at 1; HiFi-GAN V1:
+the generator with plain convolutions, HiFi-GAN's period and scale discriminators at a quarter
+of their widths, one discriminator update and one generator update of mel-L1 ×45 + feature
+matching ×2 + least-squares adversarial loss, AdamW (0.8, 0.99)), times one
 warm-up step and then `steps` steps, and reports the median.
 
 Usage: python benches/train_torch.py THREADS STEPS [FILTER]
@@ -369,6 +372,176 @@ def clap_row(name, steps):
     return timed(steps, step), params(model)
 
 
+# ---------------------------------------------------------------- HiFi-GAN V1 fine-tuning
+
+
+def leaky(x, slope=0.1):
+    return F.leaky_relu(x, slope)
+
+
+class ResBlock1(nn.Module):
+    def __init__(self, ch, k, dilations):
+        super().__init__()
+        self.convs1 = nn.ModuleList(nn.Conv1d(ch, ch, k, dilation=d, padding=(k * d - d) // 2) for d in dilations)
+        self.convs2 = nn.ModuleList(nn.Conv1d(ch, ch, k, padding=(k - 1) // 2) for _ in dilations)
+
+    def forward(self, x):
+        for c1, c2 in zip(self.convs1, self.convs2):
+            x = c2(leaky(c1(leaky(x)))) + x
+        return x
+
+
+class HifiGan(nn.Module):
+    """HiFi-GAN V1 (13.9M parameters), plain convolutions as a fresh `smg train vocoder` run."""
+
+    def __init__(self, rates=(8, 8, 2, 2), kernels=(16, 16, 4, 4), ch=512, rk=(3, 7, 11), rd=(1, 3, 5)):
+        super().__init__()
+        self.conv_pre = nn.Conv1d(80, ch, 7, padding=3)
+        self.ups = nn.ModuleList(
+            nn.ConvTranspose1d(ch // 2**i, ch // 2 ** (i + 1), k, u, padding=(k - u) // 2) for i, (u, k) in enumerate(zip(rates, kernels))
+        )
+        self.resblocks = nn.ModuleList(ResBlock1(ch // 2 ** (i + 1), k, rd) for i in range(len(rates)) for k in rk)
+        self.nk = len(rk)
+        self.conv_post = nn.Conv1d(ch // 2 ** len(rates), 1, 7, padding=3)
+
+    def forward(self, mel):
+        x = self.conv_pre(mel)
+        for i, up in enumerate(self.ups):
+            x = up(leaky(x))
+            x = sum(self.resblocks[i * self.nk + j](x) for j in range(self.nk)) / self.nk
+        return torch.tanh(self.conv_post(leaky(x, 0.01))).squeeze(1)
+
+
+def narrow(c, div):
+    return max(c // div, 1)
+
+
+def fit_groups(g, cin, cout):
+    while g > 1 and (cin % g or cout % g):
+        g //= 2
+    return max(g, 1)
+
+
+class PeriodDisc(nn.Module):
+    def __init__(self, period, div):
+        super().__init__()
+        ch = [1] + [narrow(c, div) for c in (32, 128, 512, 1024, 1024)]
+        self.period = period
+        self.convs = nn.ModuleList(nn.Conv2d(ch[i], ch[i + 1], (5, 1), (3 if i < 4 else 1, 1), padding=(2, 0)) for i in range(5))
+        self.conv_post = nn.Conv2d(ch[5], 1, (3, 1), 1, padding=(1, 0))
+
+    def forward(self, y):
+        b, t = y.shape
+        if t % self.period:
+            y = F.pad(y[:, None], (0, self.period - t % self.period), "reflect")[:, 0]
+        x = y.view(b, 1, -1, self.period)
+        fmaps = []
+        for c in self.convs:
+            x = leaky(c(x))
+            fmaps.append(x)
+        x = self.conv_post(x)
+        fmaps.append(x)
+        return x, fmaps
+
+
+class ScaleDisc(nn.Module):
+    SPEC = [(1, 128, 15, 1, 1, 7), (128, 128, 41, 2, 4, 20), (128, 256, 41, 2, 16, 20), (256, 512, 41, 4, 16, 20),
+            (512, 1024, 41, 4, 16, 20), (1024, 1024, 41, 1, 16, 20), (1024, 1024, 5, 1, 1, 2)]
+
+    def __init__(self, div):
+        super().__init__()
+        convs = []
+        for i, (ci, co, k, s, g, p) in enumerate(self.SPEC):
+            ci, co = (1 if i == 0 else narrow(ci, div)), narrow(co, div)
+            convs.append(nn.Conv1d(ci, co, k, s, groups=fit_groups(g, ci, co), padding=p))
+        self.convs = nn.ModuleList(convs)
+        self.conv_post = nn.Conv1d(narrow(1024, div), 1, 3, padding=1)
+
+    def forward(self, y):
+        x, fmaps = y[:, None], []
+        for c in self.convs:
+            x = leaky(c(x))
+            fmaps.append(x)
+        x = self.conv_post(x)
+        fmaps.append(x)
+        return x, fmaps
+
+
+class Discriminators(nn.Module):
+    """HiFi-GAN's MPD (periods 2-3-5-7-11) and MSD (3 scales), every width / `div`."""
+
+    def __init__(self, div):
+        super().__init__()
+        self.mpd = nn.ModuleList(PeriodDisc(p, div) for p in (2, 3, 5, 7, 11))
+        self.msd = nn.ModuleList(ScaleDisc(div) for _ in range(3))
+
+    def forward(self, y):
+        out = [d(y) for d in self.mpd]
+        x = y
+        for i, d in enumerate(self.msd):
+            if i:
+                x = F.avg_pool1d(x[:, None], 4, 2, padding=2)[:, 0]
+            out.append(d(x))
+        return out
+
+
+class MelLoss(nn.Module):
+    """The training mel as the Rust loss builds it: reflect padding, a DFT basis applied as one
+    strided convolution, magnitude, mel projection, log. (The filterbank's values do not change
+    the step's cost; a fixed random non-negative matrix stands in for Slaney's.)"""
+
+    def __init__(self, n_fft=1024, hop=256, n_mels=80):
+        super().__init__()
+        f = n_fft // 2 + 1
+        t = torch.arange(n_fft, dtype=torch.float64)
+        win = 0.5 - 0.5 * torch.cos(2 * math.pi * t / n_fft)
+        k = torch.arange(f, dtype=torch.float64)[:, None]
+        ang = 2 * math.pi * k * t[None] / n_fft
+        basis = torch.cat([torch.cos(ang) * win, -torch.sin(ang) * win])[:, None].float()
+        self.register_buffer("basis", basis)
+        self.register_buffer("filters", torch.rand(n_mels, f, generator=torch.Generator().manual_seed(5)) / f)
+        self.n_fft, self.hop, self.f = n_fft, hop, f
+
+    def forward(self, y):
+        pad = (self.n_fft - self.hop) // 2
+        y = F.pad(y[:, None], (pad, pad), "reflect")
+        spec = F.conv1d(y, self.basis, stride=self.hop)
+        re, im = spec[:, : self.f], spec[:, self.f :]
+        mag = torch.sqrt(re * re + im * im + 1e-9)
+        return torch.log(torch.clamp(self.filters @ mag, min=1e-5))
+
+
+def hifigan_row(steps):
+    torch.manual_seed(0)
+    gen, disc, mel_loss = HifiGan(), Discriminators(4), MelLoss()
+    kw = dict(lr=2e-4, betas=(0.8, 0.99), weight_decay=0.01)
+    opt_g, opt_d = torch.optim.AdamW(gen.parameters(), **kw), torch.optim.AdamW(disc.parameters(), **kw)
+    g = torch.Generator().manual_seed(9)
+    wave = torch.rand(2, 8192, generator=g) * 0.6 - 0.3
+    mel = torch.randn(2, 80, 32, generator=g) - 5
+
+    def step():
+        y_hat = gen(mel)[:, : wave.shape[1]]
+        # Discriminator update on the detached output.
+        d_loss = sum(((1 - r) ** 2).mean() + (f**2).mean() for (r, _), (f, _) in zip(disc(wave), disc(y_hat.detach())))
+        opt_d.zero_grad(set_to_none=True)
+        d_loss.backward()
+        opt_d.step()
+        # Generator update against the discriminators held fixed (no gradient for their weights).
+        disc.requires_grad_(False)
+        mel_l1 = (mel_loss(y_hat) - mel_loss(wave)).abs().mean()
+        real, fake = disc(wave), disc(y_hat)
+        fm = sum((a.detach() - b).abs().mean() for (_, ra), (_, fa) in zip(real, fake) for a, b in zip(ra, fa))
+        adv = sum(((1 - f) ** 2).mean() for f, _ in fake)
+        total = adv + 2 * fm + 45 * mel_l1
+        opt_g.zero_grad(set_to_none=True)
+        total.backward()
+        opt_g.step()
+        disc.requires_grad_(True)
+
+    return timed(steps, step), params(gen)
+
+
 ROWS = [
     ("masked ViT", "small", lambda s: maskgit_row("small", s)),
     ("masked ViT", "medium", lambda s: maskgit_row("medium", s)),
@@ -378,6 +551,7 @@ ROWS = [
     ("SpecVQGAN tokenizer + discriminator", "medium", lambda s: tokenizer_row("medium", True, s)),
     ("CLAP audio branch", "small", lambda s: clap_row("small", s)),
     ("CLAP audio branch", "medium", lambda s: clap_row("medium", s)),
+    ("HiFi-GAN V1 fine-tuning", "universal", hifigan_row),
 ]
 
 
