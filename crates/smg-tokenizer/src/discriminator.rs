@@ -59,5 +59,5 @@ impl ModuleT for Discriminator {
 }
 
 fn leaky(x: &Tensor) -> Result<Tensor> {
-    candle_nn::ops::leaky_relu(x, 0.2)
+    smg_core::train_ops::leaky_relu(x, 0.2)
 }

@@ -35,7 +35,7 @@ fn bias(vb: &VarBuilder, cout: usize, fan_in: usize) -> Result<Tensor> {
 }
 
 pub(crate) fn lrelu(x: &Tensor, slope: f64) -> Result<Tensor> {
-    x.maximum(0f32)? + (x.minimum(0f32)? * slope)?
+    smg_core::train_ops::leaky_relu(x, slope)
 }
 
 /// A 1-D convolution layer (also the `(k, 1)` 2-D convolutions of the period discriminators,

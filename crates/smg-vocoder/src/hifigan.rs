@@ -148,8 +148,7 @@ impl Module for Conv {
 }
 
 fn lrelu(x: &Tensor, slope: f64) -> Result<Tensor> {
-    let neg = (x.minimum(0f32)? * slope)?;
-    x.maximum(0f32)? + neg
+    smg_core::train_ops::leaky_relu(x, slope)
 }
 
 #[derive(Debug, Clone)]
