@@ -300,7 +300,7 @@ fn inpaint_and_bandwidth_extension_keep_the_whole_recording() {
         (vec!["--from", "11", "--to", "13"], "ends at 13 s, after the end of the recording (12.000 s long)"),
         (vec!["--from", "1", "--to", "2", "--crossfade-ms", "80"], "--crossfade-ms"),
         (vec!["--from", "1", "--to", "2", "--vocoder", "wavenet"], "--vocoder must be"),
-        (vec!["--from", "1", "--to", "2", "--model", "huge"], "--model must be small or medium"),
+        (vec!["--from", "1", "--to", "2", "--model", "huge"], "--model must be small, medium or auto"),
     ] {
         let mut a = vec!["inpaint", stereo.to_str().unwrap(), "-o", bad.to_str().unwrap()];
         a.extend(args);
