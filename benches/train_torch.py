@@ -422,6 +422,17 @@ def fit_groups(g, cin, cout):
     return max(g, 1)
 
 
+def conv_stack(convs, post, x):
+    """A discriminator's convolutions with leaky ReLU, then its last layer: (logits, feature maps)."""
+    fmaps = []
+    for c in convs:
+        x = leaky(c(x))
+        fmaps.append(x)
+    x = post(x)
+    fmaps.append(x)
+    return x, fmaps
+
+
 class PeriodDisc(nn.Module):
     def __init__(self, period, div):
         super().__init__()
@@ -434,14 +445,7 @@ class PeriodDisc(nn.Module):
         b, t = y.shape
         if t % self.period:
             y = F.pad(y[:, None], (0, self.period - t % self.period), "reflect")[:, 0]
-        x = y.view(b, 1, -1, self.period)
-        fmaps = []
-        for c in self.convs:
-            x = leaky(c(x))
-            fmaps.append(x)
-        x = self.conv_post(x)
-        fmaps.append(x)
-        return x, fmaps
+        return conv_stack(self.convs, self.conv_post, y.view(b, 1, -1, self.period))
 
 
 class ScaleDisc(nn.Module):
@@ -458,13 +462,7 @@ class ScaleDisc(nn.Module):
         self.conv_post = nn.Conv1d(narrow(1024, div), 1, 3, padding=1)
 
     def forward(self, y):
-        x, fmaps = y[:, None], []
-        for c in self.convs:
-            x = leaky(c(x))
-            fmaps.append(x)
-        x = self.conv_post(x)
-        fmaps.append(x)
-        return x, fmaps
+        return conv_stack(self.convs, self.conv_post, y[:, None])
 
 
 class Discriminators(nn.Module):

@@ -9,7 +9,7 @@
 //! 256-pair slices of `k`, tiles of 64 rows × 256 columns in parallel. Every output element is
 //! summed by one thread in a fixed order, so results are bit-reproducible.
 
-use crate::bf16;
+use crate::{bf16, SendPtr};
 use rayon::prelude::*;
 
 const MR: usize = 8;
@@ -120,11 +120,6 @@ fn slices(pa: &PackedA, pb: &[u32], m: usize, n: usize, kp: usize, range: std::o
     });
 }
 
-#[derive(Clone, Copy)]
-struct SendPtr(*mut f32);
-unsafe impl Send for SendPtr {}
-unsafe impl Sync for SendPtr {}
-
 /// A packed in bf16 pairs (`u32`, even depth index in the low half), rows padded to a multiple
 /// of [`MR`] with zeros: stored A row by row (`rows × kp`, a plain conversion), transposed A in
 /// panels of `MR` rows (`kp × MR` each), whichever its layout makes a streaming pass.
@@ -171,7 +166,7 @@ fn pack_depth(src: &[f32], lanes: usize, k: usize, r: usize) -> Vec<u32> {
     let kp = k.div_ceil(2);
     let panels = lanes.div_ceil(r);
     let mut out = vec![0u32; panels * kp * r];
-    let ptr = SendPtr32(out.as_mut_ptr());
+    let ptr = SendPtr(out.as_mut_ptr());
     (0..kp).into_par_iter().with_min_len(8).for_each(|p| {
         let ptr = ptr;
         let lo = &src[2 * p * lanes..][..lanes];
@@ -200,11 +195,6 @@ fn pack_lanes(src: &[f32], lanes: usize, k: usize, r: usize) -> Vec<u32> {
     });
     out
 }
-
-#[derive(Clone, Copy)]
-struct SendPtr32(*mut u32);
-unsafe impl Send for SendPtr32 {}
-unsafe impl Sync for SendPtr32 {}
 
 /// `dst[l] = (lo[l], hi[l])` as bf16 pairs (`hi` absent: zero), vectorised where AVX-512 is.
 fn interleave(lo: &[f32], hi: Option<&[f32]>, dst: &mut [u32]) {
@@ -290,49 +280,18 @@ unsafe fn micro(
 
 /// The f32 product of the same operands through the `gemm` crate (strided views, no copies).
 fn gemm_f32(m: usize, n: usize, k: usize, dst: &mut [f32], a: Operand, b: Operand) {
-    // Strides (column, row) of A (m × k) and B (k × n) as stored.
-    let (acs, ars) = if a.transposed { (m as isize, 1) } else { (1, k as isize) };
-    let (bcs, brs) = if b.transposed { (k as isize, 1) } else { (1, n as isize) };
-    let par = if m * n * k >= 1 << 18 { ::gemm::Parallelism::Rayon(crate::threads()) } else { ::gemm::Parallelism::None };
+    // (pointer, column stride, row stride) of A (m × k) and B (k × n) as stored.
+    let a = if a.transposed { (a.data.as_ptr(), m as isize, 1) } else { (a.data.as_ptr(), 1, k as isize) };
+    let b = if b.transposed { (b.data.as_ptr(), k as isize, 1) } else { (b.data.as_ptr(), 1, n as isize) };
     // Safety: the sizes checked by `gemm` cover every element of these strided views.
-    unsafe {
-        ::gemm::gemm(
-            m,
-            n,
-            k,
-            dst.as_mut_ptr(),
-            1,
-            n as isize,
-            false,
-            a.data.as_ptr(),
-            acs,
-            ars,
-            b.data.as_ptr(),
-            bcs,
-            brs,
-            1.0f32,
-            1.0f32,
-            false,
-            false,
-            false,
-            par,
-        )
-    }
+    unsafe { crate::matmul::gemm_strided(m, n, k, dst.as_mut_ptr(), n, false, a, b, crate::matmul::parallelism(m, n, k)) }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn data(len: usize, seed: u64) -> Vec<f32> {
-        let mut s = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-        (0..len)
-            .map(|_| {
-                s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-                ((s >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
-            })
-            .collect()
-    }
+    use crate::test_data as data;
 
     fn t(x: &[f32], rows: usize, cols: usize) -> Vec<f32> {
         crate::matmul::transpose(x, rows, cols)
@@ -366,6 +325,26 @@ mod tests {
                 assert!(err(&rounded) < tol, "({m},{n},{k}) {ta} {tb}: {} against the rounded inputs", err(&rounded));
                 // Against the f32 inputs: bf16 keeps 8 bits, so ≈ 2^-8 · sqrt(k) for these inputs.
                 assert!(err(&full) < 0.01 * (k as f64).sqrt(), "({m},{n},{k}) {ta} {tb}: {}", err(&full));
+            }
+        }
+    }
+
+    /// The f32 fallback (what CPUs without the bf16 dot product run) in every orientation.
+    #[test]
+    fn the_f32_fallback_matches_the_definition() {
+        let (m, n, k) = (13, 37, 29);
+        let (a, b) = (data(m * k, 7), data(k * n, 8));
+        let (at, bt) = (t(&a, m, k), t(&b, k, n));
+        for (ta, tb) in [(false, false), (true, false), (false, true), (true, true)] {
+            let mut y = vec![f32::NAN; m * n];
+            let oa = Operand { data: if ta { &at } else { &a }, transposed: ta };
+            let ob = Operand { data: if tb { &bt } else { &b }, transposed: tb };
+            gemm_f32(m, n, k, &mut y, oa, ob);
+            for i in 0..m {
+                for j in 0..n {
+                    let r: f64 = (0..k).map(|q| a[i * k + q] as f64 * b[q * n + j] as f64).sum();
+                    assert!((y[i * n + j] as f64 - r).abs() < 1e-4, "{ta} {tb} at {i},{j}");
+                }
             }
         }
     }

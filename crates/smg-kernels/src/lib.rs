@@ -121,6 +121,18 @@ pub fn uninit_f32(n: usize) -> Vec<f32> {
     v
 }
 
+/// Seeded uniform values in [−1, 1) for the kernels' tests (a 64-bit LCG, top 24 bits).
+#[cfg(test)]
+pub(crate) fn test_data(len: usize, seed: u64) -> Vec<f32> {
+    let mut s = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+    (0..len)
+        .map(|_| {
+            s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            ((s >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
+        })
+        .collect()
+}
+
 pub(crate) fn threads() -> usize {
     rayon::current_num_threads().max(1)
 }

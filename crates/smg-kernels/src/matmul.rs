@@ -85,8 +85,7 @@ impl PackedWeight {
 /// stride `ldb`; accumulates onto `dst` when `accumulate`. Multi-threaded when it pays.
 #[allow(clippy::too_many_arguments)]
 pub fn gemm_f32(m: usize, n: usize, k: usize, dst: &mut [f32], ldd: usize, accumulate: bool, a: &[f32], lda: usize, b: &[f32], ldb: usize) {
-    let par = if m * n * k >= 1 << 18 { gemm::Parallelism::Rayon(threads()) } else { gemm::Parallelism::None };
-    gemm_f32_with(m, n, k, dst, ldd, accumulate, a, lda, b, ldb, par)
+    gemm_f32_with(m, n, k, dst, ldd, accumulate, a, lda, b, ldb, parallelism(m, n, k))
 }
 
 /// [`gemm_f32`] with an explicit parallelism (callers that already split work use `None`).
@@ -125,9 +124,8 @@ pub fn gemm_nn(m: usize, n: usize, k: usize, dst: &mut [f32], a: &[f32], b: &[f3
         // dst may be uninitialised (`uninit_f32`): the empty product is zero.
         return dst.fill(0.0);
     }
-    let par = if m * n * k >= 1 << 18 { gemm::Parallelism::Rayon(threads()) } else { gemm::Parallelism::None };
     // Safety: the sizes checked above cover every element of the contiguous views.
-    unsafe { gemm_raw(m, n, k, dst.as_mut_ptr(), n, false, a.as_ptr(), k, (b.as_ptr(), 1, n as isize), par) }
+    unsafe { gemm_raw(m, n, k, dst.as_mut_ptr(), n, false, a.as_ptr(), k, (b.as_ptr(), 1, n as isize), parallelism(m, n, k)) }
 }
 
 /// The transpose `(cols × rows)` of a row-major `rows × cols` matrix, in 32 × 32 tiles, rows of
@@ -171,25 +169,46 @@ pub(crate) unsafe fn gemm_raw(
     b: (*const f32, isize, isize),
     par: gemm::Parallelism,
 ) {
+    gemm_strided(m, n, k, dst, ldd, accumulate, (a, 1, lda as isize), b, par)
+}
+
+/// [`gemm_raw`] with A strided as well: `a` and `b` are `(pointer, column stride, row stride)`
+/// of the `m × k` and `k × n` views (a transposed operand is a view with its strides swapped).
+///
+/// # Safety
+/// As [`gemm_raw`].
+#[allow(clippy::too_many_arguments)]
+pub(crate) unsafe fn gemm_strided(
+    m: usize,
+    n: usize,
+    k: usize,
+    dst: *mut f32,
+    ldd: usize,
+    accumulate: bool,
+    a: (*const f32, isize, isize),
+    b: (*const f32, isize, isize),
+    par: gemm::Parallelism,
+) {
     if m == 0 || n == 0 {
         return;
     }
-    gemm::gemm(m, n, k, dst, 1, ldd as isize, accumulate, a, 1, lda as isize, b.0, b.1, b.2, 1.0f32, 1.0f32, false, false, false, par)
+    gemm::gemm(m, n, k, dst, 1, ldd as isize, accumulate, a.0, a.1, a.2, b.0, b.1, b.2, 1.0f32, 1.0f32, false, false, false, par)
+}
+
+/// The `gemm` crate's parallelism for an `m × n × k` product: every thread once it pays.
+pub(crate) fn parallelism(m: usize, n: usize, k: usize) -> gemm::Parallelism {
+    if m * n * k >= 1 << 18 {
+        gemm::Parallelism::Rayon(threads())
+    } else {
+        gemm::Parallelism::None
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn data(len: usize, seed: u64) -> Vec<f32> {
-        let mut s = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-        (0..len)
-            .map(|_| {
-                s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-                ((s >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
-            })
-            .collect()
-    }
+    use crate::test_data as data;
 
     fn reference(x: &[f32], m: usize, w: &[f32], n: usize, k: usize, b: &[f32], gelu: bool) -> Vec<f64> {
         let mut y = vec![0f64; m * n];

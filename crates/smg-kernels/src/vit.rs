@@ -202,13 +202,7 @@ mod tests {
     use super::*;
 
     fn data(len: usize, seed: u64, scale: f32) -> Vec<f32> {
-        let mut s = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-        (0..len)
-            .map(|_| {
-                s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-                (((s >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0) * scale
-            })
-            .collect()
+        crate::test_data(len, seed).into_iter().map(|v| v * scale).collect()
     }
 
     fn block(d: usize, f: usize, heads: usize) -> Block {
