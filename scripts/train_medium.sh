@@ -11,8 +11,8 @@
 # discriminator; audio branch 1.0; ViT 1.3–1.6):
 #   1. the corpus (`smg data fetch --set medium`, `smg data build --config medium`)
 #   2. tokenizer (≈3 h, validating every 250 steps): 128-frame crops (batch 16) to step 3000,
-#      whole clips (batch 8) to 4000, then whole clips with the discriminator on and the
-#      learning rate decaying to 0 to 5000
+#      whole clips (batch 8) to 4000, then whole clips with the learning rate decaying (half
+#      cosine) to 0 by 5000
 #   3. CLAP audio branch (`AudioEncoderConfig::medium()`, ≈1 h): 3000 steps
 #   4. masked ViT (`Config::medium()`, ≈2.5 h): 8000 steps on the medium tokenizer's tokens,
 #      conditioned through the medium audio branch (audio and caption embeddings mixed), with
@@ -48,8 +48,12 @@ fi
 if (($(steps_done "$tok") < TOK_P2)); then
   "$smg" train tokenizer --config medium --steps "$TOK_P2" --batch 8 --crop 0 --seed 0 --val-every 250 --ckpt-every 50 --out "$tok" --resume
 fi
+# TOK_DISC_START=N turns the discriminator on from step N (off by default: its hinge term has a fixed
+# weight, not SpecVQGAN's adaptive one, and dominates an L1 of ≈0.08).
+disc=()
+[[ -n "${TOK_DISC_START:-}" ]] && disc=(--disc-start "$TOK_DISC_START")
 "$smg" train tokenizer --config medium --steps "$TOK_P3" --batch 8 --crop 0 --seed 0 --val-every 250 --ckpt-every 50 --out "$tok" --resume \
-  --disc-start "$TOK_P2" --lr-decay-from "$TOK_P2"
+  --lr-decay-from "$TOK_P2" "${disc[@]}"
 
 clap="$runs/clap-medium"
 CLAP_STEPS=${CLAP_STEPS:-3000}

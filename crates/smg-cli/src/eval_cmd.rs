@@ -44,6 +44,10 @@ pub struct GenerationEvalArgs {
     /// Held-out split whose captions prompt and whose clips are the reference.
     #[arg(long, default_value = "test")]
     split: String,
+    /// Corpus whose clips train the judge and whose held-out captions prompt: `small` or
+    /// `medium` (the same 2.97 s window, so every model can be judged on either).
+    #[arg(long, default_value = "small")]
+    corpus: String,
     /// Generator folder (default: the shipped small generator).
     #[arg(long)]
     generator: Option<PathBuf>,
@@ -102,12 +106,29 @@ fn mel_features() -> String {
     "mel".into()
 }
 
-pub fn run(a: &GenerationEvalArgs) -> Result<()> {
-    let split = match a.split.as_str() {
-        "test" => Split::Test,
-        "valid" => Split::Valid,
+/// `--split` as a held-out split.
+pub fn parse_split(s: &str) -> Result<Split> {
+    match s {
+        "test" => Ok(Split::Test),
+        "valid" => Ok(Split::Valid),
         s => anyhow::bail!("--split must be test or valid, not {s:?}"),
+    }
+}
+
+/// The sound corpus `sound-<name>` (`small` or `medium`) and its cached mels.
+pub fn open_corpus(name: &str) -> Result<(Dataset, smg_data::MelCache)> {
+    let clip = match name {
+        "small" => ClipConfig::small(),
+        "medium" => ClipConfig::medium(),
+        c => anyhow::bail!("--corpus must be small or medium, not {c:?}"),
     };
+    let ds = Dataset::open_sound(&data_dir(), &clip)?;
+    let cache = ds.mels(&MelTransform::hifigan(), true)?;
+    Ok((ds, cache))
+}
+
+pub fn run(a: &GenerationEvalArgs) -> Result<()> {
+    let split = parse_split(&a.split)?;
     let gdir = a.generator.clone().unwrap_or_else(|| repo_dir().join("data/checkpoints/maskgit-small"));
     let p = Pipeline {
         tokenizer: load_tokenizer(a.tokenizer.clone())?,
@@ -120,8 +141,7 @@ pub fn run(a: &GenerationEvalArgs) -> Result<()> {
         mel: MelTransform::hifigan(),
         device: Device::Cpu,
     };
-    let ds = Dataset::open_sound(&data_dir(), &ClipConfig::small())?;
-    let cache = ds.mels(&MelTransform::hifigan(), true)?;
+    let (ds, cache) = open_corpus(&a.corpus)?;
     let part = |s: Split| -> Result<_> {
         let idx = ds.split_indices(s);
         let mels = idx.iter().map(|&i| smg_audio::tensor_to_array(&cache.mels[i])).collect::<smg_audio::Result<Vec<_>>>()?;

@@ -9,6 +9,7 @@ use std::path::PathBuf;
 
 mod clap_cmd;
 mod eval_cmd;
+mod eval_tok_cmd;
 mod generate_cmd;
 mod maskgit_cmd;
 mod plot_cmd;
@@ -244,6 +245,9 @@ enum EvalCommand {
     /// Generate from held-out captions with and without CFG; an independent classifier (on mel
     /// statistics, or on aiSFX embeddings) judges the category; Fréchet distances to real held-out clips.
     Generation(eval_cmd::GenerationEvalArgs),
+    /// Tokenizers side by side on the same held-out clips: mel L1, codebook use, and the judge's
+    /// accuracy on their reconstructions against the real clips.
+    Tokenizer(eval_tok_cmd::TokenizerEvalArgs),
     /// Resynthesise held-out clips from their mel with each vocoder: mel-L1 and real-time factor.
     Vocoder(vocoder_cmd::VocoderEvalArgs),
 }
@@ -430,6 +434,7 @@ fn run(cli: Cli) -> Result<()> {
             }
         }
         Command::Eval { command: EvalCommand::Generation(args) } => eval_cmd::run(&args)?,
+        Command::Eval { command: EvalCommand::Tokenizer(args) } => eval_tok_cmd::run(&args)?,
         Command::Eval { command: EvalCommand::Vocoder(args) } => vocoder_cmd::run(&args)?,
         Command::Fad { dir_a, dir_b, embedder, out } => {
             let r = eval_cmd::fad(&dir_a, &dir_b, &embedder)?;

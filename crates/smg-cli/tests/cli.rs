@@ -369,3 +369,26 @@ fn fad_between_folders() {
     let (ok, _, err) = smg(&["fad", a.to_str().unwrap(), b.to_str().unwrap(), "--embedder", "mel"]);
     assert!(!ok && err.contains("at least 2"), "{err}");
 }
+
+#[test]
+fn eval_tokenizer_reproduces_the_documented_held_out_l1() {
+    let dir = tempfile::tempdir().unwrap();
+    let report = dir.path().join("tok.json");
+    let tok = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../data/checkpoints/tokenizer-small");
+    let (ok, out, err) =
+        smg(&["eval", "tokenizer", tok.to_str().unwrap(), "--corpus", "small", "--split", "valid", "--out", report.to_str().unwrap()]);
+    assert!(ok, "{err}");
+    assert!(out.contains("| tokenizer | parameters | mel L1 |"), "{out}");
+    let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+    let t = &v["tokenizers"][0];
+    // data/checkpoints/tokenizer-small/TRAINING.md: valid whole-clip L1 0.0556, 497 of 512 codes
+    let l1 = t["mel_l1"].as_f64().unwrap();
+    assert!((l1 - 0.0556).abs() < 0.002, "L1 {l1}");
+    assert!((480..=512).contains(&t["codes_used"].as_u64().unwrap()), "{t}");
+    let (real, rec) = (v["real_accuracy"].as_f64().unwrap(), t["judge_accuracy"].as_f64().unwrap());
+    assert!(real > 3.0 * v["chance"].as_f64().unwrap() && rec > 0.0 && rec <= 1.0, "{v}");
+    let (ok, _, err) = smg(&["eval", "tokenizer", tok.to_str().unwrap(), "--corpus", "huge"]);
+    assert!(!ok && err.contains("--corpus must be small or medium"), "{err}");
+    let (ok, _, err) = smg(&["eval", "tokenizer", dir.path().to_str().unwrap()]);
+    assert!(!ok && err.contains("loading the tokenizer"), "{err}");
+}
