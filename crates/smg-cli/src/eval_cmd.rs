@@ -172,8 +172,11 @@ pub fn run(a: &GenerationEvalArgs) -> Result<()> {
     let judge =
         Judge::fit((&feats(&train_mels, "training clips")?, &train_y), (&feats(&valid_mels, "validation clips")?, &valid_y), &held_f)?;
     let mut sets = vec![judge.score(&format!("real {} clips", a.split), &held_f, &held_y)?];
-    let rec = feats(&judge::reconstruct_mels(&p, &held_mels)?, "reconstructions")?;
-    sets.push(judge.score("tokenizer reconstructions", &rec, &held_y)?);
+    sets[0].sustain = Some(judge::mean_sustain(&held_mels)?);
+    let rec_mels = judge::reconstruct_mels(&p, &held_mels)?;
+    let mut rec = judge.score("tokenizer reconstructions", &feats(&rec_mels, "reconstructions")?, &held_y)?;
+    rec.sustain = Some(judge::mean_sustain(&rec_mels)?);
+    sets.push(rec);
     let captions: Vec<(String, String)> = held_idx
         .iter()
         .flat_map(|&i| {
@@ -218,6 +221,7 @@ pub fn run(a: &GenerationEvalArgs) -> Result<()> {
         bar.finish_and_clear();
         let mut scored = judge.score(&name, &feats(&mels, &name)?, &labels)?;
         scored.mix_weighted_accuracy = judge::mix_weighted_accuracy(&scored.per_category, &sets[0].per_category);
+        scored.sustain = Some(judge::mean_sustain(&mels)?);
         sets.push(scored);
         if !uncond && !matched.is_empty() {
             let bar = indicatif::ProgressBar::new(matched.len() as u64).with_message(format!("{name}, held-out mix"));
@@ -226,7 +230,9 @@ pub fn run(a: &GenerationEvalArgs) -> Result<()> {
             let mels = judge::generate_mels(&p, &matched, &mut s, a.seed + 100_000, 32, |n| bar.inc(n as u64))?;
             bar.finish_and_clear();
             let f = feats(&mels, &name)?;
-            sets.push(judge.score(&format!("{name}, held-out mix"), &f, &matched_labels)?);
+            let mut scored = judge.score(&format!("{name}, held-out mix"), &f, &matched_labels)?;
+            scored.sustain = Some(judge::mean_sustain(&mels)?);
+            sets.push(scored);
             matched_feats.push(f);
         }
     }
@@ -271,16 +277,17 @@ pub fn print_report(r: &GenerationReport) {
     if let Some(d) = r.draw.as_deref().filter(|d| *d != "categorical") {
         println!("tokens drawn with {d} in every generated set");
     }
-    println!("| set | clips | judged as the intended category | × chance | balanced (mean over categories) | weighted to the held-out mix | Fréchet distance to real held-out |");
-    println!("|---|---|---|---|---|---|---|");
+    println!("| set | clips | judged as the intended category | × chance | balanced (mean over categories) | weighted to the held-out mix | Fréchet distance to real held-out | sustain |");
+    println!("|---|---|---|---|---|---|---|---|");
     let num = |v: Option<f64>| v.map_or("–".to_string(), |b| format!("{b:.3}"));
     for s in &r.sets {
         let b = num(s.balanced_accuracy);
         let w = num(s.mix_weighted_accuracy);
-        println!("| {} | {} | {:.3} | {:.1} | {b} | {w} | {:.3} |", s.name, s.clips, s.accuracy, s.accuracy / r.chance, s.frechet);
+        let su = num(s.sustain);
+        println!("| {} | {} | {:.3} | {:.1} | {b} | {w} | {:.3} | {su} |", s.name, s.clips, s.accuracy, s.accuracy / r.chance, s.frechet);
     }
     println!(
-        "(plain accuracy of a balanced set compares with the balanced accuracy of the real clips and reconstructions; its mix-weighted accuracy with their plain accuracy)"
+        "(plain accuracy of a balanced set compares with the balanced accuracy of the real clips and reconstructions; its mix-weighted accuracy with their plain accuracy. Sustain: mean share of a clip's frames within 20 dB of its loudest frame)"
     );
     print_per_category(r);
     if let Some(d) = &r.fd_difference {

@@ -10,6 +10,7 @@ pub mod logistic;
 pub mod metrics;
 pub mod paired;
 pub mod probe;
+pub mod sustain;
 
 pub use features::{band_mean_std, mel_statistics, MEL_STAT_DIM};
 pub use frechet::{frechet_distance, Gaussian};
@@ -17,6 +18,7 @@ pub use logistic::{LogisticConfig, LogisticRegression};
 pub use metrics::{average_precision, macro_scores, roc_auc, MacroScores};
 pub use paired::{paired_fd_difference, FdDifference};
 pub use probe::{LinearProbe, ProbeConfig, ProbeData};
+pub use sustain::{frame_loudness_db, sustain};
 
 #[derive(Debug, thiserror::Error)]
 pub enum EvalError {

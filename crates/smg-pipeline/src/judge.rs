@@ -21,6 +21,25 @@ pub fn judge_features(log_mel: &Array2<f32>) -> Result<Vec<f64>> {
     Ok(band_mean_std(&v, n_mels, frames)?)
 }
 
+/// Loudness of each frame (dB, [`smg_eval::frame_loudness_db`]) of a natural-log mel `(80, T)`
+/// and its sustain: the share of frames within 20 dB of the loudest one and 20 dB above the
+/// mel's −100 dB floor ([`smg_eval::sustain`]; near 1 for sound lasting the clip, 1/T for one click).
+pub fn loudness_and_sustain(log_mel: &Array2<f32>) -> Result<(Vec<f64>, f64)> {
+    let v: Vec<f32> = log_mel.iter().copied().collect();
+    let db = smg_eval::frame_loudness_db(&v, log_mel.nrows())?;
+    let share = smg_eval::sustain(&db, 20.0, -100.0)?;
+    Ok((db, share))
+}
+
+/// Mean sustain ([`loudness_and_sustain`]) of many clips.
+pub fn mean_sustain(mels: &[Array2<f32>]) -> Result<f64> {
+    let mut total = 0.0;
+    for m in mels {
+        total += loudness_and_sustain(m)?.1;
+    }
+    Ok(total / mels.len().max(1) as f64)
+}
+
 /// Features of many mels.
 pub fn judge_features_all(mels: &[Array2<f32>]) -> Result<Vec<Vec<f64>>> {
     mels.iter().map(judge_features).collect()
@@ -71,6 +90,11 @@ pub struct SetScore {
     /// with the real clips' and the reconstructions' plain accuracy.
     #[serde(default)]
     pub mix_weighted_accuracy: Option<f64>,
+    /// Mean over the clips of the share of frames within 20 dB of each clip's loudest frame
+    /// ([`mean_sustain`]): near 1 for sound that lasts the clip, small for one transient.
+    /// Absent in reports written before it existed.
+    #[serde(default)]
+    pub sustain: Option<f64>,
 }
 
 /// How the judge read the clips of one intended category.
@@ -178,6 +202,7 @@ impl Judge {
             balanced_accuracy: Some(balanced),
             per_category,
             mix_weighted_accuracy: None,
+            sustain: None,
         })
     }
 }
