@@ -11,6 +11,7 @@ mod clap_cmd;
 mod eval_cmd;
 mod eval_tok_cmd;
 mod generate_cmd;
+mod half_cmd;
 mod maskgit_cmd;
 mod plot_cmd;
 mod probe_cmd;
@@ -194,6 +195,9 @@ enum Command {
         #[arg(long)]
         checkpoint: Option<PathBuf>,
     },
+    /// Copy a safetensors checkpoint with its f32 tensors stored as f16 (half the bytes; tensors
+    /// beyond f16's range stay f32). Every model loads the copy in place of the original.
+    Half { input: PathBuf, output: PathBuf },
     /// Fréchet audio distance between the audio files of two folders (SPEC.md §6).
     Fad {
         dir_a: PathBuf,
@@ -436,6 +440,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Eval { command: EvalCommand::Generation(args) } => eval_cmd::run(&args)?,
         Command::Eval { command: EvalCommand::Tokenizer(args) } => eval_tok_cmd::run(&args)?,
         Command::Eval { command: EvalCommand::Vocoder(args) } => vocoder_cmd::run(&args)?,
+        Command::Half { input, output } => half_cmd::run(&input, &output)?,
         Command::Fad { dir_a, dir_b, embedder, out } => {
             let r = eval_cmd::fad(&dir_a, &dir_b, &embedder)?;
             println!(

@@ -392,3 +392,37 @@ fn eval_tokenizer_reproduces_the_documented_held_out_l1() {
     let (ok, _, err) = smg(&["eval", "tokenizer", dir.path().to_str().unwrap()]);
     assert!(!ok && err.contains("loading the tokenizer"), "{err}");
 }
+
+#[test]
+fn half_checkpoint_loads_in_place_of_the_original() {
+    let dir = tempfile::tempdir().unwrap();
+    let shipped = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../data/checkpoints/tokenizer-small");
+    let half = dir.path().join("half");
+    std::fs::create_dir_all(&half).unwrap();
+    std::fs::copy(shipped.join("config.json"), half.join("config.json")).unwrap();
+    let (w, h) = (shipped.join("tokenizer.safetensors"), half.join("tokenizer.safetensors"));
+    let (ok, out, err) = smg(&["half", w.to_str().unwrap(), h.to_str().unwrap()]);
+    assert!(ok && out.contains("largest change"), "{out} {err}");
+    let ratio = std::fs::metadata(&h).unwrap().len() as f64 / std::fs::metadata(&w).unwrap().len() as f64;
+    assert!((0.45..0.6).contains(&ratio), "size ratio {ratio}");
+    let grid = |ckpt: &std::path::Path| -> Array2<u32> {
+        let t = dir.path().join("t.npy");
+        let (ok, _, err) = smg(&[
+            "tokenize",
+            fixture("audio/speech.wav").to_str().unwrap(),
+            "-o",
+            t.to_str().unwrap(),
+            "--checkpoint",
+            ckpt.to_str().unwrap(),
+        ]);
+        assert!(ok, "{err}");
+        ndarray_npy::read_npy(&t).unwrap()
+    };
+    let (a, b) = (grid(&shipped), grid(&half));
+    let same = a.iter().zip(b.iter()).filter(|(x, y)| x == y).count() as f64 / a.len() as f64;
+    assert!(same > 0.9, "only {same:.2} of the tokens agree");
+    let (ok, _, err) = smg(&["half", w.to_str().unwrap(), w.to_str().unwrap()]);
+    assert!(!ok && err.contains("overwrite"), "{err}");
+    let (ok, _, err) = smg(&["half", fixture("audio/speech.wav").to_str().unwrap(), h.to_str().unwrap()]);
+    assert!(!ok && err.contains("reading"), "{err}");
+}
