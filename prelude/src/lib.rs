@@ -52,7 +52,9 @@ pub mod studio {
 /// Everything a notebook cell usually needs.
 pub mod prelude {
     pub use crate::display::{players_row, AudioPlayer, Figure, Html};
-    pub use crate::notebook::{checkpoint_dir, data_dir, notebook_init, output_dir, pretrained, quick_mode, quick_or, repo_dir};
+    pub use crate::notebook::{
+        checkpoint_dir, corpus_config, data_dir, model_size, notebook_init, output_dir, pretrained, quick_mode, quick_or, repo_dir,
+    };
     pub use crate::plot::{
         bar_chart, heatmap, histogram, line_plot, spectrogram, token_grid, waveform, BarChart, Heatmap, LinePlot, Spectrogram, TokenGrid,
         Waveform,

@@ -63,6 +63,22 @@ pub fn pretrained(size: &str, device: &candle_core::Device) -> smg_pipeline::Pip
     }
 }
 
+/// The model size `pretrained("auto", …)` loads: `"medium"` where the medium tokenizer and
+/// generator are shipped and quick mode is off, else `"small"` (`smg_pipeline::resolve_size`).
+/// Notebooks name checkpoints as `format!("maskgit-{}", model_size())`.
+pub fn model_size() -> &'static str {
+    smg_pipeline::resolve_size("auto", &repo_dir().join("data/checkpoints"))
+}
+
+/// The sound corpus the models of [`model_size`] were trained on (`sound-small` or
+/// `sound-medium`; the same 2.97 s window), whose held-out clips the evaluations use.
+pub fn corpus_config() -> smg_data::ClipConfig {
+    match model_size() {
+        "medium" => smg_data::ClipConfig::medium(),
+        _ => smg_data::ClipConfig::small(),
+    }
+}
+
 /// A checkpoint this project trained and ships in `data/checkpoints/<name>` (each folder has a
 /// TRAINING.md with the command that reproduced it).
 pub fn checkpoint_dir(name: &str) -> PathBuf {

@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Evaluates the medium models side by side with the small ones on the same held-out clips and
+# seeds, and writes the JSON reports into data/checkpoints/medium-eval/ (the tables print too):
+#   1. tokenizers: held-out mel L1, codebook use, judge accuracy on reconstructions against the
+#      real clips (`smg eval tokenizer`), on sound-medium and on sound-small;
+#   2. generators on sound-medium's held-out captions: the mel-statistics judge (balanced over
+#      categories, per category, with CFG 3 and without), Fréchet distances, sustain; then the
+#      aiSFX judge and FAD-aisfx to the real held-out clips (one held-out-mix prompt per clip).
+# Runs ≈1.5 h on 2 cores; each report is skipped when it exists (delete it to re-run).
+set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
+smg="${SMG_BIN:-$CARGO_TARGET_DIR/release/smg}"
+[[ -x "$smg" ]] || cargo build --release -p smg-cli --manifest-path "$SMG_ROOT/Cargo.toml" >/dev/null
+ck="$SMG_ROOT/data/checkpoints"
+out="$ck/medium-eval"
+mkdir -p "$out"
+for d in tokenizer-medium maskgit-medium; do
+  [[ -d "$ck/$d" ]] || die "$ck/$d is missing: train and export the medium models first (scripts/train_medium.sh)"
+done
+run() { # report-file command...
+  local report="$out/$1"
+  shift
+  if [[ -f "$report" ]]; then log "$report exists, skipped"; return; fi
+  log "$*"
+  "$@" --out "$report.part" | tee "${report%.json}.md" && mv "$report.part" "$report"
+}
+for corpus in medium small; do
+  run "tokenizer_$corpus.json" "$smg" eval tokenizer "$ck/tokenizer-small" "$ck/tokenizer-medium" --corpus "$corpus"
+done
+for features in mel aisfx; do
+  per_clip=4
+  [[ $features == aisfx ]] && per_clip=1
+  for size in small medium; do
+    run "generation_${size}_$features.json" "$smg" eval generation --corpus medium --generator "$ck/maskgit-$size" \
+      --tokenizer "$ck/tokenizer-$size" --cfg 3 --cfg-schedule constant --seed 0 --features "$features" --fd-per-clip "$per_clip"
+  done
+done
+log "reports in $out"
