@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Evaluates the medium models side by side with the small ones on the same held-out clips and
 # seeds, and writes the JSON reports into data/checkpoints/medium-eval/ (the tables print too):
+#   0. the audio branches (`smg embed eval`): text→audio recall and zero-shot accuracy;
 #   1. tokenizers: held-out mel L1, codebook use, judge accuracy on reconstructions against the
 #      real clips (`smg eval tokenizer`), on sound-medium and on sound-small;
 #   2. generators on sound-medium's held-out captions: the mel-statistics judge (balanced over
@@ -14,7 +15,7 @@ smg="${SMG_BIN:-$CARGO_TARGET_DIR/release/smg}"
 ck="$SMG_ROOT/data/checkpoints"
 out="$ck/medium-eval"
 mkdir -p "$out"
-for d in tokenizer-medium maskgit-medium; do
+for d in tokenizer-medium clap-medium maskgit-medium; do
   [[ -d "$ck/$d" ]] || die "$ck/$d is missing: train and export the medium models first (scripts/train_medium.sh)"
 done
 run() { # report-file command...
@@ -26,6 +27,10 @@ run() { # report-file command...
 }
 for corpus in medium small; do
   run "tokenizer_$corpus.json" "$smg" eval tokenizer "$ck/tokenizer-small" "$ck/tokenizer-medium" --corpus "$corpus"
+done
+for size in small medium; do # the audio branch: retrieval and zero-shot accuracy on sound-medium
+  f="$out/clap_$size.txt"
+  [[ -f "$f" ]] || { "$smg" embed eval --corpus medium --split test --checkpoint "$ck/clap-$size" | tee "$f.part" && mv "$f.part" "$f"; }
 done
 for features in mel aisfx; do
   per_clip=4

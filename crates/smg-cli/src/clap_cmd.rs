@@ -19,6 +19,9 @@ pub enum EmbedCommand {
         split: String,
         #[arg(long)]
         checkpoint: Option<PathBuf>,
+        /// Corpus whose held-out clips and captions are scored: `small` or `medium`.
+        #[arg(long, default_value = "small")]
+        corpus: String,
     },
     /// Audio-branch embedding of an audio file (a JSON array; first 256 frames ≈ 2.97 s).
     Audio {
@@ -92,16 +95,10 @@ pub fn embed(cmd: EmbedCommand) -> Result<()> {
                 print_row(&out.embeddings.get(i)?)?;
             }
         }
-        EmbedCommand::Eval { split, checkpoint } => {
-            use smg_data::{ClipConfig, Dataset, Split};
-            let split = match split.as_str() {
-                "valid" => Split::Valid,
-                "test" => Split::Test,
-                other => bail!("unknown split '{other}' (valid, test)"),
-            };
+        EmbedCommand::Eval { split, checkpoint, corpus } => {
+            let split = crate::eval_cmd::parse_split(&split)?;
             let model = smg_clap::AudioEncoder::from_pretrained(&checkpoint.unwrap_or_else(shipped_clap_dir), &candle_core::Device::Cpu)?;
-            let ds = Dataset::open_sound(&data_dir(), &ClipConfig::small())?;
-            let cache = ds.mels(&MelTransform::hifigan(), true)?;
+            let (ds, cache) = crate::eval_cmd::open_corpus(&corpus)?;
             let data = smg_clap::corpus::SplitData::new(&ds, &cache, split)?;
             let text = text_encoder()?;
             let emb = smg_clap::corpus::caption_embeddings(&text, &[&data])?;
