@@ -132,6 +132,36 @@ fn col2im(g: Geom, cols: &[f32], b: usize) -> Vec<f32> {
 /// element; SPEED.md).
 struct Conv(Geom);
 
+static DIRECT: std::sync::atomic::AtomicU8 = std::sync::atomic::AtomicU8::new(2); // 2: not read yet
+
+/// Whether 3 × 3, stride-1, padding-1 convolutions take the direct kernels
+/// (`smg_kernels::conv3x3`) rather than im2col + gemm: yes unless `SMG_CONV_DIRECT=0` or
+/// [`set_direct_conv`]`(false)`.
+pub fn direct_conv() -> bool {
+    use std::sync::atomic::Ordering;
+    match DIRECT.load(Ordering::Relaxed) {
+        0 => false,
+        1 => true,
+        _ => {
+            let on = !matches!(std::env::var("SMG_CONV_DIRECT").as_deref(), Ok("0") | Ok("off") | Ok("false"));
+            DIRECT.store(on as u8, Ordering::Relaxed);
+            on
+        }
+    }
+}
+
+/// Turns the direct 3 × 3 kernels on or off for the whole process (benchmarks compare both).
+pub fn set_direct_conv(on: bool) {
+    DIRECT.store(on as u8, std::sync::atomic::Ordering::Relaxed);
+}
+
+impl Geom {
+    /// A 3 × 3 kernel at stride 1 with padding 1 (the shape the direct kernels cover).
+    fn is_3x3_same(&self) -> bool {
+        (self.kh, self.kw, self.sh, self.sw, self.ph, self.pw) == (3, 3, 1, 1, 1, 1)
+    }
+}
+
 impl Conv {
     fn dims(&self, x: &Layout, w: &Layout) -> Result<(usize, usize, usize, usize)> {
         let g = self.0;
@@ -157,6 +187,12 @@ impl CustomOp3 for Conv {
         let (x, w, bias) =
             (crate::fast::cpu_f32(s1, l1, "conv2d")?, crate::fast::cpu_f32(s2, l2, "conv2d")?, crate::fast::cpu_f32(s3, l3, "conv2d")?);
         let (b, cout, k, p) = self.dims(l1, l2)?;
+        let g = self.0;
+        if g.is_3x3_same() && smg_kernels::conv3x3::applies(cout, g.w) && direct_conv() {
+            let xp = smg_kernels::conv3x3::pad_planes(x, b * g.c, g.h, g.w);
+            let y = smg_kernels::conv3x3::forward(&xp, b, g.c, g.h, g.w, w, bias, cout);
+            return Ok((CpuStorage::F32(y), Shape::from((b, cout, g.h, g.w))));
+        }
         let cols = im2col(self.0, x, b);
         let mut prod = smg_kernels::uninit_f32(cout * b * p);
         smg_kernels::matmul::gemm_nn(cout, b * p, k, &mut prod, w, &cols);
@@ -181,6 +217,10 @@ impl CustomOp3 for Conv {
         grad: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
         let (b, cout, k, p) = self.dims(x.layout(), w.layout())?;
+        let g = self.0;
+        if g.is_3x3_same() && smg_kernels::conv3x3::applies(g.c, g.w) && direct_conv() {
+            return self.bwd_direct(x, w, bias, grad);
+        }
         let n = b * p;
         // dY as (Cout, B·P), and the bias gradient as its row sums.
         let mut dy = smg_kernels::uninit_f32(cout * n);
@@ -203,6 +243,39 @@ impl CustomOp3 for Conv {
         let mut dwt = smg_kernels::uninit_f32(k * cout);
         smg_kernels::matmul::gemm_nn(k, cout, n, &mut dwt, &cols, &dyt);
         let dw = smg_kernels::matmul::transpose(&dwt, k, cout);
+        let dev = x.device();
+        Ok((
+            Some(Tensor::from_vec(dx, x.shape(), dev)?),
+            Some(Tensor::from_vec(dw, w.shape(), dev)?),
+            Some(Tensor::from_vec(db, bias.shape(), dev)?),
+        ))
+    }
+}
+
+impl Conv {
+    /// The backward pass of a 3 × 3 same-size convolution on the direct kernels: no patch matrix.
+    fn bwd_direct(&self, x: &Tensor, w: &Tensor, bias: &Tensor, grad: &Tensor) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        use smg_kernels::conv3x3;
+        let g = self.0;
+        let (b, cout) = (x.dims()[0], w.dims()[0]);
+        let hw = g.h * g.w;
+        let grad = grad.contiguous()?;
+        let (dx, dw, db) = crate::fast::with_f32(&grad, |dy| -> Result<_> {
+            let db: Vec<f32> = (0..cout)
+                .into_par_iter()
+                .map(|co| {
+                    (0..b).map(|i| dy[(i * cout + co) * hw..(i * cout + co + 1) * hw].iter().map(|&v| v as f64).sum::<f64>()).sum::<f64>()
+                        as f32
+                })
+                .collect();
+            let dx = crate::fast::with_f32(w, |wt| {
+                conv3x3::input_grad(&conv3x3::pad_planes(dy, b * cout, g.h, g.w), b, cout, g.h, g.w, wt, g.c)
+            })?;
+            let dw = crate::fast::with_f32(x, |xs| {
+                conv3x3::weight_grad(&conv3x3::pad_planes(xs, b * g.c, g.h, g.w), dy, b, g.c, cout, g.h, g.w)
+            })?;
+            Ok((dx, dw, db))
+        })??;
         let dev = x.device();
         Ok((
             Some(Tensor::from_vec(dx, x.shape(), dev)?),
@@ -360,6 +433,9 @@ mod tests {
             (3, 4, 5, 6, 1, 1, 0),
             (2, 2, 7, 9, 3, 1, 0),
             (1, 4, 6, 6, 4, 1, 1),
+            // the direct 3 × 3 kernels: 8 output channels (forward), 8 input channels (backward)
+            (1, 8, 5, 37, 3, 1, 1),
+            (8, 16, 6, 40, 3, 1, 1),
         ] {
             let x = Var::from_tensor(&rand(&[2, cin, h, w], 1)).unwrap();
             let wt = Var::from_tensor(&rand(&[cout, cin, k, k], 2)).unwrap();

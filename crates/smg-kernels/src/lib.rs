@@ -20,6 +20,7 @@ pub mod attention;
 pub mod bf16;
 pub mod conv1d;
 pub mod conv2d;
+pub mod conv3x3;
 pub mod dot_bf16;
 pub mod gelu;
 pub mod matmul;
