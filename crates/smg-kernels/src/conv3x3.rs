@@ -72,6 +72,9 @@ fn forward_with(isa: Isa, xp: &[f32], b: usize, ci: usize, h: usize, w: usize, w
         wr[((o / CB) * ci * 9 + rest) * CB + o % CB] = *v;
     }
     let mut y = crate::uninit_f32(b * co * h * w);
+    if y.is_empty() {
+        return y;
+    }
     y.par_chunks_mut(CB * h * w).enumerate().for_each(|(task, out)| {
         let (item, blk) = (task / blocks, task % blocks);
         let x = &xp[item * ci * plane..(item + 1) * ci * plane];
@@ -111,6 +114,9 @@ pub fn input_grad(dyp: &[f32], b: usize, co: usize, h: usize, w: usize, weight: 
 /// and `dy (B, Co, H, W)`: nine products, one per tap, each summed over the batch in order.
 pub fn weight_grad(xp: &[f32], dy: &[f32], b: usize, ci: usize, co: usize, h: usize, w: usize) -> Vec<f32> {
     assert_eq!(dy.len(), b * co * h * w, "conv3x3: output gradient is not {b} × {co} × {h} × {w}");
+    if b * h * w == 0 {
+        return vec![0f32; co * ci * 9];
+    }
     let wp = padded_width(w);
     let (plane, p) = ((h + 2) * wp, h * wp);
     assert!(xp.len() >= b * ci * plane + 2, "conv3x3: padded input is shorter than {b} × {ci} planes");
@@ -125,33 +131,45 @@ pub fn weight_grad(xp: &[f32], dy: &[f32], b: usize, ci: usize, co: usize, h: us
             }
         }
     });
-    // Per tap: dWᵀ_t (Ci × Co) = Σ_items x_shifted (Ci × rows·wp, row stride = plane) · dyt.
-    let taps: Vec<Vec<f32>> = (0..9)
+    // Per tap and item: x_shifted (Ci × rows·wp, row stride = plane) · dyt = that item's dWᵀ_t
+    // (Ci × Co); nine taps × B items as separate tasks (nine alone leave threads idle), then
+    // summed over the items in order.
+    let parts: Vec<Vec<f32>> = (0..9 * b)
         .into_par_iter()
-        .map(|t| {
+        .map(|task| {
+            let (t, item) = (task / b, task % b);
             let off = (t / 3) * wp + t % 3;
-            let mut acc = vec![0f32; ci * co];
-            for item in 0..b {
-                let a = &xp[item * ci * plane + off..];
-                let bt = &dyt[item * p * co..(item + 1) * p * co];
-                // Safety: A reads rows i·plane + 0..p for i < ci from `a`, at most
-                // (ci−1)·plane + p + off ≤ ci·plane + 2 values past the item's start, inside
-                // `xp` (checked above, the spare row); B and dst are contiguous and sized.
-                unsafe {
-                    crate::matmul::gemm_strided(
-                        ci,
-                        co,
-                        p,
-                        acc.as_mut_ptr(),
-                        co,
-                        item > 0,
-                        (a.as_ptr(), 1, plane as isize),
-                        (bt.as_ptr(), 1, co as isize),
-                        gemm::Parallelism::None,
-                    )
-                }
+            let mut acc = crate::uninit_f32(ci * co);
+            let a = &xp[item * ci * plane + off..];
+            let bt = &dyt[item * p * co..(item + 1) * p * co];
+            // Safety: A reads rows i·plane + 0..p for i < ci from `a`, at most
+            // (ci−1)·plane + p + off ≤ ci·plane + 2 values past the item's start, inside `xp`
+            // (checked above, the spare row); B and dst are contiguous and sized; dst is
+            // written whole (no accumulation).
+            unsafe {
+                crate::matmul::gemm_strided(
+                    ci,
+                    co,
+                    p,
+                    acc.as_mut_ptr(),
+                    co,
+                    false,
+                    (a.as_ptr(), 1, plane as isize),
+                    (bt.as_ptr(), 1, co as isize),
+                    gemm::Parallelism::None,
+                )
             }
             acc
+        })
+        .collect();
+    let taps: Vec<Vec<f32>> = parts
+        .chunks(b)
+        .map(|items| {
+            let mut sum = items[0].clone();
+            for it in &items[1..] {
+                sum.iter_mut().zip(it).for_each(|(s, v)| *s += v);
+            }
+            sum
         })
         .collect();
     let mut dw = vec![0f32; co * ci * 9];
