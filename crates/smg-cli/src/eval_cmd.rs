@@ -127,6 +127,14 @@ pub fn open_corpus(name: &str) -> Result<(Dataset, smg_data::MelCache)> {
     Ok((ds, cache))
 }
 
+/// One split of a corpus: its clip indices, natural-log mels and categories.
+pub fn split_mels(ds: &Dataset, cache: &smg_data::MelCache, s: Split) -> Result<(Vec<usize>, Vec<ndarray::Array2<f32>>, Vec<String>)> {
+    let idx = ds.split_indices(s);
+    let mels = idx.iter().map(|&i| smg_audio::tensor_to_array(&cache.mels[i])).collect::<smg_audio::Result<Vec<_>>>()?;
+    let cats = idx.iter().map(|&i| ds.records[i].category.clone()).collect();
+    Ok((idx, mels, cats))
+}
+
 pub fn run(a: &GenerationEvalArgs) -> Result<()> {
     let split = parse_split(&a.split)?;
     let gdir = a.generator.clone().unwrap_or_else(|| repo_dir().join("data/checkpoints/maskgit-small"));
@@ -142,12 +150,7 @@ pub fn run(a: &GenerationEvalArgs) -> Result<()> {
         device: Device::Cpu,
     };
     let (ds, cache) = open_corpus(&a.corpus)?;
-    let part = |s: Split| -> Result<_> {
-        let idx = ds.split_indices(s);
-        let mels = idx.iter().map(|&i| smg_audio::tensor_to_array(&cache.mels[i])).collect::<smg_audio::Result<Vec<_>>>()?;
-        let cats: Vec<String> = idx.iter().map(|&i| ds.records[i].category.clone()).collect();
-        Ok((idx, mels, cats))
-    };
+    let part = |s: Split| split_mels(&ds, &cache, s);
     let embedder: Option<Box<dyn smg_embed::Embedder>> = match a.features.as_str() {
         "mel" => None,
         "aisfx" => Some(smg_embed::by_name("aisfx", &data_dir(), &Device::Cpu).context("aiSFX weights are fetched by `smg data fetch`")?),

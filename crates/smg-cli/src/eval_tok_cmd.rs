@@ -3,7 +3,7 @@
 //! independent judge (logistic regression on mel statistics, fitted on real training clips)
 //! still names the right category after encode → decode, beside its accuracy on the real clips.
 
-use crate::eval_cmd::open_corpus;
+use crate::eval_cmd::{open_corpus, split_mels};
 use anyhow::{Context, Result};
 use candle_core::{Device, Tensor};
 use smg_data::Split;
@@ -57,14 +57,10 @@ pub struct TokenizerReport {
 pub fn run(a: &TokenizerEvalArgs) -> Result<()> {
     let (ds, cache) = open_corpus(&a.corpus)?;
     let split = crate::eval_cmd::parse_split(&a.split)?;
-    let part = |s: Split| -> Result<(Vec<ndarray::Array2<f32>>, Vec<String>)> {
-        let idx = ds.split_indices(s);
-        let mels = idx.iter().map(|&i| smg_audio::tensor_to_array(&cache.mels[i])).collect::<smg_audio::Result<Vec<_>>>()?;
-        Ok((mels, idx.iter().map(|&i| ds.records[i].category.clone()).collect()))
-    };
-    let (train_mels, train_y) = part(Split::Train)?;
-    let (valid_mels, valid_y) = part(Split::Valid)?;
-    let (held_mels, held_y) = part(split)?;
+    let part = |s: Split| split_mels(&ds, &cache, s);
+    let (_, train_mels, train_y) = part(Split::Train)?;
+    let (_, valid_mels, valid_y) = part(Split::Valid)?;
+    let (_, held_mels, held_y) = part(split)?;
     eprintln!("fitting the judge on {} real training clips of sound-{}", train_mels.len(), a.corpus);
     let held_f = judge::judge_features_all(&held_mels)?;
     let judge =

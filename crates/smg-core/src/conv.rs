@@ -132,27 +132,18 @@ fn col2im(g: Geom, cols: &[f32], b: usize) -> Vec<f32> {
 /// element; SPEED.md).
 struct Conv(Geom);
 
-static DIRECT: std::sync::atomic::AtomicU8 = std::sync::atomic::AtomicU8::new(2); // 2: not read yet
+static DIRECT: smg_kernels::Switch = smg_kernels::Switch::new("SMG_CONV_DIRECT");
 
 /// Whether 3 × 3, stride-1, padding-1 convolutions take the direct kernels
 /// (`smg_kernels::conv3x3`) rather than im2col + gemm: yes unless `SMG_CONV_DIRECT=0` or
 /// [`set_direct_conv`]`(false)`.
 pub fn direct_conv() -> bool {
-    use std::sync::atomic::Ordering;
-    match DIRECT.load(Ordering::Relaxed) {
-        0 => false,
-        1 => true,
-        _ => {
-            let on = !matches!(std::env::var("SMG_CONV_DIRECT").as_deref(), Ok("0") | Ok("off") | Ok("false"));
-            DIRECT.store(on as u8, Ordering::Relaxed);
-            on
-        }
-    }
+    DIRECT.get()
 }
 
 /// Turns the direct 3 × 3 kernels on or off for the whole process (benchmarks compare both).
 pub fn set_direct_conv(on: bool) {
-    DIRECT.store(on as u8, std::sync::atomic::Ordering::Relaxed);
+    DIRECT.set(on)
 }
 
 impl Geom {

@@ -31,25 +31,46 @@ pub use matmul::{Act, PackedWeight, Precision};
 
 use std::sync::atomic::{AtomicU8, Ordering};
 
-static FAST: AtomicU8 = AtomicU8::new(2); // 2: not yet read from the environment
+/// A process-wide on/off switch, on unless its environment variable says `0`, `off` or `false`
+/// (read on first use), and settable at run time (benchmarks compare both sides in one run).
+pub struct Switch {
+    cell: AtomicU8, // 0: off, 1: on, 2: not yet read from the environment
+    env: &'static str,
+}
+
+impl Switch {
+    pub const fn new(env: &'static str) -> Self {
+        Self { cell: AtomicU8::new(2), env }
+    }
+
+    pub fn get(&self) -> bool {
+        match self.cell.load(Ordering::Relaxed) {
+            0 => false,
+            1 => true,
+            _ => {
+                let on = !matches!(std::env::var(self.env).as_deref(), Ok("0") | Ok("off") | Ok("false"));
+                self.set(on);
+                on
+            }
+        }
+    }
+
+    pub fn set(&self, on: bool) {
+        self.cell.store(on as u8, Ordering::Relaxed);
+    }
+}
+
+static FAST: Switch = Switch::new("SMG_FAST");
 
 /// Whether callers should take these kernels (default yes; `SMG_FAST=0` or [`set_fast`]`(false)`
 /// turns them off so the plain candle path runs instead).
 pub fn fast_enabled() -> bool {
-    match FAST.load(Ordering::Relaxed) {
-        0 => false,
-        1 => true,
-        _ => {
-            let on = !matches!(std::env::var("SMG_FAST").as_deref(), Ok("0") | Ok("off") | Ok("false"));
-            FAST.store(on as u8, Ordering::Relaxed);
-            on
-        }
-    }
+    FAST.get()
 }
 
 /// Turns the fast kernels on or off for the whole process (benchmarks compare both in one run).
 pub fn set_fast(on: bool) {
-    FAST.store(on as u8, Ordering::Relaxed);
+    FAST.set(on)
 }
 
 /// A zero-initialised buffer of `u16` or `f32` whose first element sits on a 64-byte boundary:
