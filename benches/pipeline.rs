@@ -113,10 +113,11 @@ fn main() {
     let x2 = Tensor::full(cfg.mask_id(), (2, cfg.seq_len()), device()).unwrap();
     let c2 = Tensor::cat(&[&cond, &cond.zeros_like().unwrap()], 0).unwrap();
     println!(
-        "device: {:?}, threads: {}, AMX: {}, text encoder: {}, vocoder: {}",
+        "device: {:?}, CPU: {} ({}), threads: {}, text encoder: {}, vocoder: {}",
         device(),
+        smg_tests::cpu_name(),
+        smg_tests::cpu_features(),
         rayon_threads(),
-        smg_kernels::amx::available(),
         if m.text.is_some() { "MiniLM" } else { "missing (0 s)" },
         m.voc_note
     );

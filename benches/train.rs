@@ -55,31 +55,6 @@ fn count(build: impl FnOnce(candle_nn::VarBuilder)) -> usize {
     svm.varmap.all_vars().iter().map(|v| v.elem_count()).sum()
 }
 
-fn cpu_features() -> String {
-    let mut f = Vec::new();
-    #[cfg(target_arch = "x86_64")]
-    {
-        for (name, on) in [
-            ("AVX2", is_x86_feature_detected!("avx2")),
-            ("FMA", is_x86_feature_detected!("fma")),
-            ("AVX-512F", is_x86_feature_detected!("avx512f")),
-            ("AVX-512-BF16", is_x86_feature_detected!("avx512bf16")),
-        ] {
-            if on {
-                f.push(name);
-            }
-        }
-    }
-    if smg_kernels::amx::available() {
-        f.push("AMX");
-    }
-    if f.is_empty() {
-        "portable".into()
-    } else {
-        f.join(", ")
-    }
-}
-
 fn maskgit(cfg: &smg_maskgit::Config, steps: usize) -> (f64, usize) {
     let dir = tempfile::tempdir().unwrap();
     let tc = smg_maskgit::train::TrainConfig { batch_size: 64, ..Default::default() };
@@ -188,7 +163,7 @@ fn main() {
     let quick = std::env::var("SMG_BENCH_QUICK").is_ok_and(|v| v == "1");
     let steps = std::env::var("SMG_BENCH_STEPS").ok().and_then(|s| s.parse().ok()).unwrap_or(if quick { 2 } else { 4 });
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    println!("CPU: {}; {threads} threads; features: {}", smg_tests::cpu_name(), cpu_features());
+    println!("CPU: {}; {threads} threads; features: {}", smg_tests::cpu_name(), smg_tests::cpu_features());
     println!();
     let torch = std::env::var("SMG_TORCH_PYTHON").ok();
     // bf16 columns where the CPU computes bf16 products natively (`smg train --precision bf16`).

@@ -39,26 +39,40 @@ stage "corpus"
 "$smg" data fetch --set medium
 "$smg" data build --config medium --set sound
 
+# A finished model shipped in data/checkpoints stands in for a stage whose run folder is absent
+# (a fresh machine): the stage is skipped and the later stages load the shipped weights.
+shipped() { [[ ! -f "$runs/$1/state.json" && -f "$SMG_ROOT/data/checkpoints/$1/$2" ]]; }
+
 tok="$runs/tokenizer-medium"
-TOK_P1=${TOK_P1:-3000} TOK_P2=${TOK_P2:-4000} TOK_P3=${TOK_P3:-5000}
-stage "tokenizer at step $(steps_done "$tok") of $TOK_P3"
-if (($(steps_done "$tok") < TOK_P1)); then
-  "$smg" train tokenizer --config medium --steps "$TOK_P1" --batch 16 --crop 128 --seed 0 --val-every 250 --ckpt-every 50 --out "$tok" --resume
+if shipped tokenizer-medium tokenizer.safetensors; then
+  tok="$SMG_ROOT/data/checkpoints/tokenizer-medium"
+  stage "tokenizer: the shipped $tok"
+else
+  TOK_P1=${TOK_P1:-3000} TOK_P2=${TOK_P2:-4000} TOK_P3=${TOK_P3:-5000}
+  stage "tokenizer at step $(steps_done "$tok") of $TOK_P3"
+  if (($(steps_done "$tok") < TOK_P1)); then
+    "$smg" train tokenizer --config medium --steps "$TOK_P1" --batch 16 --crop 128 --seed 0 --val-every 250 --ckpt-every 50 --out "$tok" --resume
+  fi
+  if (($(steps_done "$tok") < TOK_P2)); then
+    "$smg" train tokenizer --config medium --steps "$TOK_P2" --batch 8 --crop 0 --seed 0 --val-every 250 --ckpt-every 50 --out "$tok" --resume
+  fi
+  # TOK_DISC_START=N turns the discriminator on from step N (off by default: its hinge term has a fixed
+  # weight, not SpecVQGAN's adaptive one, and dominates an L1 of ≈0.08).
+  disc=()
+  [[ -n "${TOK_DISC_START:-}" ]] && disc=(--disc-start "$TOK_DISC_START")
+  "$smg" train tokenizer --config medium --steps "$TOK_P3" --batch 8 --crop 0 --seed 0 --val-every 250 --ckpt-every 50 --out "$tok" --resume \
+    --lr-decay-from "$TOK_P2" "${disc[@]}"
 fi
-if (($(steps_done "$tok") < TOK_P2)); then
-  "$smg" train tokenizer --config medium --steps "$TOK_P2" --batch 8 --crop 0 --seed 0 --val-every 250 --ckpt-every 50 --out "$tok" --resume
-fi
-# TOK_DISC_START=N turns the discriminator on from step N (off by default: its hinge term has a fixed
-# weight, not SpecVQGAN's adaptive one, and dominates an L1 of ≈0.08).
-disc=()
-[[ -n "${TOK_DISC_START:-}" ]] && disc=(--disc-start "$TOK_DISC_START")
-"$smg" train tokenizer --config medium --steps "$TOK_P3" --batch 8 --crop 0 --seed 0 --val-every 250 --ckpt-every 50 --out "$tok" --resume \
-  --lr-decay-from "$TOK_P2" "${disc[@]}"
 
 clap="$runs/clap-medium"
-CLAP_STEPS=${CLAP_STEPS:-3000}
-stage "CLAP audio branch at step $(steps_done "$clap") of $CLAP_STEPS"
-"$smg" train clap --config medium --steps "$CLAP_STEPS" --val-every 100 --out "$clap" --resume
+if shipped clap-medium audio_encoder.safetensors; then
+  clap="$SMG_ROOT/data/checkpoints/clap-medium"
+  stage "CLAP audio branch: the shipped $clap"
+else
+  CLAP_STEPS=${CLAP_STEPS:-3000}
+  stage "CLAP audio branch at step $(steps_done "$clap") of $CLAP_STEPS"
+  "$smg" train clap --config medium --steps "$CLAP_STEPS" --val-every 100 --out "$clap" --resume
+fi
 
 vit="$runs/maskgit-medium"
 VIT_STEPS=${VIT_STEPS:-8000} VIT_PRECISION=${VIT_PRECISION:-bf16}

@@ -54,6 +54,30 @@ pub fn cpu_name() -> String {
     s.lines().find(|l| l.starts_with("model name")).and_then(|l| l.split(':').nth(1)).map_or("unknown CPU".into(), |v| v.trim().to_string())
 }
 
+/// The CPU's vector features that the kernels use, and the level they run at
+/// (`smg_kernels::isa`, capped by `SMG_ISA`), for the header of every bench table.
+pub fn cpu_features() -> String {
+    let mut f: Vec<&str> = Vec::new();
+    #[cfg(target_arch = "x86_64")]
+    {
+        for (name, on) in [
+            ("AVX2", is_x86_feature_detected!("avx2")),
+            ("FMA", is_x86_feature_detected!("fma")),
+            ("AVX-512F", is_x86_feature_detected!("avx512f")),
+            ("AVX-512-BF16", is_x86_feature_detected!("avx512bf16")),
+        ] {
+            if on {
+                f.push(name);
+            }
+        }
+    }
+    if smg_kernels::amx::available() {
+        f.push("AMX");
+    }
+    let has = if f.is_empty() { "none of AVX2, AVX-512, AMX".to_string() } else { f.join(", ") };
+    format!("{has}; kernels at {}", smg_kernels::isa().name())
+}
+
 /// `n` values uniform in [−1, 1) from a seeded LCG: the same on every machine and device.
 pub fn seeded_uniform(n: usize, seed: u64) -> Vec<f32> {
     let mut s = seed.wrapping_add(0x9E37_79B9_7F4A_7C15);

@@ -292,14 +292,6 @@ pub fn layer_norm(x: &Tensor, w: &Tensor, b: &Tensor, eps: f64) -> Result<Tensor
 
 struct Gelu;
 
-/// d/dx of x·Φ(x): Φ(x) + x·φ(x).
-#[inline(always)]
-fn gelu_grad(x: f32) -> f32 {
-    const INV_SQRT_2PI: f32 = 0.398_942_3;
-    let cdf = 0.5 * (1.0 + smg_kernels::gelu::erf(x * std::f32::consts::FRAC_1_SQRT_2));
-    cdf + x * INV_SQRT_2PI * smg_kernels::attention::exp(-0.5 * x * x)
-}
-
 impl CustomOp1 for Gelu {
     fn name(&self) -> &'static str {
         "gelu-erf"
@@ -313,9 +305,7 @@ impl CustomOp1 for Gelu {
 
     fn bwd(&self, x: &Tensor, _res: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
         let (xs, mut gs) = (to_vec(x)?, to_vec(grad)?);
-        gs.par_chunks_mut(CHUNK_VALUES).zip(xs.par_chunks(CHUNK_VALUES)).for_each(|(g, x)| {
-            g.iter_mut().zip(x).for_each(|(g, &x)| *g *= gelu_grad(x));
-        });
+        gs.par_chunks_mut(CHUNK_VALUES).zip(xs.par_chunks(CHUNK_VALUES)).for_each(|(g, x)| smg_kernels::gelu::gelu_backward(g, x));
         Ok(Some(Tensor::from_vec(gs, x.shape(), x.device())?))
     }
 }

@@ -46,19 +46,14 @@ fn softmax_row(row: &mut [f32]) {
     row.iter_mut().for_each(|v| *v *= inv);
 }
 
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
-unsafe fn softmax_rows_avx512(s: &mut [f32], l: usize) {
-    s.chunks_mut(l).for_each(softmax_row);
-}
-
-fn softmax_rows(s: &mut [f32], l: usize) {
-    #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx512f") {
-        unsafe { softmax_rows_avx512(s, l) };
-        return;
+crate::vectorised! {
+    /// Softmax of `scale ·` every `l`-long row of `s` in place, at the CPU's vector width.
+    fn softmax_rows(s: &mut [f32], l: usize, scale: f32) {
+        for row in s.chunks_mut(l) {
+            row.iter_mut().for_each(|v| *v *= scale);
+            softmax_row(row);
+        }
     }
-    s.chunks_mut(l).for_each(softmax_row);
 }
 
 /// `qkv` is `(b·l) × 3d` (for each token: all heads' q, then k, then v, timm's layout), with
@@ -111,8 +106,7 @@ pub fn attention_into(
                 let (q, k, v) = (base.add(h * hd), base.add(d + h * hd), base.add(2 * d + h * hd));
                 // s (l × l) = q (l × hd, row stride 3d) · kᵀ (hd × l: column stride 3d).
                 gemm_raw(l, l, hd, s.as_mut_ptr(), l, false, q, 3 * d, (k, 3 * d as isize, 1), gemm::Parallelism::None);
-                s.iter_mut().for_each(|x| *x *= scale);
-                softmax_rows(s, l);
+                softmax_rows(s, l, scale);
                 gemm_raw(l, hd, l, o.as_mut_ptr(), hd, false, s.as_ptr(), l, (v, 1, 3 * d as isize), gemm::Parallelism::None);
             }
             for (r, row) in o.chunks(hd).enumerate() {
@@ -145,8 +139,7 @@ pub fn attention_backward(qkv: &[f32], dout: &[f32], b: usize, l: usize, heads: 
                 unsafe {
                     let (q, k, v, dov) = (base.add(h * hd), base.add(d + h * hd), base.add(2 * d + h * hd), dob.add(h * hd));
                     gemm_raw(l, l, hd, p.as_mut_ptr(), l, false, q, 3 * d, (k, 3 * d as isize, 1), none);
-                    p.iter_mut().for_each(|x| *x *= scale);
-                    softmax_rows(p, l);
+                    softmax_rows(p, l, scale);
                     gemm_raw(l, l, hd, dp.as_mut_ptr(), l, false, dov, d, (v, 3 * d as isize, 1), none);
                     for (pr, dr) in p.chunks(l).zip(dp.chunks_mut(l)) {
                         let delta = dot(pr, dr);

@@ -12,6 +12,7 @@
 //!
 //! Sums run in a fixed order, so results do not depend on the thread count.
 
+use crate::Isa;
 use rayon::prelude::*;
 
 /// Output channels per register block.
@@ -52,7 +53,7 @@ pub fn pad_planes(x: &[f32], planes: usize, h: usize, w: usize) -> Vec<f32> {
 /// `weight (Co, Ci, 3, 3)` in PyTorch's layout. `co` must be a multiple of [`CB`].
 #[allow(clippy::too_many_arguments)]
 pub fn forward(xp: &[f32], b: usize, ci: usize, h: usize, w: usize, weight: &[f32], bias: &[f32], co: usize) -> Vec<f32> {
-    forward_with(Isa::detect(), xp, b, ci, h, w, weight, bias, co)
+    forward_with(crate::isa(), xp, b, ci, h, w, weight, bias, co)
 }
 
 /// [`forward`] with the kernel given.
@@ -88,7 +89,7 @@ fn forward_with(isa: Isa, xp: &[f32], b: usize, ci: usize, h: usize, w: usize, w
             #[cfg(target_arch = "x86_64")]
             // Safety: as above.
             Isa::Avx2 => unsafe { block_avx2(x, geo, wb, bb, out) },
-            Isa::Portable => block_portable(x, geo, wb, bb, out),
+            _ => block_portable(x, geo, wb, bb, out),
         }
     });
     y
@@ -191,30 +192,6 @@ struct Geo {
     w: usize,
     wp: usize,
     plane: usize,
-}
-
-#[derive(Clone, Copy, PartialEq, Debug)]
-enum Isa {
-    #[cfg(target_arch = "x86_64")]
-    Avx512,
-    #[cfg(target_arch = "x86_64")]
-    Avx2,
-    Portable,
-}
-
-impl Isa {
-    fn detect() -> Self {
-        #[cfg(target_arch = "x86_64")]
-        {
-            if std::arch::is_x86_feature_detected!("avx512f") {
-                return Isa::Avx512;
-            }
-            if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
-                return Isa::Avx2;
-            }
-        }
-        Isa::Portable
-    }
 }
 
 /// One block of [`CB`] output channels of one item: `out` holds their `h × w` planes.
@@ -352,17 +329,8 @@ mod tests {
     }
 
     /// Every kernel this CPU can run, each forced in turn.
-    fn each_isa(mut f: impl FnMut(Isa)) {
-        f(Isa::Portable);
-        #[cfg(target_arch = "x86_64")]
-        {
-            if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
-                f(Isa::Avx2);
-            }
-            if std::arch::is_x86_feature_detected!("avx512f") {
-                f(Isa::Avx512);
-            }
-        }
+    fn each_isa(f: impl FnMut(Isa)) {
+        crate::isa::available().into_iter().for_each(f);
     }
 
     #[test]

@@ -27,37 +27,34 @@ pub fn gelu(x: f32) -> f32 {
     0.5 * x * (1.0 + erf(x * std::f32::consts::FRAC_1_SQRT_2))
 }
 
-/// GELU in place over a slice, vectorised with AVX-512 where the CPU has it.
-pub fn gelu_inplace(xs: &mut [f32]) {
-    #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx512f") {
-        unsafe { gelu_avx512(xs) };
-        return;
+crate::vectorised! {
+    /// GELU in place over a slice, at the CPU's vector width ([`crate::isa`]).
+    pub fn gelu_inplace(xs: &mut [f32]) {
+        xs.iter_mut().for_each(|x| *x = gelu(*x));
     }
-    xs.iter_mut().for_each(|x| *x = gelu(*x));
 }
 
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
-unsafe fn gelu_avx512(xs: &mut [f32]) {
-    xs.iter_mut().for_each(|x| *x = gelu(*x));
-}
-
-/// `dst[i] = gelu(src[i] + bias[i])` (a product's epilogue), vectorised with AVX-512 where the
-/// CPU has it.
-pub fn bias_gelu(src: &[f32], bias: &[f32], dst: &mut [f32]) {
-    #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx512f") {
-        unsafe { bias_gelu_avx512(src, bias, dst) };
-        return;
+crate::vectorised! {
+    /// `dst[i] = gelu(src[i] + bias[i])` (a product's epilogue), at the CPU's vector width.
+    pub fn bias_gelu(src: &[f32], bias: &[f32], dst: &mut [f32]) {
+        dst.iter_mut().zip(src).zip(bias).for_each(|((d, &s), &b)| *d = gelu(s + b));
     }
-    dst.iter_mut().zip(src).zip(bias).for_each(|((d, &s), &b)| *d = gelu(s + b));
 }
 
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
-unsafe fn bias_gelu_avx512(src: &[f32], bias: &[f32], dst: &mut [f32]) {
-    dst.iter_mut().zip(src).zip(bias).for_each(|((d, &s), &b)| *d = gelu(s + b));
+/// d/dx of x·Φ(x): Φ(x) + x·φ(x).
+#[inline(always)]
+pub fn gelu_grad(x: f32) -> f32 {
+    const INV_SQRT_2PI: f32 = 0.398_942_3;
+    let cdf = 0.5 * (1.0 + erf(x * std::f32::consts::FRAC_1_SQRT_2));
+    cdf + x * INV_SQRT_2PI * crate::attention::exp(-0.5 * x * x)
+}
+
+crate::vectorised! {
+    /// `g[i] *= gelu'(x[i])`: the backward pass of GELU onto its output gradient, at the CPU's
+    /// vector width.
+    pub fn gelu_backward(g: &mut [f32], x: &[f32]) {
+        g.iter_mut().zip(x).for_each(|(g, &x)| *g *= gelu_grad(x));
+    }
 }
 
 #[cfg(test)]

@@ -23,10 +23,12 @@ pub mod conv2d;
 pub mod conv3x3;
 pub mod dot_bf16;
 pub mod gelu;
+pub mod isa;
 pub mod matmul;
 pub mod snake;
 pub mod vit;
 
+pub use isa::{isa, set_isa, Isa};
 pub use matmul::{Act, PackedWeight, Precision};
 
 use std::sync::atomic::{AtomicU8, Ordering};

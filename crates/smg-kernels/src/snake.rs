@@ -79,6 +79,8 @@ pub fn default_filters() -> ([f32; 12], [f32; 12]) {
     (a, a)
 }
 
+crate::vectorised! {
+/// One channel of [`anti_aliased_snake`], at the CPU's vector width.
 fn row(x: &[f32], alpha: f32, beta: f32, up: &[f32; 12], down: &[f32; 12], z: &mut Vec<f32>, out: &mut [f32]) {
     let t = x.len();
     let xp = |i: usize| x[i.saturating_sub(5).min(t - 1)];
@@ -113,10 +115,6 @@ fn row(x: &[f32], alpha: f32, beta: f32, up: &[f32; 12], down: &[f32; 12], z: &m
     }
 }
 
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
-unsafe fn row_avx512(x: &[f32], alpha: f32, beta: f32, up: &[f32; 12], down: &[f32; 12], z: &mut Vec<f32>, out: &mut [f32]) {
-    row(x, alpha, beta, up, down, z, out)
 }
 
 /// `Activation1d(Snake)` over `x (c × t)` with per-channel `alpha` and `beta` (Snake: β = α;
@@ -130,16 +128,10 @@ pub fn anti_aliased_snake(x: &[f32], c: usize, t: usize, alpha: &[f32], beta: &[
     if t == 0 {
         return out;
     }
-    #[cfg(target_arch = "x86_64")]
-    let wide = std::arch::is_x86_feature_detected!("avx512f");
-    out.par_chunks_mut(t).zip(x.par_chunks(t)).zip(alpha.par_iter().zip(beta)).for_each_init(Vec::new, |z, ((o, xr), (&a, &b))| {
-        #[cfg(target_arch = "x86_64")]
-        if wide {
-            unsafe { row_avx512(xr, a, b, up, down, z, o) };
-            return;
-        }
-        row(xr, a, b, up, down, z, o)
-    });
+    out.par_chunks_mut(t)
+        .zip(x.par_chunks(t))
+        .zip(alpha.par_iter().zip(beta))
+        .for_each_init(Vec::new, |z, ((o, xr), (&a, &b))| row(xr, a, b, up, down, z, o));
     out
 }
 

@@ -26,6 +26,22 @@ impl Norm {
     /// `out = LN(x)` for one row (mean and variance in f32, biased variance, as PyTorch).
     #[inline]
     pub fn row(&self, x: &[f32], out: &mut [f32]) {
+        layer_norm_row(x, &self.weight, &self.bias, self.eps, out)
+    }
+
+    /// LN of every row of the row-major `rows × d` matrix `x`.
+    pub fn rows(&self, x: &[f32]) -> Vec<f32> {
+        let d = self.weight.len();
+        let mut out = vec![0f32; x.len()];
+        out.par_chunks_mut(d).zip(x.par_chunks(d)).for_each(|(o, r)| self.row(r, o));
+        out
+    }
+}
+
+crate::vectorised! {
+    /// `out = (x − mean) / √(var + eps) · weight + bias` for one row (mean and variance in f32,
+    /// biased variance, as PyTorch's LayerNorm), at the CPU's vector width.
+    pub fn layer_norm_row(x: &[f32], weight: &[f32], bias: &[f32], eps: f32, out: &mut [f32]) {
         let n = x.len() as f32;
         let mean = crate::lane_sum(x) / n;
         let mut sq = [0f32; 16];
@@ -37,18 +53,10 @@ impl Norm {
             }
         }
         let var = (crate::lane_sum(&sq) + tail) / n;
-        let inv = 1.0 / (var + self.eps).sqrt();
-        for (((o, &v), &w), &b) in out.iter_mut().zip(x).zip(&self.weight).zip(&self.bias) {
+        let inv = 1.0 / (var + eps).sqrt();
+        for (((o, &v), &w), &b) in out.iter_mut().zip(x).zip(weight).zip(bias) {
             *o = (v - mean) * inv * w + b;
         }
-    }
-
-    /// LN of every row of the row-major `rows × d` matrix `x`.
-    pub fn rows(&self, x: &[f32]) -> Vec<f32> {
-        let d = self.weight.len();
-        let mut out = vec![0f32; x.len()];
-        out.par_chunks_mut(d).zip(x.par_chunks(d)).for_each(|(o, r)| self.row(r, o));
-        out
     }
 }
 

@@ -203,37 +203,14 @@ impl CustomOp3 for Op {
     }
 }
 
-/// One channel of the backward pass: writes `dx̂ = du·w` into `dr` (with `du = dy · swish'(u)`,
-/// `u = x̂·w + b`) and returns `[Σ du·x̂, Σ du, Σ dx̂, Σ dx̂·x̂]`, in 16 lanes per sum; compiled
-/// for AVX-512 and for AVX2 + FMA, chosen at run time.
-#[allow(clippy::too_many_arguments)]
-fn channel_backward(xr: &[f32], gr: &[f32], dr: &mut [f32], mean: f32, rstd: f32, w: f32, b: f32, swish: bool) -> [f64; 4] {
-    #[cfg(target_arch = "x86_64")]
-    {
-        if std::arch::is_x86_feature_detected!("avx512f") {
-            // Safety: the CPU has AVX-512F.
-            return unsafe { channel_backward_avx512(xr, gr, dr, mean, rstd, w, b, swish) };
-        }
-        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
-            // Safety: the CPU has AVX2 and FMA.
-            return unsafe { channel_backward_avx2(xr, gr, dr, mean, rstd, w, b, swish) };
-        }
+smg_kernels::vectorised! {
+    /// One channel of the backward pass: writes `dx̂ = du·w` into `dr` (with `du = dy · swish'(u)`,
+    /// `u = x̂·w + b`) and returns `[Σ du·x̂, Σ du, Σ dx̂, Σ dx̂·x̂]`, in 16 lanes per sum; compiled
+    /// for AVX-512 and for AVX2 + FMA, chosen at run time (`smg_kernels::isa`).
+    #[allow(clippy::too_many_arguments)]
+    fn channel_backward(xr: &[f32], gr: &[f32], dr: &mut [f32], mean: f32, rstd: f32, w: f32, b: f32, swish: bool) -> [f64; 4] {
+        channel_backward_body(xr, gr, dr, mean, rstd, w, b, swish)
     }
-    channel_backward_body(xr, gr, dr, mean, rstd, w, b, swish)
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
-#[allow(clippy::too_many_arguments)]
-unsafe fn channel_backward_avx512(xr: &[f32], gr: &[f32], dr: &mut [f32], mean: f32, rstd: f32, w: f32, b: f32, swish: bool) -> [f64; 4] {
-    channel_backward_body(xr, gr, dr, mean, rstd, w, b, swish)
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-#[allow(clippy::too_many_arguments)]
-unsafe fn channel_backward_avx2(xr: &[f32], gr: &[f32], dr: &mut [f32], mean: f32, rstd: f32, w: f32, b: f32, swish: bool) -> [f64; 4] {
-    channel_backward_body(xr, gr, dr, mean, rstd, w, b, swish)
 }
 
 #[inline(always)]
