@@ -56,7 +56,7 @@ enum Command {
         #[arg(long, default_value_t = 0)]
         seed: u64,
     },
-    /// Print which compute device the library would pick.
+    /// Print which compute device the library would pick, and the CPU kernels' vector level.
     Device,
     /// Conditioning embeddings (SPEC.md §5): MiniLM text, the trained audio branch.
     Embed {
@@ -420,7 +420,15 @@ fn run(cli: Cli) -> Result<()> {
             smg_audio::write_wav(&output, &y, mt.config.sample_rate, WavEncoding::Pcm16)?;
             eprintln!("wrote {} ({:.2} s, 22050 Hz mono, 16-bit PCM)", output.display(), y.len() as f64 / mt.config.sample_rate as f64);
         }
-        Command::Device => println!("{}", smg_core::best_device()),
+        Command::Device => {
+            println!("{}", smg_core::best_device());
+            println!(
+                "CPU kernels: {} (SMG_ISA=avx2|portable caps it); AMX: {}; native bf16 training products: {}",
+                smg_kernels::isa().name(),
+                if smg_core::fast::amx_available() { "yes" } else { "no" },
+                if smg_kernels::dot_bf16::available() { "yes" } else { "no (--precision bf16 trains in f32)" }
+            );
+        }
         Command::Data { command } => data(command)?,
         Command::Train { precision, command } => {
             smg_core::fast::set_train_precision(match precision {

@@ -129,25 +129,85 @@ pub fn gemm_nn(m: usize, n: usize, k: usize, dst: &mut [f32], a: &[f32], b: &[f3
 }
 
 /// The transpose `(cols × rows)` of a row-major `rows × cols` matrix, in 32 × 32 tiles, rows of
-/// tiles in parallel.
+/// tiles in parallel; each tile by 8 × 8 register transposes where the CPU has AVX2
+/// ([`crate::isa`]), element by element at the edges and elsewhere.
 pub fn transpose(src: &[f32], rows: usize, cols: usize) -> Vec<f32> {
     assert_eq!(src.len(), rows * cols, "transpose: {} values are not {rows} × {cols}", src.len());
     const T: usize = 32;
+    if rows == 0 || cols == 0 {
+        return Vec::new();
+    }
     let mut dst = crate::uninit_f32(rows * cols); // every element is written below
-                                                  // Each task owns T rows of the destination (T columns of the source).
+    let wide = cfg!(target_arch = "x86_64") && crate::isa() >= crate::Isa::Avx2;
+    // Each task owns T rows of the destination (T columns of the source).
     dst.par_chunks_mut(T * rows).enumerate().for_each(|(jb, out)| {
         let j0 = jb * T;
         let jn = out.len() / rows.max(1);
         for i0 in (0..rows).step_by(T) {
+            let in_ = T.min(rows - i0);
+            // The 8 × 8 blocks cover rows ..i8 and columns ..j8 of the tile.
+            let (i8, j8) = if wide { (in_ / 8 * 8, jn / 8 * 8) } else { (0, 0) };
+            #[cfg(target_arch = "x86_64")]
+            for jj in (0..j8).step_by(8) {
+                for ii in (0..i8).step_by(8) {
+                    // Safety: AVX2 was detected (`wide`); the 8 × 8 block lies inside `src` (rows
+                    // i0+ii.., columns j0+jj..) and inside this task's `out`.
+                    unsafe {
+                        transpose8_avx2(src.as_ptr().add((i0 + ii) * cols + j0 + jj), cols, out.as_mut_ptr().add(jj * rows + i0 + ii), rows)
+                    };
+                }
+            }
             for j in 0..jn {
                 let o = &mut out[j * rows..(j + 1) * rows];
-                for i in i0..(i0 + T).min(rows) {
+                // Rows of the tile the blocks above did not cover: all of them past column j8.
+                let from = if j < j8 { i8 } else { 0 };
+                for i in i0 + from..i0 + in_ {
                     o[i] = src[i * cols + j0 + j];
                 }
             }
         }
     });
     dst
+}
+
+/// `dst[c][r] = src[r][c]` for an 8 × 8 block (row strides `lds`, `ldd`) in eight registers.
+///
+/// # Safety
+/// The CPU must have AVX2; both blocks must be inside live allocations.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn transpose8_avx2(src: *const f32, lds: usize, dst: *mut f32, ldd: usize) {
+    use std::arch::x86_64::*;
+    let r: [__m256; 8] = std::array::from_fn(|i| _mm256_loadu_ps(src.add(i * lds)));
+    let t0 = _mm256_unpacklo_ps(r[0], r[1]);
+    let t1 = _mm256_unpackhi_ps(r[0], r[1]);
+    let t2 = _mm256_unpacklo_ps(r[2], r[3]);
+    let t3 = _mm256_unpackhi_ps(r[2], r[3]);
+    let t4 = _mm256_unpacklo_ps(r[4], r[5]);
+    let t5 = _mm256_unpackhi_ps(r[4], r[5]);
+    let t6 = _mm256_unpacklo_ps(r[6], r[7]);
+    let t7 = _mm256_unpackhi_ps(r[6], r[7]);
+    let u0 = _mm256_shuffle_ps::<0x44>(t0, t2);
+    let u1 = _mm256_shuffle_ps::<0xEE>(t0, t2);
+    let u2 = _mm256_shuffle_ps::<0x44>(t1, t3);
+    let u3 = _mm256_shuffle_ps::<0xEE>(t1, t3);
+    let u4 = _mm256_shuffle_ps::<0x44>(t4, t6);
+    let u5 = _mm256_shuffle_ps::<0xEE>(t4, t6);
+    let u6 = _mm256_shuffle_ps::<0x44>(t5, t7);
+    let u7 = _mm256_shuffle_ps::<0xEE>(t5, t7);
+    let out = [
+        _mm256_permute2f128_ps::<0x20>(u0, u4),
+        _mm256_permute2f128_ps::<0x20>(u1, u5),
+        _mm256_permute2f128_ps::<0x20>(u2, u6),
+        _mm256_permute2f128_ps::<0x20>(u3, u7),
+        _mm256_permute2f128_ps::<0x31>(u0, u4),
+        _mm256_permute2f128_ps::<0x31>(u1, u5),
+        _mm256_permute2f128_ps::<0x31>(u2, u6),
+        _mm256_permute2f128_ps::<0x31>(u3, u7),
+    ];
+    for (c, v) in out.iter().enumerate() {
+        _mm256_storeu_ps(dst.add(c * ldd), *v);
+    }
 }
 
 /// `dst (m × n, row stride ldd) (+)= a (m × k, row stride lda) · B`, B given as
@@ -236,6 +296,12 @@ mod tests {
             let at = transpose(&a, m, k);
             assert!((0..m).all(|i| (0..k).all(|t| at[t * m + i] == a[i * k + t])));
             assert_eq!(transpose(&at, k, m), a);
+        }
+        // 8 × 8 register blocks with ragged edges, several 32 × 32 tiles, and empty shapes.
+        for &(r, c) in &[(8, 8), (9, 17), (37, 45), (64, 96), (300, 70), (0, 5), (5, 0)] {
+            let a = data(r * c, 6);
+            let at = transpose(&a, r, c);
+            assert!((0..r).all(|i| (0..c).all(|j| at[j * r + i] == a[i * c + j])), "{r} × {c}");
         }
     }
 

@@ -44,7 +44,8 @@ fn outputs() -> Vec<Vec<f32>> {
     let (ci, co, h, wd) = (5, 16, 6, 37);
     let xp = smg_kernels::conv3x3::pad_planes(&data(2 * ci * h * wd, 8), 2 * ci, h, wd);
     let conv = smg_kernels::conv3x3::forward(&xp, 2, ci, h, wd, &data(co * ci * 9, 9), &data(co, 10), co);
-    vec![g, bg, gb, ln, att, datt, snake, conv]
+    let t = smg_kernels::matmul::transpose(&x[..37 * 27], 37, 27);
+    vec![g, bg, gb, ln, att, datt, snake, conv, t]
 }
 
 #[test]
