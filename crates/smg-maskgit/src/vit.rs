@@ -209,7 +209,7 @@ impl MaskedVit {
     pub fn forward(&self, tokens: &Tensor, cond: &Tensor) -> Result<Tensor> {
         let n = self.config.seq_len();
         let mut h = self.embed(tokens, cond)?;
-        if let Some(x) = self.fused_blocks(&h, |_| ())? {
+        if let Some(x) = self.fused_blocks(&h, None)? {
             // Final norm and head on the token rows only (the conditioning element is dropped).
             let (b, d, l) = (tokens.dim(0)?, self.config.dim, n + 1);
             let norm = kernel_norm(&self.norm)?;
@@ -264,7 +264,7 @@ impl MaskedVit {
         let mut out = Vec::with_capacity(self.blocks.len());
         let (b, d) = (tokens.dim(0)?, self.config.dim);
         let mut means = Vec::new();
-        let fused = self.fused_blocks(&h, |x| {
+        let mut mean = |x: &[f32]| {
             let mut m = vec![0f32; b * d];
             for bi in 0..b {
                 for t in 0..n {
@@ -273,7 +273,8 @@ impl MaskedVit {
                 }
             }
             means.push(m);
-        })?;
+        };
+        let fused = self.fused_blocks(&h, Some(&mut mean))?;
         if fused.is_some() {
             return means.into_iter().map(|m| Tensor::from_vec(m, (b, d), h.device())).collect();
         }
@@ -284,10 +285,12 @@ impl MaskedVit {
         Ok(out)
     }
 
-    /// The residual stream after every block, by the fused CPU kernels of `smg_kernels::vit`
-    ///, calling `each` with it after each block; `None` where they do not apply
-    /// (training, a GPU, `SMG_FAST=0`): the caller then runs the candle blocks.
-    fn fused_blocks(&self, h: &Tensor, mut each: impl FnMut(&[f32])) -> Result<Option<Vec<f32>>> {
+    /// The residual stream after every block, by the fused CPU kernels of `smg_kernels::vit`,
+    /// calling `each` with it after each block (`None`: only the last one is wanted, and the
+    /// items of the batch may run on separate threads, `smg_kernels::vit::forward_blocks`);
+    /// `Ok(None)` where the kernels do not apply (training, a GPU, `SMG_FAST=0`): the caller then
+    /// runs the candle blocks.
+    fn fused_blocks(&self, h: &Tensor, mut each: Option<&mut dyn FnMut(&[f32])>) -> Result<Option<Vec<f32>>> {
         if !smg_core::fast::eligible(h)
             || !self.head.is_frozen_cpu()
             || !self.blocks.iter().all(|b| b.fc1.is_frozen_cpu() && b.attn.qkv.is_frozen_cpu())
@@ -319,10 +322,15 @@ impl MaskedVit {
         let (b, l, _) = h.dims3()?;
         let mut x = h.flatten_all()?.to_vec1::<f32>()?;
         let precision = smg_core::fast::precision();
-        let mut scratch = smg_kernels::vit::Scratch::default();
-        for blk in blocks {
-            blk.forward_with(&mut x, b, l, precision, &mut scratch);
-            each(&x);
+        match each.as_mut() {
+            None => smg_kernels::vit::forward_blocks(blocks, &mut x, b, l, precision),
+            Some(each) => {
+                let mut scratch = smg_kernels::vit::Scratch::default();
+                for blk in blocks {
+                    blk.forward_with(&mut x, b, l, precision, &mut scratch);
+                    each(&x);
+                }
+            }
         }
         Ok(Some(x))
     }
