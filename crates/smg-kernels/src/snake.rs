@@ -80,41 +80,40 @@ pub fn default_filters() -> ([f32; 12], [f32; 12]) {
 }
 
 crate::vectorised! {
-/// One channel of [`anti_aliased_snake`], at the CPU's vector width.
-fn row(x: &[f32], alpha: f32, beta: f32, up: &[f32; 12], down: &[f32; 12], z: &mut Vec<f32>, out: &mut [f32]) {
-    let t = x.len();
-    let xp = |i: usize| x[i.saturating_sub(5).min(t - 1)];
-    z.clear();
-    z.resize(2 * t, 0.0);
-    let inv = 1.0 / (beta + 1e-9);
-    for (n, zn) in z.iter_mut().enumerate() {
-        let mut s = 0.0;
-        let mut j = (n + 15) % 2;
-        while j < 12 {
-            s += up[j] * xp((n + 15 - j) / 2);
-            j += 2;
-        }
-        let v = 2.0 * s;
-        *zn = v + inv * sin_sq(alpha * v);
-    }
-    let zt = 2 * t;
-    for (m, o) in out.iter_mut().enumerate() {
-        let mut s = 0.0;
-        let base = 2 * m as isize - 5;
-        if base >= 0 && base as usize + 12 <= zt {
-            let w = &z[base as usize..base as usize + 12];
-            for j in 0..12 {
-                s += down[j] * w[j];
+    /// One channel of [`anti_aliased_snake`], at the CPU's vector width.
+    fn row(x: &[f32], alpha: f32, beta: f32, up: &[f32; 12], down: &[f32; 12], z: &mut Vec<f32>, out: &mut [f32]) {
+        let t = x.len();
+        let xp = |i: usize| x[i.saturating_sub(5).min(t - 1)];
+        z.clear();
+        z.resize(2 * t, 0.0);
+        let inv = 1.0 / (beta + 1e-9);
+        for (n, zn) in z.iter_mut().enumerate() {
+            let mut s = 0.0;
+            let mut j = (n + 15) % 2;
+            while j < 12 {
+                s += up[j] * xp((n + 15 - j) / 2);
+                j += 2;
             }
-        } else {
-            for (j, &g) in down.iter().enumerate() {
-                s += g * z[(base + j as isize).clamp(0, zt as isize - 1) as usize];
-            }
+            let v = 2.0 * s;
+            *zn = v + inv * sin_sq(alpha * v);
         }
-        *o = s;
+        let zt = 2 * t;
+        for (m, o) in out.iter_mut().enumerate() {
+            let mut s = 0.0;
+            let base = 2 * m as isize - 5;
+            if base >= 0 && base as usize + 12 <= zt {
+                let w = &z[base as usize..base as usize + 12];
+                for j in 0..12 {
+                    s += down[j] * w[j];
+                }
+            } else {
+                for (j, &g) in down.iter().enumerate() {
+                    s += g * z[(base + j as isize).clamp(0, zt as isize - 1) as usize];
+                }
+            }
+            *o = s;
+        }
     }
-}
-
 }
 
 /// `Activation1d(Snake)` over `x (c × t)` with per-channel `alpha` and `beta` (Snake: β = α;
