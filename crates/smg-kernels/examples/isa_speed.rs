@@ -1,19 +1,10 @@
 //! Time of the run-time-dispatched element-wise kernels at every vector level this CPU runs
 //! (`smg_kernels::isa`), on the masked ViT's training and inference shapes, one thread, best of
 //! 20. `cargo run --release -p smg-kernels --example isa_speed`.
+#[path = "support/mod.rs"]
+mod support;
 use smg_kernels::isa::{available, set_isa};
-use std::time::Instant;
-
-fn best(mut f: impl FnMut()) -> f64 {
-    f();
-    (0..20)
-        .map(|_| {
-            let t = Instant::now();
-            f();
-            t.elapsed().as_secs_f64()
-        })
-        .fold(f64::INFINITY, f64::min)
-}
+use support::best;
 
 fn main() {
     let data = |n: usize| -> Vec<f32> { (0..n).map(|i| ((i * 7919) % 2000) as f32 / 500.0 - 2.0).collect() };
@@ -37,23 +28,25 @@ fn main() {
     for level in available() {
         set_isa(level);
         let mut y = x.clone();
-        rows_out[0].1.push(best(|| {
+        rows_out[0].1.push(best(20, || {
             y.copy_from_slice(&x);
             smg_kernels::gelu::gelu_inplace(&mut y);
         }));
         let mut gb = g.clone();
-        rows_out[1].1.push(best(|| {
+        rows_out[1].1.push(best(20, || {
             gb.copy_from_slice(&g);
             smg_kernels::gelu::gelu_backward(&mut gb, &x);
         }));
         let mut out = vec![0f32; rows * d];
-        rows_out[2].1.push(best(|| {
+        rows_out[2].1.push(best(20, || {
             for (o, r) in out.chunks_mut(d).zip(x.chunks(d)) {
                 smg_kernels::vit::layer_norm_row(r, &w, &b, 1e-6, o);
             }
         }));
-        rows_out[4].1.push(pool.install(|| best(|| drop(std::hint::black_box(smg_kernels::matmul::transpose(&x, 64 * 81, 1536))))));
-        rows_out[3].1.push(pool.install(|| best(|| drop(std::hint::black_box(smg_kernels::attention::attention(&qkv, bt, l, heads, hd))))));
+        rows_out[4].1.push(pool.install(|| best(20, || drop(std::hint::black_box(smg_kernels::matmul::transpose(&x, 64 * 81, 1536))))));
+        rows_out[3]
+            .1
+            .push(pool.install(|| best(20, || drop(std::hint::black_box(smg_kernels::attention::attention(&qkv, bt, l, heads, hd))))));
     }
     for (name, t) in rows_out {
         println!("| {name} | {} |", t.iter().map(|s| format!("{:.2} ms", s * 1e3)).collect::<Vec<_>>().join(" | "));

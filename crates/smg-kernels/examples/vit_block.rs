@@ -1,10 +1,12 @@
 //! One paper-ViT block (batch 2 × 266 tokens, width 768, 8 heads, MLP 3072) through
 //! `smg_kernels::vit::Block`, f32 and fused bf16, and attention alone at both precisions;
 //! times ×24 = one forward of the 24-block generator.
+#[path = "support/mod.rs"]
+mod support;
 use smg_kernels::attention::attention_at;
 use smg_kernels::vit::{Block, Dense, Norm};
 use smg_kernels::{PackedWeight, Precision};
-use std::time::Instant;
+use support::best;
 
 fn data(len: usize, seed: u64, scale: f32) -> Vec<f32> {
     let mut s = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
@@ -14,17 +16,6 @@ fn data(len: usize, seed: u64, scale: f32) -> Vec<f32> {
             (((s >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0) * scale
         })
         .collect()
-}
-
-fn best(reps: usize, mut f: impl FnMut()) -> f64 {
-    f();
-    (0..reps)
-        .map(|_| {
-            let t = Instant::now();
-            f();
-            t.elapsed().as_secs_f64()
-        })
-        .fold(f64::INFINITY, f64::min)
 }
 
 fn main() {

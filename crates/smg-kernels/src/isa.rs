@@ -57,10 +57,6 @@ impl Isa {
 
 static ISA: AtomicU8 = AtomicU8::new(u8::MAX);
 
-fn code(i: Isa) -> u8 {
-    i as u8
-}
-
 fn from_code(c: u8) -> Isa {
     match c {
         2 => Isa::Avx512,
@@ -76,7 +72,7 @@ pub fn isa() -> Isa {
         u8::MAX => {
             let cap = std::env::var("SMG_ISA").ok().and_then(|s| Isa::parse(&s)).unwrap_or(Isa::Avx512);
             let i = Isa::detect().min(cap);
-            ISA.store(code(i), Ordering::Relaxed);
+            ISA.store(i as u8, Ordering::Relaxed);
             i
         }
         c => from_code(c),
@@ -87,7 +83,7 @@ pub fn isa() -> Isa {
 /// level now in use. Benchmarks and tests use it to run every path the machine can.
 pub fn set_isa(cap: Isa) -> Isa {
     let i = Isa::detect().min(cap);
-    ISA.store(code(i), Ordering::Relaxed);
+    ISA.store(i as u8, Ordering::Relaxed);
     i
 }
 
