@@ -124,7 +124,7 @@ impl ClapTrainer {
     pub fn save_checkpoint(&self) -> Result<()> {
         let mut map: std::collections::HashMap<String, Tensor> =
             checkpoint::named_vars(&self.vm, |_| false).into_iter().map(|(n, v)| (n, v.as_tensor().clone())).collect();
-        map.extend(self.opt.state("optim"));
+        map.extend(self.opt.state("optim")?);
         let state = State { step: self.step, opt_step: self.opt.step, model: self.model.config.clone(), train: self.cfg.clone() };
         Ok(checkpoint::save(&self.out_dir, &map, &state)?)
     }
@@ -196,10 +196,9 @@ impl ClapTrainer {
         if !loss_v.is_finite() {
             return Err(ClapError::Invalid(format!("loss became {loss_v} at step {}", self.step)));
         }
-        let mut grads = loss.backward()?;
+        let grads = loss.backward()?;
         self.opt.lr = self.lr_at(self.step);
-        self.opt.clip_grad_norm(&mut grads, 1.0)?;
-        self.opt.step(&grads)?;
+        self.opt.step_clipped(&grads, 1.0)?;
         let s = self.logit_scale.as_tensor().clamp(0f32, MAX_LOGIT_SCALE as f32)?;
         self.logit_scale.set(&s)?;
         self.step += 1;

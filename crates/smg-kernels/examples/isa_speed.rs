@@ -24,7 +24,12 @@ fn main() {
         ("LayerNorm rows", vec![]),
         ("attention (one forward)", vec![]),
         ("transpose 5184 × 1536", vec![]),
+        ("3 × 3 conv, 8 × 32 → 32 × 40 × 128", vec![]),
     ];
+    // A small tokenizer's convolution (batch 8 of 40 × 128 planes, 32 channels in and out).
+    let (cb, cc, ch, cw) = (8, 32, 40, 128);
+    let xp = smg_kernels::conv3x3::pad_planes(&data(cb * cc * ch * cw), cb * cc, ch, cw);
+    let (cwt, cbias) = (data(cc * cc * 9), vec![0.0f32; cc]);
     for level in available() {
         set_isa(level);
         let mut y = x.clone();
@@ -47,7 +52,15 @@ fn main() {
         rows_out[3]
             .1
             .push(pool.install(|| best(20, || drop(std::hint::black_box(smg_kernels::attention::attention(&qkv, bt, l, heads, hd))))));
+        rows_out[5].1.push(
+            pool.install(|| best(10, || drop(std::hint::black_box(smg_kernels::conv3x3::forward(&xp, cb, cc, ch, cw, &cwt, &cbias, cc))))),
+        );
     }
+    let conv_flop = 2.0 * (cb * cc * cc * 9 * ch * cw) as f64;
+    println!(
+        "(3 × 3 conv: {})",
+        rows_out[5].1.iter().map(|s| format!("{:.0} GFLOP/s", conv_flop / s / 1e9)).collect::<Vec<_>>().join(", ")
+    );
     for (name, t) in rows_out {
         println!("| {name} | {} |", t.iter().map(|s| format!("{:.2} ms", s * 1e3)).collect::<Vec<_>>().join(" | "));
     }

@@ -226,10 +226,9 @@ impl Trainer {
         if !lv.is_finite() {
             return Err(MaskGitError::Invalid(format!("loss became {lv} at step {}", self.step)));
         }
-        let mut grads = loss.backward()?;
+        let grads = loss.backward()?;
         self.opt.lr = self.lr_at(self.step);
-        self.opt.clip_grad_norm(&mut grads, self.cfg.grad_clip)?;
-        self.opt.step(&grads)?;
+        self.opt.step_clipped(&grads, self.cfg.grad_clip)?;
         self.step += 1;
         Ok((lv, acc, r))
     }
@@ -242,7 +241,7 @@ impl Trainer {
     pub fn save_checkpoint(&self) -> Result<()> {
         let mut map: std::collections::HashMap<String, Tensor> =
             checkpoint::named_vars(&self.vm, |_| false).into_iter().map(|(n, v)| (n, v.as_tensor().clone())).collect();
-        map.extend(self.opt.state("optim"));
+        map.extend(self.opt.state("optim")?);
         let state = State { step: self.step, opt_step: self.opt.step, model: self.model.config.clone(), train: self.cfg.clone() };
         Ok(checkpoint::save(&self.out_dir, &map, &state)?)
     }

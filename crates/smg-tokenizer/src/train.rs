@@ -155,8 +155,8 @@ impl Trainer {
         for (n, v) in named_vars(&self.vm_d, |_| false) {
             map.insert(n, v.as_tensor().clone());
         }
-        map.extend(self.opt_g.state("optim.g"));
-        map.extend(self.opt_d.state("optim.d"));
+        map.extend(self.opt_g.state("optim.g")?);
+        map.extend(self.opt_d.state("optim.d")?);
         let state = State {
             step: self.step,
             opt_g_step: self.opt_g.step,

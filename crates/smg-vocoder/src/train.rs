@@ -319,8 +319,8 @@ impl Trainer {
         for (n, v) in prefixed(&self.vm_g, "generator").into_iter().chain(prefixed(&self.vm_d, "disc")) {
             map.insert(n, v.as_tensor().clone());
         }
-        map.extend(self.opt_g.state("optim.g"));
-        map.extend(self.opt_d.state("optim.d"));
+        map.extend(self.opt_g.state("optim.g")?);
+        map.extend(self.opt_d.state("optim.d")?);
         let state = State {
             step: self.step,
             opt_g_step: self.opt_g.step,
@@ -379,11 +379,13 @@ impl Trainer {
         let real = self.disc.forward(&y, true)?;
         let fake = self.disc.forward(&y_hat.detach(), true)?;
         let d_loss = discriminator_loss(&real, &fake)?;
-        let mut grads = d_loss.backward()?;
-        if let Some(c) = self.cfg.grad_clip {
-            self.opt_d.clip_grad_norm(&mut grads, c)?;
+        let grads = d_loss.backward()?;
+        match self.cfg.grad_clip {
+            Some(c) => {
+                self.opt_d.step_clipped(&grads, c)?;
+            }
+            None => self.opt_d.step(&grads)?,
         }
-        self.opt_d.step(&grads)?;
         // Generator update against the (just updated) discriminators, held fixed.
         let frozen = self.frozen_discriminators()?;
         let y_mel = self.loss_mel.forward(&y)?;
@@ -398,11 +400,13 @@ impl Trainer {
         } else {
             (f32::NAN, f32::NAN, (&mel_l1 * self.cfg.mel_weight)?)
         };
-        let mut grads = total.backward()?;
-        if let Some(c) = self.cfg.grad_clip {
-            self.opt_g.clip_grad_norm(&mut grads, c)?;
+        let grads = total.backward()?;
+        match self.cfg.grad_clip {
+            Some(c) => {
+                self.opt_g.step_clipped(&grads, c)?;
+            }
+            None => self.opt_g.step(&grads)?,
         }
-        self.opt_g.step(&grads)?;
         let m = Metrics {
             step: self.step,
             mel_l1: mel_l1.to_scalar()?,
