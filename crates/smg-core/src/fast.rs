@@ -135,6 +135,23 @@ pub fn with_f32<R>(x: &Tensor, f: impl FnOnce(&[f32]) -> R) -> Result<R> {
     Ok(f(&v[a..b]))
 }
 
+/// [`with_f32`] over several tensors at once: `f` gets their contents in the order given.
+pub fn with_f32s<const N: usize, R>(ts: [&Tensor; N], f: impl FnOnce([&[f32]; N]) -> R) -> Result<R> {
+    let ts = ts.map(|t| t.contiguous());
+    let mut owned = Vec::with_capacity(N);
+    for t in ts {
+        owned.push(t?);
+    }
+    let guards: Vec<_> = owned.iter().map(|t| t.storage_and_layout()).collect();
+    let mut slices: [&[f32]; N] = [&[]; N];
+    for (slot, (storage, layout)) in slices.iter_mut().zip(&guards) {
+        let Storage::Cpu(CpuStorage::F32(v)) = &**storage else { candle_core::bail!("fast path: expected an f32 CPU tensor") };
+        let (a, b) = layout.contiguous_offsets().ok_or_else(|| candle_core::Error::Msg("fast path: contiguous tensor expected".into()))?;
+        *slot = &v[a..b];
+    }
+    Ok(f(slices))
+}
+
 /// `candle_nn::Linear` (PyTorch layout and names, `weight (out, in)`, `bias (out)`) whose
 /// inference forward is one fused kernel; the weight is prepared on first use and shared by clones.
 #[derive(Debug, Clone)]

@@ -13,6 +13,7 @@ pub mod ops;
 pub mod seeded;
 pub mod threads;
 pub mod train_ops;
+pub mod vit_block;
 
 pub use candle_core::Device;
 pub use seeded::SeededVarMap;

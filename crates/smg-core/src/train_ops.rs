@@ -9,14 +9,10 @@
 //! elsewhere (CUDA, other dtypes, `SMG_FAST=0`), which is also the reference the tests compare
 //! values and gradients against.
 
-use crate::fast::{cpu_custom_ops, cpu_f32, with_f32};
+use crate::fast::{cpu_custom_ops, cpu_f32, with_f32, with_f32s};
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, CustomOp3, Layout, Result, Shape, Tensor, D};
 use rayon::prelude::*;
 use smg_kernels::dot_bf16::{self, Operand};
-
-fn to_vec(t: &Tensor) -> Result<Vec<f32>> {
-    with_f32(t, |s| s.to_vec())
-}
 
 /// Rows of at least this many values go to one rayon task.
 const CHUNK_VALUES: usize = 1 << 14;
@@ -91,6 +87,41 @@ pub fn add_bias(y: &Tensor, b: &Tensor) -> Result<Tensor> {
     y.contiguous()?.apply_op2(&b.contiguous()?, AddBias)
 }
 
+/// `y (m × n) = x (m × k) · Wᵀ + b` with `W (n × k)`: the product in the orientation the `gemm`
+/// crate packs with contiguous copies (or bf16 dot products, [`crate::fast::train_bf16`]), then
+/// the bias.
+pub(crate) fn linear_forward(x: &[f32], w: &[f32], b: &[f32], m: usize, n: usize, k: usize) -> Vec<f32> {
+    let mut y = smg_kernels::uninit_f32(m * n);
+    if crate::fast::train_bf16() {
+        dot_bf16::gemm(m, n, k, &mut y, Operand::plain(x), Operand::t(w));
+    } else {
+        let wt = smg_kernels::matmul::transpose(w, n, k);
+        smg_kernels::matmul::gemm_nn(m, n, k, &mut y, x, &wt);
+    }
+    y.par_chunks_mut(rows_per_task(n) * n).for_each(|c| {
+        for row in c.chunks_exact_mut(n) {
+            row.iter_mut().zip(b).for_each(|(o, &b)| *o += b);
+        }
+    });
+    y
+}
+
+/// Gradients of [`linear_forward`] from `dy (m × n)`: `dx = dY · W`, `dW = dYᵀ · x` (with `dY`
+/// transposed first in f32), `db` by column sums.
+pub(crate) fn linear_backward(dy: &[f32], w: &[f32], x: &[f32], m: usize, n: usize, k: usize) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
+    let mut dx = smg_kernels::uninit_f32(m * k);
+    let mut dw = smg_kernels::uninit_f32(n * k);
+    if crate::fast::train_bf16() {
+        dot_bf16::gemm(m, k, n, &mut dx, Operand::plain(dy), Operand::plain(w));
+        dot_bf16::gemm(n, k, m, &mut dw, Operand::t(dy), Operand::plain(x));
+    } else {
+        smg_kernels::matmul::gemm_nn(m, k, n, &mut dx, dy, w);
+        let dyt = smg_kernels::matmul::transpose(dy, m, n);
+        smg_kernels::matmul::gemm_nn(n, k, m, &mut dw, &dyt, x);
+    }
+    (dx, dw, column_sums(dy, n))
+}
+
 /// A linear layer `(x, W, b) → x·Wᵀ + b` over the last axis of `x` as one autograd node (no
 /// reshape, product and bias nodes, each of which candle's backward gives its own zeroed and
 /// accumulated gradient buffer). Every product runs through `smg_kernels::matmul::gemm_nn` in
@@ -114,19 +145,7 @@ impl CustomOp3 for LinearOp {
     ) -> Result<(CpuStorage, Shape)> {
         let (x, w, b) = (cpu_f32(s1, l1, "linear")?, cpu_f32(s2, l2, "linear")?, cpu_f32(s3, l3, "linear")?);
         let (n, k) = l2.shape().dims2()?;
-        let m = x.len() / k.max(1);
-        let mut y = smg_kernels::uninit_f32(m * n);
-        if crate::fast::train_bf16() {
-            dot_bf16::gemm(m, n, k, &mut y, Operand::plain(x), Operand::t(w));
-        } else {
-            let wt = smg_kernels::matmul::transpose(w, n, k);
-            smg_kernels::matmul::gemm_nn(m, n, k, &mut y, x, &wt);
-        }
-        y.par_chunks_mut(rows_per_task(n) * n).for_each(|c| {
-            for row in c.chunks_exact_mut(n) {
-                row.iter_mut().zip(b).for_each(|(o, &b)| *o += b);
-            }
-        });
+        let y = linear_forward(x, w, b, x.len() / k.max(1), n, k);
         let mut dims = l1.dims().to_vec();
         *dims.last_mut().expect("checked by linear()") = n;
         Ok((CpuStorage::F32(y), Shape::from(dims)))
@@ -142,19 +161,8 @@ impl CustomOp3 for LinearOp {
     ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
         let (n, k) = w.dims2()?;
         let m = x.elem_count() / k.max(1);
-        let dy = to_vec(grad)?;
-        let ws = to_vec(w)?;
-        let mut dx = smg_kernels::uninit_f32(m * k);
-        let mut dw = smg_kernels::uninit_f32(n * k);
-        if crate::fast::train_bf16() {
-            dot_bf16::gemm(m, k, n, &mut dx, Operand::plain(&dy), Operand::plain(&ws));
-            with_f32(x, |xs| dot_bf16::gemm(n, k, m, &mut dw, Operand::t(&dy), Operand::plain(xs)))?;
-        } else {
-            smg_kernels::matmul::gemm_nn(m, k, n, &mut dx, &dy, &ws);
-            let dyt = smg_kernels::matmul::transpose(&dy, m, n);
-            with_f32(x, |xs| smg_kernels::matmul::gemm_nn(n, k, m, &mut dw, &dyt, xs))?;
-        }
-        let db = column_sums(&dy, n);
+        // The gradient, weight and input are read where they lie (no copies).
+        let (dx, dw, db) = with_f32s([grad, w, x], |[dy, ws, xs]| linear_backward(dy, ws, xs, m, n, k))?;
         let dev = x.device();
         Ok((
             Some(Tensor::from_vec(dx, x.shape(), dev)?),
@@ -218,16 +226,7 @@ impl CustomOp3 for LayerNormOp {
         l3: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
         let (x, w, b) = (cpu_f32(s1, l1, "layer-norm")?, cpu_f32(s2, l2, "layer-norm")?, cpu_f32(s3, l3, "layer-norm")?);
-        let n = w.len();
-        let mut out = vec![0f32; x.len()];
-        out.par_chunks_mut(rows_per_task(n) * n).zip(x.par_chunks(rows_per_task(n) * n)).for_each(|(o, x)| {
-            for (o, x) in o.chunks_exact_mut(n).zip(x.chunks_exact(n)) {
-                let (mean, rstd) = row_stats(x, self.eps);
-                for i in 0..n {
-                    o[i] = (x[i] - mean) * rstd * w[i] + b[i];
-                }
-            }
-        });
+        let out = layer_norm_forward(x, w, b, self.eps);
         Ok((CpuStorage::F32(out), l1.shape().clone()))
     }
 
@@ -240,40 +239,62 @@ impl CustomOp3 for LayerNormOp {
         grad: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
         let n = w.elem_count();
-        let (xs, ws, gs) = (to_vec(x)?, to_vec(w)?, to_vec(grad)?);
-        let mut dx = vec![0f32; xs.len()];
-        let per = rows_per_task(n) * n;
-        let parts: Vec<(Vec<f32>, Vec<f32>)> = dx
-            .par_chunks_mut(per)
-            .zip(xs.par_chunks(per).zip(gs.par_chunks(per)))
-            .map(|(dx, (x, g))| {
-                let (mut dw, mut db) = (vec![0f32; n], vec![0f32; n]);
-                let mut xhat = vec![0f32; n];
-                for ((dx, x), g) in dx.chunks_exact_mut(n).zip(x.chunks_exact(n)).zip(g.chunks_exact(n)) {
-                    let (mean, rstd) = row_stats(x, self.eps);
-                    let (mut s1, mut s2) = (0f32, 0f32);
-                    for i in 0..n {
-                        let xh = (x[i] - mean) * rstd;
-                        xhat[i] = xh;
-                        dw[i] += g[i] * xh;
-                        db[i] += g[i];
-                        let gw = g[i] * ws[i];
-                        s1 += gw;
-                        s2 += gw * xh;
-                    }
-                    let (m1, m2) = (s1 / n as f32, s2 / n as f32);
-                    for i in 0..n {
-                        dx[i] = rstd * (g[i] * ws[i] - m1 - xhat[i] * m2);
-                    }
-                }
-                (dw, db)
-            })
-            .collect();
-        let (pw, pb): (Vec<_>, Vec<_>) = parts.into_iter().unzip();
-        let (dw, db) = (sum_in_order(pw, n), sum_in_order(pb, n));
+        // Input, weight and gradient are read where they lie (no copies).
+        let (dx, dw, db) = with_f32s([x, w, grad], |[xs, ws, gs]| layer_norm_backward(xs, ws, gs, self.eps))?;
         let dev = x.device();
         Ok((Some(Tensor::from_vec(dx, x.shape(), dev)?), Some(Tensor::from_vec(dw, n, dev)?), Some(Tensor::from_vec(db, n, dev)?)))
     }
+}
+
+/// LayerNorm of the rows of `x` (width `w.len()`) with weight `w` and bias `b`.
+pub(crate) fn layer_norm_forward(x: &[f32], w: &[f32], b: &[f32], eps: f32) -> Vec<f32> {
+    let n = w.len();
+    let mut out = smg_kernels::uninit_f32(x.len());
+    out.par_chunks_mut(rows_per_task(n) * n).zip(x.par_chunks(rows_per_task(n) * n)).for_each(|(o, x)| {
+        for (o, x) in o.chunks_exact_mut(n).zip(x.chunks_exact(n)) {
+            let (mean, rstd) = row_stats(x, eps);
+            for i in 0..n {
+                o[i] = (x[i] - mean) * rstd * w[i] + b[i];
+            }
+        }
+    });
+    out
+}
+
+/// Gradients of [`layer_norm_forward`] from the output gradient `gs`: `(dx, dw, db)`, the
+/// weight and bias sums per task added in task order.
+pub(crate) fn layer_norm_backward(xs: &[f32], ws: &[f32], gs: &[f32], eps: f32) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
+    let n = ws.len();
+    let mut dx = smg_kernels::uninit_f32(xs.len());
+    let per = rows_per_task(n) * n;
+    let parts: Vec<(Vec<f32>, Vec<f32>)> = dx
+        .par_chunks_mut(per)
+        .zip(xs.par_chunks(per).zip(gs.par_chunks(per)))
+        .map(|(dx, (x, g))| {
+            let (mut dw, mut db) = (vec![0f32; n], vec![0f32; n]);
+            let mut xhat = vec![0f32; n];
+            for ((dx, x), g) in dx.chunks_exact_mut(n).zip(x.chunks_exact(n)).zip(g.chunks_exact(n)) {
+                let (mean, rstd) = row_stats(x, eps);
+                let (mut s1, mut s2) = (0f32, 0f32);
+                for i in 0..n {
+                    let xh = (x[i] - mean) * rstd;
+                    xhat[i] = xh;
+                    dw[i] += g[i] * xh;
+                    db[i] += g[i];
+                    let gw = g[i] * ws[i];
+                    s1 += gw;
+                    s2 += gw * xh;
+                }
+                let (m1, m2) = (s1 / n as f32, s2 / n as f32);
+                for i in 0..n {
+                    dx[i] = rstd * (g[i] * ws[i] - m1 - xhat[i] * m2);
+                }
+            }
+            (dw, db)
+        })
+        .collect();
+    let (pw, pb): (Vec<_>, Vec<_>) = parts.into_iter().unzip();
+    (dx, sum_in_order(pw, n), sum_in_order(pb, n))
 }
 
 /// LayerNorm over the last axis with weight and bias (PyTorch semantics), differentiable in all
@@ -304,9 +325,13 @@ impl CustomOp1 for Gelu {
     }
 
     fn bwd(&self, x: &Tensor, _res: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
-        let (xs, mut gs) = (to_vec(x)?, to_vec(grad)?);
-        gs.par_chunks_mut(CHUNK_VALUES).zip(xs.par_chunks(CHUNK_VALUES)).for_each(|(g, x)| smg_kernels::gelu::gelu_backward(g, x));
-        Ok(Some(Tensor::from_vec(gs, x.shape(), x.device())?))
+        let mut dx = smg_kernels::uninit_f32(x.elem_count());
+        with_f32s([grad, x], |[gs, xs]| {
+            dx.par_chunks_mut(CHUNK_VALUES)
+                .zip(gs.par_chunks(CHUNK_VALUES).zip(xs.par_chunks(CHUNK_VALUES)))
+                .for_each(|(d, (g, x))| smg_kernels::gelu::gelu_backward_to(d, g, x));
+        })?;
+        Ok(Some(Tensor::from_vec(dx, x.shape(), x.device())?))
     }
 }
 
@@ -338,13 +363,13 @@ impl CustomOp1 for LeakyRelu {
 
     fn bwd(&self, x: &Tensor, _res: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
         let slope = self.0;
-        let mut gs = to_vec(grad)?;
-        with_f32(x, |xs| {
-            gs.par_chunks_mut(CHUNK_VALUES).zip(xs.par_chunks(CHUNK_VALUES)).for_each(|(g, x)| {
-                g.iter_mut().zip(x).for_each(|(g, &x)| *g *= if x > 0.0 { 1.0 } else { slope });
+        let mut dx = smg_kernels::uninit_f32(x.elem_count());
+        with_f32s([grad, x], |[gs, xs]| {
+            dx.par_chunks_mut(CHUNK_VALUES).zip(gs.par_chunks(CHUNK_VALUES).zip(xs.par_chunks(CHUNK_VALUES))).for_each(|(d, (g, x))| {
+                d.iter_mut().zip(g.iter().zip(x)).for_each(|(d, (&g, &x))| *d = if x > 0.0 { g } else { g * slope });
             })
         })?;
-        Ok(Some(Tensor::from_vec(gs, x.shape(), x.device())?))
+        Ok(Some(Tensor::from_vec(dx, x.shape(), x.device())?))
     }
 }
 
@@ -387,8 +412,7 @@ impl CustomOp1 for Attention {
 
     fn bwd(&self, qkv: &Tensor, _res: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
         let (b, len, hd) = self.dims(qkv.shape())?;
-        let g = to_vec(grad)?;
-        let d = with_f32(qkv, |q| smg_kernels::attention::attention_backward(q, &g, b, len, self.heads, hd))?;
+        let d = with_f32s([qkv, grad], |[q, g]| smg_kernels::attention::attention_backward(q, g, b, len, self.heads, hd))?;
         Ok(Some(Tensor::from_vec(d, qkv.shape(), qkv.device())?))
     }
 }

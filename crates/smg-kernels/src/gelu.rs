@@ -57,6 +57,13 @@ crate::vectorised! {
     }
 }
 
+crate::vectorised! {
+    /// `dst[i] = g[i] · gelu'(x[i])`: [`gelu_backward`] into a buffer of its own.
+    pub fn gelu_backward_to(dst: &mut [f32], g: &[f32], x: &[f32]) {
+        dst.iter_mut().zip(g).zip(x).for_each(|((d, &g), &x)| *d = g * gelu_grad(x));
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -100,5 +107,10 @@ mod tests {
         let mut w = vec![0f32; xs.len()];
         bias_gelu(&xs, &bias, &mut w);
         assert!(w.iter().zip(xs.iter().zip(&bias)).all(|(a, (&x, &b))| (*a - gelu(x + b)).abs() <= 1e-6 * (1.0 + a.abs())));
+        let mut g = bias.clone();
+        gelu_backward(&mut g, &xs);
+        gelu_backward_to(&mut w, &bias, &xs);
+        assert_eq!(g, w);
+        assert!(w.iter().zip(xs.iter().zip(&bias)).all(|(d, (&x, &b))| *d == b * gelu_grad(x)));
     }
 }

@@ -149,8 +149,34 @@ impl Block {
     }
 }
 
+impl Block {
+    /// The block as one autograd node on CPU f32 (`smg_core::vit_block`); `None` elsewhere.
+    fn fused_train(&self, x: &Tensor) -> Result<Option<Tensor>> {
+        fn lin(l: &Linear) -> Result<(&Tensor, &Tensor)> {
+            Ok((l.weight(), l.bias().ok_or_else(|| candle_core::Error::Msg("transformer block: linear layer without bias".into()))?))
+        }
+        let p = smg_core::vit_block::BlockParams {
+            norm1: (&self.norm1.weight, &self.norm1.bias),
+            qkv: lin(&self.attn.qkv)?,
+            proj: lin(&self.attn.proj)?,
+            norm2: (&self.norm2.weight, &self.norm2.bias),
+            fc1: lin(&self.fc1)?,
+            fc2: lin(&self.fc2)?,
+            eps: self.norm1.eps,
+            heads: self.attn.heads,
+        };
+        if self.norm2.eps != self.norm1.eps {
+            return Ok(None);
+        }
+        smg_core::vit_block::block(x, &p)
+    }
+}
+
 impl Module for Block {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        if let Some(y) = self.fused_train(x)? {
+            return Ok(y);
+        }
         let x = (x + self.attn.forward(&self.norm1.forward(x)?)?)?;
         let h = self.fc2.forward(&self.fc1.forward_act(&self.norm2.forward(&x)?, Act::Gelu)?)?;
         x + h
