@@ -87,8 +87,8 @@ impl AudioEncoder {
         }
         let mut h = mel.unsqueeze(1)?;
         for s in &self.stages {
-            h = candle_nn::ops::silu(&s.down.forward(&h)?)?;
-            h = (&h + candle_nn::ops::silu(&s.conv.forward(&h)?)?)?;
+            h = smg_core::train_ops::silu(&s.down.forward(&h)?)?;
+            h = (&h + smg_core::train_ops::silu(&s.conv.forward(&h)?)?)?;
         }
         let (b, c, r, w) = h.dims4()?;
         let h = h.reshape((b, c * r, w))?;

@@ -343,6 +343,52 @@ pub fn gelu(x: &Tensor) -> Result<Tensor> {
     x.contiguous()?.apply_op1(Gelu)
 }
 
+/// SiLU `x · σ(x)` as one node: forward one pass, backward `dx = dy · σ(x)·(1 + x·(1 − σ(x)))`.
+/// candle's `silu` differentiates through eight element-wise ops (negation, exp, add, reciprocal,
+/// products), each allocating a tensor the size of the activation.
+struct Silu;
+
+#[inline(always)]
+fn sigmoid(x: f32) -> f32 {
+    1.0 / (1.0 + smg_kernels::attention::exp(-x))
+}
+
+impl CustomOp1 for Silu {
+    fn name(&self) -> &'static str {
+        "silu"
+    }
+
+    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
+        let x = cpu_f32(s, l, "silu")?;
+        let mut out = smg_kernels::uninit_f32(x.len());
+        out.par_chunks_mut(CHUNK_VALUES).zip(x.par_chunks(CHUNK_VALUES)).for_each(|(o, x)| {
+            o.iter_mut().zip(x).for_each(|(o, &x)| *o = x * sigmoid(x));
+        });
+        Ok((CpuStorage::F32(out), l.shape().clone()))
+    }
+
+    fn bwd(&self, x: &Tensor, _res: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
+        let mut dx = smg_kernels::uninit_f32(x.elem_count());
+        with_f32s([grad, x], |[gs, xs]| {
+            dx.par_chunks_mut(CHUNK_VALUES).zip(gs.par_chunks(CHUNK_VALUES).zip(xs.par_chunks(CHUNK_VALUES))).for_each(|(d, (g, x))| {
+                d.iter_mut().zip(g.iter().zip(x)).for_each(|(d, (&g, &x))| {
+                    let s = sigmoid(x);
+                    *d = g * s * (1.0 + x * (1.0 - s));
+                });
+            })
+        })?;
+        Ok(Some(Tensor::from_vec(dx, x.shape(), x.device())?))
+    }
+}
+
+/// SiLU (swish), differentiable: one node on CPU f32 (see `Silu`), candle's `silu` elsewhere.
+pub fn silu(x: &Tensor) -> Result<Tensor> {
+    if !cpu_custom_ops(x) {
+        return candle_nn::ops::silu(x);
+    }
+    x.contiguous()?.apply_op1(Silu)
+}
+
 /// Leaky ReLU `max(x, 0) + slope · min(x, 0)` as one node: forward one pass, backward
 /// `dx = dy · (x > 0 ? 1 : slope)`. Composed of candle ops it is four nodes whose backward
 /// (`maximum` / `minimum`: comparisons, dtype casts, masks and a division) took a tenth of a
@@ -507,6 +553,11 @@ mod tests {
         let x = (rand(&[7, 301], 14) * 4.0).unwrap();
         let x = (x.sign().unwrap() * 0.01 + &x).unwrap();
         check(&[x], |t| leaky_relu(&t[0], 0.1), |t| t[0].maximum(0f32)? + (t[0].minimum(0f32)? * 0.1)?, 1e-6);
+    }
+
+    #[test]
+    fn silu_matches_candle() {
+        check(&[(rand(&[6, 401], 15) * 9.0).unwrap()], |t| silu(&t[0]), |t| candle_nn::ops::silu(&t[0]), 2e-5);
     }
 
     #[test]
