@@ -15,6 +15,26 @@ pub mod threads;
 pub mod train_ops;
 pub mod vit_block;
 
+/// Seeded test data for this crate's unit and integration tests (not part of the API).
+#[doc(hidden)]
+pub mod test_util {
+    use candle_core::{Device, Tensor};
+
+    /// Uniform values in [−1, 1) from a seeded xorshift, as a CPU f32 tensor of `shape`.
+    pub fn rand(shape: &[usize], seed: u64) -> Tensor {
+        let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+        let v: Vec<f32> = (0..shape.iter().product::<usize>())
+            .map(|_| {
+                s ^= s << 13;
+                s ^= s >> 7;
+                s ^= s << 17;
+                (s >> 40) as f32 / (1u64 << 24) as f32 * 2.0 - 1.0
+            })
+            .collect();
+        Tensor::from_vec(v, shape, &Device::Cpu).unwrap()
+    }
+}
+
 pub use candle_core::Device;
 pub use seeded::SeededVarMap;
 

@@ -186,19 +186,10 @@ impl CustomOp2 for BlockOp {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use candle_core::{Device, Var, D};
+    use candle_core::{Var, D};
 
     fn rand(shape: &[usize], seed: u64, scale: f64) -> Tensor {
-        let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-        let v: Vec<f32> = (0..shape.iter().product::<usize>())
-            .map(|_| {
-                s ^= s << 13;
-                s ^= s >> 7;
-                s ^= s << 17;
-                ((s >> 40) as f32 / (1u64 << 24) as f32 * 2.0 - 1.0) * scale as f32
-            })
-            .collect();
-        Tensor::from_vec(v, shape, &Device::Cpu).unwrap()
+        (crate::test_util::rand(shape, seed) * scale).unwrap()
     }
 
     /// The block composed of candle's own ops (the reference).

@@ -4,19 +4,7 @@
 //! switch is process-wide.
 use candle_core::{backprop::GradStore, Device, Tensor, Var};
 use smg_core::adam::Adam;
-
-fn rand(shape: &[usize], seed: u64) -> Tensor {
-    let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    let v: Vec<f32> = (0..shape.iter().product::<usize>())
-        .map(|_| {
-            s ^= s << 13;
-            s ^= s >> 7;
-            s ^= s << 17;
-            (s >> 40) as f32 / (1u64 << 24) as f32 * 2.0 - 1.0
-        })
-        .collect();
-    Tensor::from_vec(v, shape, &Device::Cpu).unwrap()
-}
+use smg_core::test_util::rand;
 
 /// Variables (one of them bigger than a rayon chunk) and a loss whose gradients depend on them.
 fn vars() -> Vec<(String, Var)> {

@@ -1,22 +1,10 @@
 //! Linear layers trained with bf16 products (`smg train --precision bf16`) against the f32
 //! reference: values and gradients within bf16's rounding. A test binary of its own because the
 //! training precision is process-wide.
-use candle_core::{Device, Tensor, Var};
+use candle_core::{Tensor, Var};
 use smg_core::fast::{set_train_precision, train_bf16, Precision};
+use smg_core::test_util::rand;
 use smg_core::train_ops::linear;
-
-fn rand(shape: &[usize], seed: u64) -> Tensor {
-    let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    let v: Vec<f32> = (0..shape.iter().product::<usize>())
-        .map(|_| {
-            s ^= s << 13;
-            s ^= s >> 7;
-            s ^= s << 17;
-            (s >> 40) as f32 / (1u64 << 24) as f32 * 2.0 - 1.0
-        })
-        .collect();
-    Tensor::from_vec(v, shape, &Device::Cpu).unwrap()
-}
 
 /// Values and gradients of `Σ r ⊙ linear(x, W, b)` at the current training precision.
 fn run(x: &Tensor, w: &Tensor, b: &Tensor) -> Vec<Vec<f32>> {
