@@ -96,36 +96,66 @@ impl PackedB {
     /// Packs `B` given by its rows: `row(kk)` is `B[kk][..n]` (single-threaded; for operands
     /// built per task: the per-head values of attention, the im2col columns of a convolution).
     pub fn from_k_rows<'a>(n: usize, k: usize, row: impl Fn(usize) -> &'a [f32]) -> Self {
-        let kb = k.div_ceil(32);
-        let nb = n.div_ceil(32) * 2;
-        let mut tiles = Aligned::<u16>::zeroed(nb * kb * TILE);
-        let zero = vec![0f32; n];
+        let mut b = Self::zeros(n, k);
+        let ptr = SendPtr(b.tiles.as_mut_ptr());
+        for t in 0..b.kb {
+            // Safety: `ptr` addresses the whole zeroed tile buffer of `b`.
+            unsafe { k_band(ptr, n, k, b.kb, t, &row) };
+        }
+        b
+    }
+
+    /// [`PackedB::from_k_rows`] with the 32-row bands of `K` packed in parallel (large operands:
+    /// a batch's activations as the `B` of a weight gradient).
+    pub fn from_k_rows_par<'a>(n: usize, k: usize, row: impl Fn(usize) -> &'a [f32] + Sync) -> Self {
+        let mut b = Self::zeros(n, k);
+        let (ptr, kb) = (SendPtr(b.tiles.as_mut_ptr()), b.kb);
+        (0..kb).into_par_iter().for_each(|t| {
+            let ptr = ptr;
+            // Safety: band `t` writes only tile column `t` of every panel, disjoint across tasks.
+            unsafe { k_band(ptr, n, k, kb, t, &row) };
+        });
+        b
+    }
+}
+
+/// Packs rows `32·t .. 32·t + 32` of `B` (`row(kk)` = `B[kk][..n]`) into tile column `t` of
+/// every panel of the zeroed tiles at `tiles` (`kb` tiles per panel).
+///
+/// Safety: `tiles` must address `n.div_ceil(32) * 2 * kb` tiles, and no other thread may
+/// write tile column `t` meanwhile.
+unsafe fn k_band<'a>(tiles: SendPtr<u16>, n: usize, k: usize, kb: usize, t: usize, row: &impl Fn(usize) -> &'a [f32]) {
+    #[cfg(target_arch = "x86_64")]
+    let fast = std::arch::is_x86_feature_detected!("avx512bf16") && std::arch::is_x86_feature_detected!("avx512bw");
+    #[cfg(not(target_arch = "x86_64"))]
+    let fast = false;
+    // Scratch only where it is used: the row past an odd `k`, the columns the vector path leaves.
+    let zero = vec![0f32; if k % 2 == 1 { n } else { 0 }];
+    let tail = if fast { n % 16 } else { n };
+    let (mut h0, mut h1) = (vec![0u16; if tail > 0 { n } else { 0 }], vec![0u16; if tail > 0 { n } else { 0 }]);
+    for kk in (32 * t..(32 * t + 32).min(k)).step_by(2) {
+        let (r0, r1) = (&row(kk)[..n], if kk + 1 < k { &row(kk + 1)[..n] } else { &zero[..] });
+        let r = (kk % 32) / 2;
+        let mut done = 0;
         #[cfg(target_arch = "x86_64")]
-        let fast = std::arch::is_x86_feature_detected!("avx512bf16") && std::arch::is_x86_feature_detected!("avx512bw");
-        let (mut h0, mut h1) = (vec![0u16; nb * 16], vec![0u16; nb * 16]);
-        for kk in (0..k).step_by(2) {
-            let (r0, r1) = (&row(kk)[..n], if kk + 1 < k { &row(kk + 1)[..n] } else { &zero[..] });
-            let (t, r) = (kk / 32, (kk % 32) / 2);
-            let mut done = 0;
-            #[cfg(target_arch = "x86_64")]
-            if fast {
-                // Whole panels of 16 columns: one 64-byte tile row each.
-                done = n / 16 * 16;
-                for p in 0..n / 16 {
-                    unsafe { interleave16(&r0[p * 16..], &r1[p * 16..], tiles.as_mut_ptr().add((p * kb + t) * TILE + r * 32)) };
-                }
+        if fast {
+            // Whole panels of 16 columns: one 64-byte tile row each.
+            done = n / 16 * 16;
+            for p in 0..n / 16 {
+                unsafe { interleave16(&r0[p * 16..], &r1[p * 16..], tiles.0.add((p * kb + t) * TILE + r * 32)) };
             }
-            if done < n {
-                bf16::convert(&r0[done..], &mut h0[done..n]);
-                bf16::convert(&r1[done..], &mut h1[done..n]);
-                for col in done..n {
-                    let at = ((col / 16) * kb + t) * TILE + r * 32 + 2 * (col % 16);
-                    tiles[at] = h0[col];
-                    tiles[at + 1] = h1[col];
+        }
+        if done < n {
+            bf16::convert(&r0[done..], &mut h0[done..n]);
+            bf16::convert(&r1[done..], &mut h1[done..n]);
+            for col in done..n {
+                let at = ((col / 16) * kb + t) * TILE + r * 32 + 2 * (col % 16);
+                unsafe {
+                    *tiles.0.add(at) = h0[col];
+                    *tiles.0.add(at + 1) = h1[col];
                 }
             }
         }
-        Self { n, k, kb, nb, tiles }
     }
 }
 
@@ -462,24 +492,7 @@ pub fn matmul_packed(a: &PackedA, w: &PackedB, epilogue: impl Fn(&[f32; 1024], u
         let blocks = mp / 32;
         // One task: GROUP column pairs; per K pass, each A panel is read once and used against
         // every pair of the group (from L1), the group's B panels stay in L2.
-        let need = 1024 * blocks * group.len();
-        // The task's C blocks: a per-thread buffer kept between calls (no allocation or
-        // zeroing per product: the first K pass starts from zeroed tiles).
-        C_BUF.with(|cell| {
-            let mut own;
-            let mut held = cell.try_borrow_mut();
-            let c: &mut Aligned<f32> = match held.as_deref_mut() {
-                Ok(c) => {
-                    if c.len() < need {
-                        *c = Aligned::zeroed(need);
-                    }
-                    c
-                }
-                Err(_) => {
-                    own = Aligned::zeroed(need);
-                    &mut own
-                }
-            };
+        with_c_buf(1024 * blocks * group.len(), |c| {
             #[cfg(target_arch = "x86_64")]
             unsafe {
                 configure();
@@ -516,6 +529,74 @@ pub fn matmul_packed(a: &PackedA, w: &PackedB, epilogue: impl Fn(&[f32; 1024], u
 
 thread_local! {
     static C_BUF: std::cell::RefCell<Aligned<f32>> = std::cell::RefCell::new(Aligned::zeroed(0));
+}
+
+/// Runs `f` on this thread's buffer of at least `need` f32 for a task's C blocks, kept between
+/// calls (no allocation or zeroing per product: the first K pass starts from zeroed tiles); a
+/// fresh buffer where the thread's own is in use (a nested task).
+fn with_c_buf<R>(need: usize, f: impl FnOnce(&mut Aligned<f32>) -> R) -> R {
+    C_BUF.with(|cell| match cell.try_borrow_mut().as_deref_mut() {
+        Ok(c) => {
+            if c.len() < need {
+                *c = Aligned::zeroed(need);
+            }
+            f(c)
+        }
+        Err(_) => f(&mut Aligned::zeroed(need)),
+    })
+}
+
+/// `dst (m × n, row-major) = A · B` for two packed operands of the same `K` (training products,
+/// where both sides change every step). The work is split into units of one column pair (32
+/// columns) × a run of 32-row blocks, enough units for every thread even when `n` is small;
+/// within a unit the pair's B panels stay in L1 over a pass of [`KC`] K-tiles while A streams.
+/// Every output is summed by one task in a fixed order, so results do not depend on the thread
+/// count. Panics if AMX is not [`available`] or the shapes disagree.
+pub fn gemm_into(a: &PackedA, b: &PackedB, dst: &mut [f32]) {
+    assert!(available(), "AMX is not available on this machine");
+    assert_eq!(a.k, b.k, "A has {} columns, B {} rows", a.k, b.k);
+    let (m, n, kb) = (a.m, b.n, b.kb);
+    assert_eq!(dst.len(), m * n, "output is not {m} × {n}");
+    let (blocks, pairs) = (a.mp / 32, b.nb / 2);
+    if blocks == 0 || pairs == 0 {
+        return;
+    }
+    let per = blocks.div_ceil((4 * crate::threads()).div_ceil(pairs).clamp(1, blocks));
+    let chunks = blocks.div_ceil(per);
+    let out = SendPtr(dst.as_mut_ptr());
+    (0..pairs * chunks).into_par_iter().for_each(|u| {
+        let out = out;
+        let (pair, rows) = (u % pairs, (u / pairs) * per..((u / pairs + 1) * per).min(blocks));
+        let (n0, cols) = (pair * 32, 32.min(n - pair * 32));
+        // Blocks wholly inside dst are stored there straight from the tiles (row stride n);
+        // the ragged edge goes through this thread's buffer and is copied.
+        let inside = |mb: usize| cols == 32 && mb * 32 + 32 <= m;
+        with_c_buf(1024 * rows.len(), |c| {
+            #[cfg(target_arch = "x86_64")]
+            // Safety: AMX is available (asserted); every tile pointer stays inside its operand's
+            // `kb` tiles per panel; a block stored into dst lies inside it and belongs to this
+            // unit only, the others land in `c`, which holds `rows.len()` blocks of 32 × 32.
+            unsafe {
+                configure();
+                for k0 in (0..kb).step_by(KC) {
+                    let b0 = b.tiles.as_ptr().add((2 * pair * kb + k0) * TILE);
+                    for (i, mb) in rows.clone().enumerate() {
+                        let a0 = a.tiles.as_ptr().add((2 * mb * kb + k0) * TILE);
+                        let (ci, sc) = if inside(mb) { (out.0.add(mb * 32 * n + n0), 4 * n) } else { (c.as_mut_ptr().add(i * 1024), 128) };
+                        block_2x2(a0, a0.add(kb * TILE), b0, b0.add(kb * TILE), KC.min(kb - k0), ci, sc, k0 > 0);
+                    }
+                }
+                release();
+            }
+            for (i, mb) in rows.clone().enumerate().filter(|&(_, mb)| !inside(mb)) {
+                for r in 0..32.min(m.saturating_sub(mb * 32)) {
+                    // Safety: rows mb·32.. and columns n0.. of dst belong to this unit only.
+                    let d = unsafe { std::slice::from_raw_parts_mut(out.0.add((mb * 32 + r) * n + n0), cols) };
+                    d.copy_from_slice(&c[i * 1024 + r * 32..i * 1024 + r * 32 + cols]);
+                }
+            }
+        });
+    });
 }
 
 /// `y = x · Wᵀ` (+ `bias`), `x (m × k)` f32 rounded to bf16, f32 accumulation, `y (m × n)`.

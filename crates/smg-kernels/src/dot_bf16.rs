@@ -8,6 +8,12 @@
 //! (8 rows of A or 32 columns of B, `k` in pairs), then an 8 × 32 microkernel runs over
 //! 256-pair slices of `k`, tiles of 64 rows × 256 columns in parallel. Every output element is
 //! summed by one thread in a fixed order, so results are bit-reproducible.
+//!
+//! Where the CPU has AMX ([`crate::amx::available`], Sapphire Rapids and later) the same
+//! products run on its tiles instead: both operands packed into 16 × 32 bf16 tiles each step
+//! (a transposed A through [`crate::matmul::transpose`] first), [`crate::amx::gemm_into`] on
+//! 2 × 2 blocks of tiles. The rounding of the operands is the same; only the order of the f32
+//! sums differs.
 
 use crate::{bf16, SendPtr};
 use rayon::prelude::*;
@@ -62,9 +68,17 @@ pub fn gemm(m: usize, n: usize, k: usize, dst: &mut [f32], a: Operand, b: Operan
         dst.fill(0.0);
         return;
     }
+    if crate::amx::available() && m >= 16 && n >= 16 && k >= 32 {
+        return gemm_amx(m, n, k, dst, a, b);
+    }
     if !available() {
         return gemm_f32(m, n, k, dst, a, b);
     }
+    gemm_dot(m, n, k, dst, a, b)
+}
+
+/// [`gemm`] on the bf16 dot-product instruction (the CPU has it: [`available`]).
+fn gemm_dot(m: usize, n: usize, k: usize, dst: &mut [f32], a: Operand, b: Operand) {
     let kp = k.div_ceil(2);
     let pa = pack_a(a, m, k);
     // B: panels of NR columns, `kp × NR` pairs each.
@@ -91,6 +105,14 @@ pub fn gemm(m: usize, n: usize, k: usize, dst: &mut [f32], a: Operand, b: Operan
     for part in &parts[1..] {
         dst.iter_mut().zip(part).for_each(|(d, v)| *d += v);
     }
+}
+
+/// [`gemm`] on AMX tiles.
+fn gemm_amx(m: usize, n: usize, k: usize, dst: &mut [f32], a: Operand, b: Operand) {
+    use crate::amx::{gemm_into, PackedA, PackedB};
+    let pa = if a.transposed { PackedA::from_f32(&crate::matmul::transpose(a.data, k, m), m, k) } else { PackedA::from_f32(a.data, m, k) };
+    let pb = if b.transposed { PackedB::new(b.data, n, k) } else { PackedB::from_k_rows_par(n, k, |kk| &b.data[kk * n..(kk + 1) * n]) };
+    gemm_into(&pa, &pb, dst);
 }
 
 /// `dst = A · B` over the depth pairs `range` of the packed operands, tiles in parallel.
@@ -297,7 +319,25 @@ mod tests {
         crate::matmul::transpose(x, rows, cols)
     }
 
-    /// Every orientation and ragged size against f64 sums of the bf16-rounded inputs (the
+    type Gemm = fn(usize, usize, usize, &mut [f32], Operand, Operand);
+
+    fn orientations() -> [(bool, bool); 4] {
+        [(false, false), (true, false), (false, true), (true, true)]
+    }
+
+    /// The bf16 paths this CPU runs: what [`gemm`] picks, and each kernel on its own.
+    fn paths() -> Vec<(&'static str, Gemm)> {
+        let mut p: Vec<(&'static str, Gemm)> = vec![("gemm", gemm)];
+        if available() {
+            p.push(("dot product", gemm_dot));
+        }
+        if crate::amx::available() {
+            p.push(("AMX", gemm_amx));
+        }
+        p
+    }
+
+    /// Every orientation and ragged size, on every bf16 path the CPU runs, against f64 sums of the bf16-rounded inputs (the
     /// instruction's products are exact; only the f32 sums round) and of the f32 inputs.
     #[test]
     fn every_orientation_matches_the_definition() {
@@ -315,16 +355,16 @@ mod tests {
                 y
             };
             let (rounded, full) = (exact(available()), exact(false));
-            for (ta, tb) in [(false, false), (true, false), (false, true), (true, true)] {
+            for ((ta, tb), (path, run)) in orientations().into_iter().flat_map(|o| paths().into_iter().map(move |p| (o, p))) {
                 let oa = Operand { data: if ta { &at } else { &a }, transposed: ta };
                 let ob = Operand { data: if tb { &bt } else { &b }, transposed: tb };
                 let mut y = vec![f32::NAN; m * n];
-                gemm(m, n, k, &mut y, oa, ob);
+                run(m, n, k, &mut y, oa, ob);
                 let err = |r: &[f64]| y.iter().zip(r).map(|(v, r)| (*v as f64 - r).abs()).fold(0f64, f64::max);
                 let tol = 1e-5 * (k as f64).sqrt() * 4.0;
-                assert!(err(&rounded) < tol, "({m},{n},{k}) {ta} {tb}: {} against the rounded inputs", err(&rounded));
+                assert!(err(&rounded) < tol, "{path} ({m},{n},{k}) {ta} {tb}: {} against the rounded inputs", err(&rounded));
                 // Against the f32 inputs: bf16 keeps 8 bits, so ≈ 2^-8 · sqrt(k) for these inputs.
-                assert!(err(&full) < 0.01 * (k as f64).sqrt(), "({m},{n},{k}) {ta} {tb}: {}", err(&full));
+                assert!(err(&full) < 0.01 * (k as f64).sqrt(), "{path} ({m},{n},{k}) {ta} {tb}: {}", err(&full));
             }
         }
     }
@@ -335,7 +375,7 @@ mod tests {
         let (m, n, k) = (13, 37, 29);
         let (a, b) = (data(m * k, 7), data(k * n, 8));
         let (at, bt) = (t(&a, m, k), t(&b, k, n));
-        for (ta, tb) in [(false, false), (true, false), (false, true), (true, true)] {
+        for (ta, tb) in orientations() {
             let mut y = vec![f32::NAN; m * n];
             let oa = Operand { data: if ta { &at } else { &a }, transposed: ta };
             let ob = Operand { data: if tb { &bt } else { &b }, transposed: tb };
@@ -353,11 +393,13 @@ mod tests {
     fn the_same_inputs_give_the_same_bits() {
         let (m, n, k) = (100, 300, 700);
         let (a, b) = (data(m * k, 3), data(k * n, 4));
-        let mut y1 = vec![0f32; m * n];
-        let mut y2 = vec![1f32; m * n];
-        gemm(m, n, k, &mut y1, Operand::plain(&a), Operand::plain(&b));
-        gemm(m, n, k, &mut y2, Operand::plain(&a), Operand::plain(&b));
-        assert!(y1.iter().zip(&y2).all(|(x, y)| x.to_bits() == y.to_bits()));
+        for (path, run) in paths() {
+            let mut y1 = vec![0f32; m * n];
+            let mut y2 = vec![1f32; m * n];
+            run(m, n, k, &mut y1, Operand::plain(&a), Operand::plain(&b));
+            run(m, n, k, &mut y2, Operand::plain(&a), Operand::plain(&b));
+            assert!(y1.iter().zip(&y2).all(|(x, y)| x.to_bits() == y.to_bits()), "{path}");
+        }
         // A long depth with few tiles (split over k): still the definition.
         let (m, n, k) = (8, 40, 9000);
         let (a, b) = (data(m * k, 5), data(k * n, 6));
