@@ -52,6 +52,10 @@ fn loss_falls_accuracy_beats_chance_and_resume_is_exact() {
     assert!(late < early * 0.8, "loss {early} -> {late}");
     let acc = a.evaluate(&d, &[0.5]).unwrap()[0].accuracy;
     assert!(acc > 0.5, "masked-token accuracy {acc} (chance 0.125)");
+    // Validation runs on a frozen copy (the inference kernels); the training graph agrees.
+    for (f, g) in a.evaluate(&d, &[0.1, 0.9]).unwrap().iter().zip(smg_maskgit::train::evaluate(&a.model, &d, &[0.1, 0.9], 0.1).unwrap()) {
+        assert!((f.accuracy - g.accuracy).abs() < 0.02 && (f.loss - g.loss).abs() < 1e-3 * g.loss, "{f:?} vs {g:?}");
+    }
 
     let dir2 = tempfile::tempdir().unwrap();
     let mut b = Trainer::new(&tiny(), cfg(150), dir2.path(), false, &Device::Cpu).unwrap();
