@@ -33,13 +33,13 @@ fn fast_path_matches_plain_ops_in_f32_and_stays_close_in_bf16() {
     assert!(d16 < 0.05 * scale.max(1.0), "bf16 fast path differs by {d16}");
     // Three items: the fused blocks split a batch into groups of items, one per thread
     // (`smg_kernels::vit::forward_blocks`), here of unequal sizes.
+    set_precision(Precision::F32);
     let t3 = Tensor::cat(&[&tokens, &tokens.narrow(0, 0, 1).unwrap()], 0).unwrap();
     let c3 = Tensor::cat(&[&cond, &cond.narrow(0, 1, 1).unwrap()], 0).unwrap();
     let want3 = plain.forward(&t3, &c3).unwrap();
     let d3 = (fast.forward(&t3, &c3).unwrap() - &want3).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
     assert!(d3 < 1e-4, "f32 fast path on three items differs by {d3}");
     // The fused blocks also give the probe's per-block features (SPEC.md §7).
-    set_precision(Precision::F32);
     let (fp, ff) = (plain.block_features(&tokens, &cond).unwrap(), fast.block_features(&tokens, &cond).unwrap());
     assert_eq!(fp.len(), ff.len());
     for (a, b) in fp.iter().zip(&ff) {
