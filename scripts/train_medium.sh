@@ -19,7 +19,8 @@
 #      bf16 products where the CPU has them (VIT_PRECISION=f32 for the reference arithmetic;
 #      benches/curves/maskgit-bf16.png compares the two)
 # Finished models are exported into their run folders; committing them (f16) with their
-# TRAINING.md is a separate, deliberate step.
+# TRAINING.md is a separate, deliberate step (scripts/ship_medium.sh copies the finished ViT
+# into data/checkpoints/maskgit-medium).
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
