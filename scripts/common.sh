@@ -19,6 +19,17 @@ EVCXR_JUPYTER_VERSION="0.22.0"
 log() { echo "[smg] $*" >&2; }
 die() { echo "[smg] error: $*" >&2; exit 1; }
 
+# The release `smg` of the long-running scripts: $SMG_BIN, else the build folder's, built first
+# when it is missing. Usage: smg="$(smg_bin)".
+smg_bin() {
+  local bin="${SMG_BIN:-$CARGO_TARGET_DIR/release/smg}"
+  if [[ ! -x "$bin" ]]; then
+    log "building smg"
+    cargo build --release -p smg-cli --manifest-path "$SMG_ROOT/Cargo.toml" >/dev/null || die "could not build smg"
+  fi
+  echo "$bin"
+}
+
 # --- stages: one line when a stage starts and one when it ends, with the time since the run
 # began; the tools' own output (apt, pip, cargo) goes to $SMG_LOG_DIR/<stage>.log, whose last
 # lines are shown, with its path, when the stage fails.

@@ -10,8 +10,7 @@
 # Runs ≈1.5 h on 2 cores; each report is skipped when it exists (delete it to re-run).
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
-smg="${SMG_BIN:-$CARGO_TARGET_DIR/release/smg}"
-[[ -x "$smg" ]] || cargo build --release -p smg-cli --manifest-path "$SMG_ROOT/Cargo.toml" >/dev/null
+smg="$(smg_bin)"
 ck="$SMG_ROOT/data/checkpoints"
 out="$ck/medium-eval"
 mkdir -p "$out"

@@ -7,8 +7,7 @@
 # mode and the studio use the medium models (quick mode keeps the small ones).
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
-smg="${SMG_BIN:-$CARGO_TARGET_DIR/release/smg}"
-[[ -x "$smg" ]] || cargo build --release -p smg-cli --manifest-path "$SMG_ROOT/Cargo.toml" >/dev/null
+smg="$(smg_bin)"
 run="$SMG_DATA_DIR/runs/maskgit-medium"
 out="$SMG_ROOT/data/checkpoints/maskgit-medium"
 [[ -f "$run/state.json" ]] || die "no run in $run (scripts/train_medium.sh trains it)"

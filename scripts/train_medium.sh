@@ -24,11 +24,7 @@
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
-smg="${SMG_BIN:-$CARGO_TARGET_DIR/release/smg}"
-if [[ ! -x "$smg" ]]; then
-  log "building smg"
-  cargo build --release -p smg-cli --manifest-path "$SMG_ROOT/Cargo.toml" >/dev/null
-fi
+smg="$(smg_bin)"
 runs="$SMG_DATA_DIR/runs"
 t0=$SECONDS
 stage() { log "[$(((SECONDS - t0) / 60)) min] $*"; }
