@@ -244,14 +244,16 @@ impl Trainer {
 
     /// The model with its current weights as plain (untracked) tensors.
     pub fn frozen(&self) -> Result<MaskedVit> {
-        let map: std::collections::HashMap<String, Tensor> =
-            checkpoint::named_vars(&self.vm, |_| false).into_iter().map(|(n, v)| (n, v.as_tensor().detach())).collect();
-        Ok(MaskedVit::new(&self.model.config, candle_nn::VarBuilder::from_tensors(map, DType::F32, &self.device))?)
+        Ok(MaskedVit::new(&self.model.config, candle_nn::VarBuilder::from_tensors(self.weights(), DType::F32, &self.device))?)
+    }
+
+    /// The model's weights by name, as plain (untracked) tensors sharing the variables' storage.
+    fn weights(&self) -> std::collections::HashMap<String, Tensor> {
+        checkpoint::named_vars(&self.vm, |_| false).into_iter().map(|(n, v)| (n, v.as_tensor().detach())).collect()
     }
 
     pub fn save_checkpoint(&self) -> Result<()> {
-        let mut map: std::collections::HashMap<String, Tensor> =
-            checkpoint::named_vars(&self.vm, |_| false).into_iter().map(|(n, v)| (n, v.as_tensor().clone())).collect();
+        let mut map = self.weights();
         map.extend(self.opt.state("optim")?);
         let state = State { step: self.step, opt_step: self.opt.step, model: self.model.config.clone(), train: self.cfg.clone() };
         Ok(checkpoint::save(&self.out_dir, &map, &state)?)
@@ -259,8 +261,7 @@ impl Trainer {
 
     /// Writes the model alone (`maskgit.safetensors` + `maskgit.json`).
     pub fn export(&self, dir: &Path) -> Result<()> {
-        let map: std::collections::HashMap<String, Tensor> =
-            checkpoint::named_vars(&self.vm, |_| false).into_iter().map(|(n, v)| (n, v.as_tensor().clone())).collect();
+        let map = self.weights();
         crate::vit::save_pretrained(&map, &self.model.config, dir)
     }
 
