@@ -30,6 +30,18 @@ smg_bin() {
   echo "$bin"
 }
 
+# The model size the notebooks' full mode and `smg generate` load (`smg_pipeline::resolve_size`):
+# `medium` where the medium tokenizer and generator are shipped and quick mode is off, else
+# `small`. Set-up fetches and builds that size's corpus too.
+models_size() {
+  local ck="$SMG_ROOT/data/checkpoints" quick="${SMG_QUICK:-}"
+  if [[ (-z "$quick" || "$quick" == 0) && -d "$ck/tokenizer-medium" && -d "$ck/maskgit-medium" ]]; then
+    echo medium
+  else
+    echo small
+  fi
+}
+
 # --- stages: one line when a stage starts and one when it ends, with the time since the run
 # began; the tools' own output (apt, pip, cargo) goes to $SMG_LOG_DIR/<stage>.log, whose last
 # lines are shown, with its path, when the stage fails.

@@ -11,6 +11,11 @@ source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 cd "$SMG_ROOT"
 unset SMG_QUICK
 if (($# == 0)); then set -- notebooks/*.ipynb; fi
+# Writing back stores the audio players as MP3 (soundfile), which a venv set up with --ci lacks:
+# install it before hours of notebooks, not after.
+if ! "$SMG_VENV/bin/python" -c "import soundfile" 2>/dev/null; then
+  "$SMG_VENV/bin/pip" install -q "$(grep '^soundfile==' scripts/requirements-notebooks.txt)" || die "could not install soundfile into $SMG_VENV"
+fi
 log "rendering $# notebook(s) in full mode (data: $SMG_DATA_DIR)"
 "$SMG_VENV/bin/python" scripts/run_notebooks.py --write-back "$@"
 "$SMG_VENV/bin/python" scripts/notebook_budget.py

@@ -2,7 +2,8 @@
 # Idempotent set-up of everything the project needs on a fresh machine:
 #   Debian tools, a Python venv with (pinned) Jupyter pieces, evcxr_jupyter (pinned) and its
 #   kernel registration, the fetched, checksum-verified data assets and converted weights, the
-#   `smg` command line and the small sound-event corpus.
+#   `smg` command line and the small sound-event corpus (and the medium one where the medium
+#   models are shipped and SMG_QUICK is not set).
 # Independent stages run side by side (downloads beside builds); each prints one line when it
 # starts and one when it ends, and keeps the tools' output in $SMG_LOG_DIR (shown on failure).
 # Usage: scripts/setup.sh [--ci | --kernel-first]
@@ -99,13 +100,22 @@ build_smg() { cargo build --release -p smg-cli || die "cargo build -p smg-cli fa
 assets_flag="$SMG_CACHE/.assets-${SMG_ASSETS_RUN:-$$}"
 data_assets() {
   if run_stage "Debian packages" debian_packages &&
-    run_stage "data assets (download and verify)" "$SMG_ROOT/scripts/fetch_assets.sh" &&
+    run_stage "data assets (download and verify)" "$SMG_ROOT/scripts/fetch_assets.sh" "$corpus_size" &&
     run_stage "weights (convert to safetensors)" "$SMG_ROOT/scripts/convert_weights.sh"; then
     if [[ $mode == kernel-first ]]; then touch "$assets_flag.ok"; fi
   else
     if [[ $mode == kernel-first ]]; then touch "$assets_flag.failed"; fi
     return 1
   fi
+}
+
+# Outside CI and quick mode, where the medium models are shipped, the notebooks' full mode and
+# the studio use them and their corpus (`sound-medium`: ≈ 2.8 GB of packages, minutes to unpack and build).
+corpus_size=small
+[[ $mode == ci ]] || corpus_size="$(models_size)"
+medium_corpus() {
+  [[ $corpus_size == medium ]] || return 0
+  run_stage "medium sound-event corpus" "$CARGO_TARGET_DIR/release/smg" data build --config medium --set sound
 }
 
 # The corpus needs the data assets and the smg command line, not the kernel: it is built while
@@ -116,6 +126,7 @@ corpus() {
   run_stage "smg command line (cargo build --release)" build_smg || return 1
   wait "$assets" || return 1
   run_stage "small sound-event corpus" "$CARGO_TARGET_DIR/release/smg" data build --config small
+  medium_corpus
 }
 
 # --deferred (started by --kernel-first through low_priority.sh): the `smg` build, then, once the
@@ -130,6 +141,7 @@ if [[ $mode == deferred ]]; then
   [[ -e "$assets_flag.ok" ]] || die "the data assets did not arrive; run scripts/setup.sh again"
   rm -f "$assets_flag".*
   run_stage "small sound-event corpus (in the background)" "$CARGO_TARGET_DIR/release/smg" data build --config small
+  medium_corpus
   log "[$(clock)] smg and the small corpus are ready"
   exit 0
 fi

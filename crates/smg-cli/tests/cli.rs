@@ -181,6 +181,14 @@ fn generate_is_seeded_and_refuses_absurd_settings() {
     assert_ne!(a, c, "another seed, other audio");
     let (ok, info, _) = smg(&["info", &p("a.wav")]);
     assert!(ok && info.contains("frames: 65536"), "{info}");
+    // The shipped medium models, which `auto` picks outside quick mode: the same window length.
+    if PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../data/checkpoints/maskgit-medium").is_dir() {
+        let (ok, _, err) = run(&p("m.wav"), &["--seed", "1", "--steps", "8", "--model", "medium"]);
+        assert!(ok, "{err}");
+        let (ok, info, _) = smg(&["info", &p("m.wav")]);
+        assert!(ok && info.contains("frames: 65536"), "{info}");
+        assert_ne!(a, std::fs::read(p("m.wav")).unwrap(), "another generator, other audio");
+    }
     for (extra, needle) in [
         (&["--steps", "0"][..], "at least 1 iteration"),
         (&["--steps", "500"][..], "at most one iteration"),
