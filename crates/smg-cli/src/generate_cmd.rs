@@ -30,10 +30,10 @@ pub struct SampleArgs {
     /// when present, small in quick mode `SMG_QUICK=1`).
     #[arg(long, default_value = "auto")]
     model: String,
-    /// Generator folder (default: the shipped small generator).
+    /// Generator folder (default: the shipped generator of `--model`).
     #[arg(long)]
     generator: Option<PathBuf>,
-    /// Tokenizer folder (default: the shipped small tokenizer).
+    /// Tokenizer folder (default: the shipped tokenizer of `--model`).
     #[arg(long)]
     tokenizer: Option<PathBuf>,
     /// Vocoder: `auto` (HiFi-GAN universal when fetched, else Griffin-Lim), `hifigan`,
