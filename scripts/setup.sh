@@ -95,6 +95,15 @@ PY
 
 build_smg() { cargo build --release -p smg-cli || die "cargo build -p smg-cli failed"; }
 
+# Outside CI and quick mode, where the medium models are shipped, the notebooks' full mode and
+# the studio use them and their corpus (`sound-medium`: ≈ 2.8 GB of packages, minutes to unpack and build).
+corpus_size=small
+[[ $mode == ci ]] || corpus_size="$(models_size)"
+medium_corpus() {
+  [[ $corpus_size == medium ]] || return 0
+  run_stage "medium sound-event corpus" "$CARGO_TARGET_DIR/release/smg" data build --config medium --set sound
+}
+
 # Data: the Debian packages come first (asset fetching uses apt-get and dpkg-deb). The flag
 # files tell a deferred corpus build (below) that the assets are ready, or will not be.
 assets_flag="$SMG_CACHE/.assets-${SMG_ASSETS_RUN:-$$}"
@@ -107,15 +116,6 @@ data_assets() {
     if [[ $mode == kernel-first ]]; then touch "$assets_flag.failed"; fi
     return 1
   fi
-}
-
-# Outside CI and quick mode, where the medium models are shipped, the notebooks' full mode and
-# the studio use them and their corpus (`sound-medium`: ≈ 2.8 GB of packages, minutes to unpack and build).
-corpus_size=small
-[[ $mode == ci ]] || corpus_size="$(models_size)"
-medium_corpus() {
-  [[ $corpus_size == medium ]] || return 0
-  run_stage "medium sound-event corpus" "$CARGO_TARGET_DIR/release/smg" data build --config medium --set sound
 }
 
 # The corpus needs the data assets and the smg command line, not the kernel: it is built while
@@ -142,7 +142,7 @@ if [[ $mode == deferred ]]; then
   rm -f "$assets_flag".*
   run_stage "small sound-event corpus (in the background)" "$CARGO_TARGET_DIR/release/smg" data build --config small
   medium_corpus
-  log "[$(clock)] smg and the small corpus are ready"
+  log "[$(clock)] smg and the $corpus_size corpus are ready"
   exit 0
 fi
 
