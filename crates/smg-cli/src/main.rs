@@ -15,6 +15,7 @@ mod half_cmd;
 mod maskgit_cmd;
 mod plot_cmd;
 mod probe_cmd;
+mod sustain_cmd;
 mod vocoder_cmd;
 
 /// Where the sampler defaults come from, shown under `--help` of generate, inpaint and bwe.
@@ -254,6 +255,9 @@ enum EvalCommand {
     Tokenizer(eval_tok_cmd::TokenizerEvalArgs),
     /// Resynthesise held-out clips from their mel with each vocoder: mel-L1 and real-time factor.
     Vocoder(vocoder_cmd::VocoderEvalArgs),
+    /// Generate prompts with several seeds: does the sound last the clip (sustain), or is it one
+    /// transient?
+    Sustain(sustain_cmd::SustainEvalArgs),
 }
 
 #[derive(Subcommand)]
@@ -448,6 +452,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Eval { command: EvalCommand::Generation(args) } => eval_cmd::run(&args)?,
         Command::Eval { command: EvalCommand::Tokenizer(args) } => eval_tok_cmd::run(&args)?,
         Command::Eval { command: EvalCommand::Vocoder(args) } => vocoder_cmd::run(&args)?,
+        Command::Eval { command: EvalCommand::Sustain(args) } => sustain_cmd::run(&args)?,
         Command::Half { input, output } => half_cmd::run(&input, &output)?,
         Command::Fad { dir_a, dir_b, embedder, out } => {
             let r = eval_cmd::fad(&dir_a, &dir_b, &embedder)?;

@@ -45,6 +45,16 @@ pub struct MaskGitTrainArgs {
     /// (the paper's "without conditional mask" ablation, Table 1).
     #[arg(long)]
     no_conditional_mask: bool,
+    /// Repeat short recordings of ongoing sounds (animals, voices, vehicles, bells, weather…)
+    /// through the window of their training rows, with seeded pauses, so that prompts for them
+    /// give sound lasting the clip (`smg_data::fill`; held-out rows stay as cut).
+    #[arg(long)]
+    fill_sustained: bool,
+    /// Start from the weights of an exported generator (same configuration) instead of a random
+    /// initialisation, with a fresh optimiser and schedule (fine-tuning). Ignored when --resume
+    /// finds a checkpoint.
+    #[arg(long)]
+    init: Option<PathBuf>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, clap::ValueEnum)]
@@ -76,7 +86,18 @@ pub fn train(a: &MaskGitTrainArgs) -> Result<()> {
     };
     let ds = Dataset::open_sound(&data_dir(), &clip_cfg)?;
     let cache = ds.mels(&MelTransform::hifigan(), true)?;
-    let mels = cache.mels.iter().map(smg_audio::norm::log_mel_to_unit_tensor).collect::<candle_core::Result<Vec<_>>>()?;
+    let mut mels = cache.mels.iter().map(smg_audio::norm::log_mel_to_unit_tensor).collect::<candle_core::Result<Vec<_>>>()?;
+    if a.fill_sustained {
+        let mt = MelTransform::hifigan();
+        let mut filled = 0;
+        for i in ds.split_indices(Split::Train) {
+            if let Some(x) = ds.filled_audio(i)? {
+                mels[i] = smg_audio::norm::log_mel_to_unit_tensor(&smg_audio::array_to_tensor(&mt.log_mel(&x)?, &Device::Cpu)?)?;
+                filled += 1;
+            }
+        }
+        eprintln!("filled the window of {filled} short training clips of ongoing sounds");
+    }
     eprintln!("tokenizing {} clips and embedding them with the audio branch", mels.len());
     let text = if a.cond == CondSource::Audio {
         None
@@ -94,7 +115,8 @@ pub fn train(a: &MaskGitTrainArgs) -> Result<()> {
     };
     let out = a.out.clone().unwrap_or_else(|| data_dir().join(format!("runs/maskgit-{}", a.config)));
     // Tokens and embeddings are computed once per run folder and cached beside the checkpoint.
-    let cache = out.join(format!("rows-{:?}.safetensors", a.cond).to_lowercase());
+    let fill = if a.fill_sustained { "-filled" } else { "" };
+    let cache = out.join(format!("rows-{:?}{fill}.safetensors", a.cond).to_lowercase());
     let rows = if a.resume && cache.is_file() {
         eprintln!("reading cached tokens and embeddings from {}", cache.display());
         candle_core::safetensors::load(&cache, &Device::Cpu)?
@@ -133,6 +155,9 @@ pub fn train(a: &MaskGitTrainArgs) -> Result<()> {
     let mut t = smg_maskgit::train::Trainer::new(&model_cfg, cfg, &out, a.resume, &device.device)?;
     if t.step > 0 {
         eprintln!("resuming at step {}", t.step);
+    } else if let Some(init) = &a.init {
+        t.init_from(init)?;
+        eprintln!("starting from the weights in {}", init.display());
     }
     let train = smg_maskgit::train::TokenData { tokens: &tt, cond: &tc };
     let valid = smg_maskgit::train::TokenData { tokens: &vt, cond: &vc };

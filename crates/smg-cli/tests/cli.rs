@@ -210,6 +210,24 @@ fn generate_is_seeded_and_refuses_absurd_settings() {
 }
 
 /// A stereo 48 kHz 16-bit recording of `seconds`, written as WAV.
+#[test]
+fn eval_sustain_scores_each_prompt_over_its_seeds() {
+    minilm_present();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("s.json");
+    let (ok, table, err) = smg(&["eval", "sustain", "a church bell", "rain", "--seeds", "2", "--out", out.to_str().unwrap()]);
+    assert!(ok, "{err}");
+    assert!(table.contains("| a church bell |") && table.contains("| rain |"), "{table}");
+    let rows: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
+    for r in rows.as_array().unwrap() {
+        let s: Vec<f64> = r["sustain"].as_array().unwrap().iter().map(|v| v.as_f64().unwrap()).collect();
+        assert_eq!(s.len(), 2);
+        assert!(s.iter().all(|v| *v > 0.0 && *v <= 1.0), "{s:?}");
+    }
+    let (ok, _, err) = smg(&["eval", "sustain", "--seeds", "0"]);
+    assert!(!ok && err.contains("--seeds"), "{err}");
+}
+
 fn stereo_recording(path: &std::path::Path, seconds: f64) {
     let spec = hound::WavSpec { channels: 2, sample_rate: 48000, bits_per_sample: 16, sample_format: hound::SampleFormat::Int };
     let mut w = hound::WavWriter::create(path, spec).unwrap();

@@ -4,6 +4,7 @@
 
 pub mod build;
 pub mod error;
+pub mod fill;
 pub mod labels;
 pub mod loader;
 pub mod manifest;

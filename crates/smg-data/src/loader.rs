@@ -63,6 +63,17 @@ impl Dataset {
         Ok(a.to_mono())
     }
 
+    /// The clip's samples with its event repeated through the window when the generator's
+    /// training rows fill it (`crate::fill`); `None` when the clip is used as cut.
+    pub fn filled_audio(&self, i: usize) -> Result<Option<Vec<f32>>> {
+        let r = &self.records[i];
+        if !crate::fill::wants_fill(r) {
+            return Ok(None);
+        }
+        let x = self.audio(i)?;
+        Ok(Some(crate::fill::fill_window(&x, r.audio_samples, r.sample_rate, crate::fill::fill_seed(r))))
+    }
+
     /// Folder of the mel cache for `mt`: the key covers the mel settings, the build version and
     /// the manifest, so a change in any of them makes a new cache.
     pub fn mel_cache_dir(&self, mt: &MelTransform) -> PathBuf {

@@ -194,6 +194,22 @@ impl Trainer {
         Ok(t)
     }
 
+    /// Replaces the weights with those of an exported generator in `dir` (fine-tuning; the
+    /// optimiser and schedule start afresh). Its configuration must equal this trainer's.
+    pub fn init_from(&mut self, dir: &Path) -> Result<()> {
+        let cfg_path = dir.join(crate::vit::CONFIG_FILE);
+        let text = std::fs::read_to_string(&cfg_path)
+            .map_err(|e| MaskGitError::Invalid(format!("{}: {e} (expected an exported generator)", cfg_path.display())))?;
+        let cfg: Config = serde_json::from_str(&text).map_err(|e| MaskGitError::Invalid(format!("{}: {e}", cfg_path.display())))?;
+        if cfg != self.model.config {
+            return Err(MaskGitError::Invalid(format!("{} was made with another model configuration than this run's", dir.display())));
+        }
+        let map = candle_core::safetensors::load(dir.join(crate::vit::WEIGHTS_FILE), &self.device)?;
+        let map = map.into_iter().map(|(k, v)| Ok((k, v.to_dtype(DType::F32)?))).collect::<Result<_>>()?;
+        checkpoint::restore_vars(&map, &checkpoint::named_vars(&self.vm, |_| false))?;
+        Ok(())
+    }
+
     /// Linear warm-up, then half-cycle cosine to 0.
     pub fn lr_at(&self, step: usize) -> f64 {
         let (w, n) = (self.cfg.warmup, self.cfg.steps.max(1));

@@ -73,6 +73,18 @@ fn loss_falls_accuracy_beats_chance_and_resume_is_exact() {
     smg_maskgit::MaskedVit::from_pretrained(&out, &Device::Cpu).unwrap();
     let e = Trainer::new(&Config { depth: 2, ..tiny() }, cfg(150), dir.path(), true, &Device::Cpu).err().unwrap().to_string();
     assert!(e.contains("another model configuration"), "{e}");
+
+    // Fine-tuning starts from the exported weights: the held-out accuracy carries over, and a
+    // generator of another configuration is refused by name.
+    let dir3 = tempfile::tempdir().unwrap();
+    let mut f = Trainer::new(&tiny(), cfg(20), dir3.path(), false, &Device::Cpu).unwrap();
+    let fresh = f.evaluate(&d, &[0.5]).unwrap()[0].accuracy;
+    f.init_from(&out).unwrap();
+    let tuned = f.evaluate(&d, &[0.5]).unwrap()[0].accuracy;
+    assert_eq!(tuned, acc, "fine-tuning starts where the exported generator stood (fresh: {fresh})");
+    let mut g = Trainer::new(&Config { depth: 2, ..tiny() }, cfg(20), dir3.path(), false, &Device::Cpu).unwrap();
+    let e = g.init_from(&out).err().unwrap().to_string();
+    assert!(e.contains("another model configuration"), "{e}");
 }
 
 /// Unconditional grids whose tokens all equal one random code: only the visible context tells
