@@ -141,6 +141,14 @@ pub fn direct_conv() -> bool {
     DIRECT.get()
 }
 
+/// Whether a 3 × 3 same-size convolution of `ci` → `co` channels over rows `w` wide runs on the
+/// bf16 AMX kernels (`smg_kernels::conv3x3_amx`): training in bf16 ([`crate::fast::train_bf16`])
+/// on a machine with AMX, direct kernels on, at least 32 channels each way (below that the f32
+/// direct kernels are faster: `--example conv3x3_speed`).
+fn amx_conv(ci: usize, co: usize, w: usize) -> bool {
+    direct_conv() && crate::fast::train_bf16() && smg_kernels::conv3x3_amx::applies(ci, co, w)
+}
+
 /// Turns the direct 3 × 3 kernels on or off for the whole process (benchmarks compare both).
 pub fn set_direct_conv(on: bool) {
     DIRECT.set(on)
@@ -179,6 +187,12 @@ impl CustomOp3 for Conv {
             (crate::fast::cpu_f32(s1, l1, "conv2d")?, crate::fast::cpu_f32(s2, l2, "conv2d")?, crate::fast::cpu_f32(s3, l3, "conv2d")?);
         let (b, cout, k, p) = self.dims(l1, l2)?;
         let g = self.0;
+        if g.is_3x3_same() && amx_conv(g.c, cout, g.w) {
+            use smg_kernels::conv3x3_amx as amx;
+            let taps = amx::PackedTaps::forward(w, cout, g.c);
+            let y = amx::forward(&amx::pack_pairs(x, b, g.c, g.h, g.w), b, g.c, g.h, g.w, &taps, Some(bias), cout);
+            return Ok((CpuStorage::F32(y), Shape::from((b, cout, g.h, g.w))));
+        }
         if g.is_3x3_same() && smg_kernels::conv3x3::applies(cout, g.w) && direct_conv() {
             let xp = smg_kernels::conv3x3::pad_planes(x, b * g.c, g.h, g.w);
             let y = smg_kernels::conv3x3::forward(&xp, b, g.c, g.h, g.w, w, bias, cout);
@@ -209,8 +223,9 @@ impl CustomOp3 for Conv {
     ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
         let (b, cout, k, p) = self.dims(x.layout(), w.layout())?;
         let g = self.0;
-        if g.is_3x3_same() && smg_kernels::conv3x3::applies(g.c, g.w) && direct_conv() {
-            return self.bwd_direct(x, w, bias, grad);
+        let amx = g.is_3x3_same() && amx_conv(g.c, cout, g.w);
+        if amx || (g.is_3x3_same() && smg_kernels::conv3x3::applies(g.c, g.w) && direct_conv()) {
+            return self.bwd_direct(x, w, bias, grad, amx);
         }
         let n = b * p;
         // dY as (Cout, B·P), and the bias gradient as its row sums.
@@ -244,9 +259,17 @@ impl CustomOp3 for Conv {
 }
 
 impl Conv {
-    /// The backward pass of a 3 × 3 same-size convolution on the direct kernels: no patch matrix.
-    fn bwd_direct(&self, x: &Tensor, w: &Tensor, bias: &Tensor, grad: &Tensor) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
-        use smg_kernels::conv3x3;
+    /// The backward pass of a 3 × 3 same-size convolution on the direct kernels (f32, or bf16
+    /// AMX tiles when `amx`): no patch matrix.
+    fn bwd_direct(
+        &self,
+        x: &Tensor,
+        w: &Tensor,
+        bias: &Tensor,
+        grad: &Tensor,
+        amx: bool,
+    ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        use smg_kernels::{conv3x3, conv3x3_amx};
         let g = self.0;
         let (b, cout) = (x.dims()[0], w.dims()[0]);
         let hw = g.h * g.w;
@@ -259,6 +282,15 @@ impl Conv {
                         as f32
                 })
                 .collect();
+            if amx {
+                let taps = crate::fast::with_f32(w, |wt| conv3x3_amx::PackedTaps::input_grad(wt, cout, g.c))?;
+                let dx = conv3x3_amx::forward(&conv3x3_amx::pack_pairs(dy, b, cout, g.h, g.w), b, cout, g.h, g.w, &taps, None, g.c);
+                let dyv = conv3x3_amx::pack_grad_pairs(dy, b, cout, g.h, g.w);
+                let dw = crate::fast::with_f32(x, |xs| {
+                    conv3x3_amx::weight_grad(&conv3x3_amx::pack_planes(xs, b, g.c, g.h, g.w), &dyv, b, g.c, cout, g.h, g.w)
+                })?;
+                return Ok((dx, dw, db));
+            }
             let dx = crate::fast::with_f32(w, |wt| {
                 conv3x3::input_grad(&conv3x3::pad_planes(dy, b * cout, g.h, g.w), b, cout, g.h, g.w, wt, g.c)
             })?;

@@ -1,10 +1,14 @@
-//! Linear layers trained with bf16 products (`smg train --precision bf16`) against the f32
+//! Linear layers and 3 × 3 convolutions trained with bf16 products (`smg train --precision bf16`) against the f32
 //! reference: values and gradients within bf16's rounding. A test binary of its own because the
 //! training precision is process-wide.
 use candle_core::{Tensor, Var};
 use smg_core::fast::{set_train_precision, train_bf16, Precision};
 use smg_core::test_util::rand;
 use smg_core::train_ops::linear;
+use std::sync::Mutex;
+
+/// The training precision is process-wide and tests run on parallel threads: one at a time.
+static PRECISION: Mutex<()> = Mutex::new(());
 
 /// Values and gradients of `Σ r ⊙ linear(x, W, b)` at the current training precision.
 fn run(x: &Tensor, w: &Tensor, b: &Tensor) -> Vec<Vec<f32>> {
@@ -20,6 +24,7 @@ fn run(x: &Tensor, w: &Tensor, b: &Tensor) -> Vec<Vec<f32>> {
 #[test]
 fn bf16_linear_values_and_gradients_stay_near_f32() {
     // Rows as in a masked-ViT batch (several items × tokens), odd depths and ragged tiles.
+    let _one = PRECISION.lock().unwrap_or_else(|e| e.into_inner());
     let (x, w, b) = (rand(&[3, 70, 129], 1), rand(&[45, 129], 2), rand(&[45], 3));
     set_train_precision(Precision::F32);
     let reference = run(&x, &w, &b);
@@ -42,4 +47,47 @@ fn bf16_linear_values_and_gradients_stay_near_f32() {
     }
     // Seeded runs stay bit-reproducible.
     assert!(bf16.iter().flatten().zip(again.iter().flatten()).all(|(a, b)| a.to_bits() == b.to_bits()));
+}
+
+/// Values and gradients of `Σ r ⊙ conv2d(x, W, b)` (3 × 3, padding 1) at the current precision.
+fn run_conv(x: &Tensor, w: &Tensor, b: &Tensor) -> Vec<Vec<f32>> {
+    let vars = [x, w, b].map(|t| Var::from_tensor(t).unwrap());
+    let y = smg_core::conv::conv2d(vars[0].as_tensor(), vars[1].as_tensor(), Some(vars[2].as_tensor()), 1, 1).unwrap();
+    let r = rand(y.dims(), 9);
+    let g = (&y * &r).unwrap().sum_all().unwrap().backward().unwrap();
+    let mut out = vec![y.flatten_all().unwrap().to_vec1().unwrap()];
+    out.extend(vars.iter().map(|v| g.get(v.as_tensor()).unwrap().flatten_all().unwrap().to_vec1().unwrap()));
+    out
+}
+
+#[test]
+fn bf16_conv3x3_values_and_gradients_stay_near_f32() {
+    let _one = PRECISION.lock().unwrap_or_else(|e| e.into_inner());
+    // Channel counts off the 32-channel blocks and rows off the 32-column runs.
+    let (x, w, b) = (rand(&[2, 48, 6, 40], 1), rand(&[40, 48, 3, 3], 2), rand(&[40], 3));
+    set_train_precision(Precision::F32);
+    let reference = run_conv(&x, &w, &b);
+    set_train_precision(Precision::Bf16);
+    let bf16 = run_conv(&x, &w, &b);
+    let again = run_conv(&x, &w, &b);
+    set_train_precision(Precision::F32);
+    let amx = train_bf16_possible() && smg_kernels::conv3x3_amx::applies(48, 40, 40);
+    for (i, (a, r)) in bf16.iter().zip(&reference).enumerate() {
+        let scale = r.iter().fold(0f32, |m, v| m.max(v.abs())).max(1.0);
+        let err = a.iter().zip(r).fold(0f32, |m, (a, r)| m.max((a - r).abs()));
+        let tol = if amx { 1e-2 } else { 1e-5 };
+        assert!(err <= tol * scale, "output {i}: {err} against scale {scale}");
+        if amx && i < 3 {
+            assert!(err > 0.0, "output {i}: the AMX kernels gave exactly the f32 result");
+        }
+    }
+    assert!(bf16.iter().flatten().zip(again.iter().flatten()).all(|(a, b)| a.to_bits() == b.to_bits()));
+}
+
+/// Whether bf16 training products are computed natively here.
+fn train_bf16_possible() -> bool {
+    set_train_precision(Precision::Bf16);
+    let native = train_bf16();
+    set_train_precision(Precision::F32);
+    native
 }

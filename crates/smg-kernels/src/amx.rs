@@ -162,7 +162,7 @@ unsafe fn k_band<'a>(tiles: SendPtr<u16>, n: usize, k: usize, kb: usize, t: usiz
 /// One VNNI tile row: the bf16 pairs `(a[i], b[i])` for 16 columns, stored at `dst` (64 bytes).
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx512bw,avx512bf16")]
-unsafe fn interleave16(a: &[f32], b: &[f32], dst: *mut u16) {
+pub(crate) unsafe fn interleave16(a: &[f32], b: &[f32], dst: *mut u16) {
     use std::arch::x86_64::*;
     const IDX: [u16; 32] =
         [0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23, 8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31];
