@@ -11,7 +11,9 @@
 # COMPARE=bf16 instead trains the fused run twice, with bf16 products (`--precision bf16`) and
 # with f32 ones, and writes TRAINER-bf16.{jsonl,png}: the bf16 curve against the f32 reference.
 #
-# Usage: benches/loss_curves.sh [OUT_DIR]   (default benches/curves; STEPS=300, TRAINERS=maskgit)
+# Usage: benches/loss_curves.sh [OUT_DIR]   (default benches/curves; STEPS=300, TRAINERS=maskgit,
+# CONFIG=small; CONFIG=medium trains the medium models on sound-medium and names the files
+# TRAINER-medium…)
 # TRAINERS="maskgit tokenizer" adds the tokenizer (TOK_BATCH, default 4): its reference runs
 # candle's own conv2d backward, whose memory grows with the image (22 GB at batch 16, and more
 # than the 24 GB of a 2-core development machine at batch 4 alongside other work).
@@ -23,12 +25,21 @@ out=${1:-benches/curves}
 steps=${STEPS:-300}
 tok_batch=${TOK_BATCH:-4}
 trainers=${TRAINERS:-maskgit}
+config=${CONFIG:-small}
 compare=${COMPARE:-reference}
 case $compare in
   reference) a=fused b=reference suffix="" what="fused CPU ops vs candle f32 autograd" ;;
   bf16) a=bf16 b=fused suffix=-bf16 what="bf16 products vs f32 (fused ops)" ;;
   *) echo "COMPARE must be reference or bf16, not $compare" >&2; exit 2 ;;
 esac
+case $config in
+  small) ;;
+  medium) suffix="-medium$suffix" ;;
+  *) echo "CONFIG must be small or medium, not $config" >&2; exit 2 ;;
+esac
+# The medium generator trains on the medium tokenizer's tokens and the medium audio branch.
+medium_inputs=()
+[ "$config" = medium ] && medium_inputs=(--tokenizer data/checkpoints/tokenizer-medium --clap data/checkpoints/clap-medium)
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 mkdir -p "$out"
@@ -38,8 +49,8 @@ train() { # trainer mode
   [ "$2" = reference ] && fast=0
   [ "$2" = bf16 ] && precision=bf16
   case $1 in
-    maskgit) SMG_FAST=$fast "$smg" train --precision $precision maskgit --config small --steps "$steps" --val-every 100 --seed 0 --out "$tmp/$1-$2" ;;
-    tokenizer) SMG_FAST=$fast "$smg" train --precision $precision tokenizer --config small --steps "$steps" --batch "$tok_batch" --crop 128 --val-every 100 --seed 0 --out "$tmp/$1-$2" ;;
+    maskgit) SMG_FAST=$fast "$smg" train --precision $precision maskgit --config "$config" "${medium_inputs[@]}" --steps "$steps" --val-every 100 --seed 0 --out "$tmp/$1-$2" ;;
+    tokenizer) SMG_FAST=$fast "$smg" train --precision $precision tokenizer --config "$config" --steps "$steps" --batch "$tok_batch" --crop 128 --val-every 100 --seed 0 --out "$tmp/$1-$2" ;;
   esac
 }
 
@@ -64,6 +75,6 @@ for s in sorted(set(a) & set(b)):
 print(f"largest relative difference of {key} over {len(set(a) & set(b))} logged steps: {worst:.2e}", file=sys.stderr)
 EOF
   "$smg" plot metrics "$out/$t$suffix.jsonl" --y "${key}_$a" --y "${key}_$b" \
-    --title "$t (small): $what, seed 0" -o "$out/$t$suffix.png"
+    --title "$t ($config): $what, seed 0" -o "$out/$t$suffix.png"
   echo "$t: $out/$t$suffix.png"
 done

@@ -141,12 +141,12 @@ pub fn direct_conv() -> bool {
     DIRECT.get()
 }
 
-/// Whether a 3 × 3 same-size convolution of `ci` → `co` channels over rows `w` wide runs on the
-/// bf16 AMX kernels (`smg_kernels::conv3x3_amx`): training in bf16 ([`crate::fast::train_bf16`])
-/// on a machine with AMX, direct kernels on, at least 32 channels each way (below that the f32
-/// direct kernels are faster: `--example conv3x3_speed`).
-fn amx_conv(ci: usize, co: usize, w: usize) -> bool {
-    direct_conv() && crate::fast::train_bf16() && smg_kernels::conv3x3_amx::applies(ci, co, w)
+/// Whether a 3 × 3 same-size convolution of `ci` → `co` channels runs on the bf16 AMX kernels
+/// (`smg_kernels::conv3x3_amx`): training in bf16 ([`crate::fast::train_bf16`]) on a machine
+/// with AMX, direct kernels on, at least 32 channels each way (below that the f32 direct kernels
+/// are faster: `--example conv3x3_speed`).
+fn amx_conv(ci: usize, co: usize) -> bool {
+    direct_conv() && crate::fast::train_bf16() && smg_kernels::conv3x3_amx::applies(ci, co)
 }
 
 /// Turns the direct 3 × 3 kernels on or off for the whole process (benchmarks compare both).
@@ -187,7 +187,7 @@ impl CustomOp3 for Conv {
             (crate::fast::cpu_f32(s1, l1, "conv2d")?, crate::fast::cpu_f32(s2, l2, "conv2d")?, crate::fast::cpu_f32(s3, l3, "conv2d")?);
         let (b, cout, k, p) = self.dims(l1, l2)?;
         let g = self.0;
-        if g.is_3x3_same() && amx_conv(g.c, cout, g.w) {
+        if g.is_3x3_same() && amx_conv(g.c, cout) {
             use smg_kernels::conv3x3_amx as amx;
             let taps = amx::PackedTaps::forward(w, cout, g.c);
             let y = amx::forward(&amx::pack_pairs(x, b, g.c, g.h, g.w), b, g.c, g.h, g.w, &taps, Some(bias), cout);
@@ -223,7 +223,7 @@ impl CustomOp3 for Conv {
     ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
         let (b, cout, k, p) = self.dims(x.layout(), w.layout())?;
         let g = self.0;
-        let amx = g.is_3x3_same() && amx_conv(g.c, cout, g.w);
+        let amx = g.is_3x3_same() && amx_conv(g.c, cout);
         if amx || (g.is_3x3_same() && smg_kernels::conv3x3::applies(g.c, g.w) && direct_conv()) {
             return self.bwd_direct(x, w, bias, grad, amx);
         }

@@ -24,8 +24,16 @@ fn main() {
     let b = 16;
     println!("| shape (ci → co, h × w) | forward f32 / AMX ms | input grad f32 / AMX ms | weight grad f32 / AMX ms | sum ratio |");
     println!("|---|---|---|---|---|");
-    for &(ci, co, h, w) in &[(16usize, 16usize, 80usize, 128usize), (16, 32, 40, 64), (32, 32, 40, 64), (32, 64, 20, 32), (64, 64, 20, 32)]
-    {
+    for &(ci, co, h, w) in &[
+        (16usize, 16usize, 80usize, 128usize),
+        (16, 32, 40, 64),
+        (32, 32, 40, 64),
+        (32, 64, 20, 32),
+        (64, 64, 20, 32),
+        (64, 128, 10, 16),
+        (128, 128, 10, 16),
+        (128, 128, 5, 8),
+    ] {
         let x: Vec<f32> = (0..b * ci * h * w).map(|i| ((i * 7919) % 1000) as f32 / 1000.0 - 0.5).collect();
         let dy: Vec<f32> = (0..b * co * h * w).map(|i| ((i * 6007) % 1000) as f32 / 1000.0 - 0.5).collect();
         let wt: Vec<f32> = (0..co * ci * 9).map(|i| ((i * 104729) % 1000) as f32 / 1e4).collect();

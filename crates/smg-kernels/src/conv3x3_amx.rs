@@ -1,6 +1,6 @@
 //! Direct (implicit-gemm) 3 × 3 convolution (stride 1, zero padding 1) on AMX bf16 tiles, with
-//! its two gradients, for training with bf16 products (f32 sums). Same planes and conventions as
-//! [`crate::conv3x3`] (rows of `padded_width(w)`, pixel `(y, x)` at `(y + 1, x + 1)`); no patch
+//! its two gradients, for training with bf16 products (f32 sums). The input is kept as zero-padded
+//! planes (rows of [`padded_width`]` = w + 2`, pixel `(y, x)` at `(y + 1, x + 1)`); no patch
 //! matrix is ever written, because a tap of the kernel is a flat offset into the padded planes
 //! and a tile load takes any start address and row stride:
 //! - forward and input gradient: `C (16 out-channels × 16 positions) += A · B` with `A` the tap's
@@ -13,18 +13,23 @@
 //!   gradient as position pairs (`[pair][out-channel][2]`), packed once.
 //!
 //! Each output is summed by one task in a fixed order, so results do not depend on the thread
-//! count. Callers check [`applies`] (AMX present, channels and width large enough).
+//! count. Callers check [`applies`] (AMX present, enough channels).
 
 use crate::amx::{self, TILE};
-use crate::conv3x3::padded_width;
 use crate::{bf16, Aligned, SendPtr};
 use rayon::prelude::*;
 
-/// Whether these kernels take a convolution of `ci` → `co` channels over images `w` wide: AMX
-/// available, at least 32 channels each way (fewer leave most of a tile idle) and rows of at
-/// least 32 columns.
-pub fn applies(ci: usize, co: usize, w: usize) -> bool {
-    ci >= 32 && co >= 32 && w >= 32 && amx::available()
+/// Whether these kernels take a convolution of `ci` → `co` channels: AMX available and at least
+/// 32 channels each way (fewer leave most of a tile idle). Any image size: positions run flat
+/// across rows in blocks of 32.
+pub fn applies(ci: usize, co: usize) -> bool {
+    ci >= 32 && co >= 32 && amx::available()
+}
+
+/// Row length of the padded planes for images `w` wide: the image's columns and a zero column on
+/// each side.
+pub fn padded_width(w: usize) -> usize {
+    w + 2
 }
 
 /// Positions of the padded planes covered by whole blocks of 32 (the output positions computed).
@@ -350,7 +355,7 @@ mod tests {
             eprintln!("no AMX on this machine: the bf16 convolution kernels are not used here");
             return;
         }
-        for &(b, ci, co, h, w) in &[(2, 32, 32, 5, 32), (3, 48, 40, 7, 40), (2, 64, 96, 4, 64)] {
+        for &(b, ci, co, h, w) in &[(2, 32, 32, 5, 32), (3, 48, 40, 7, 40), (2, 64, 96, 4, 64), (2, 32, 64, 5, 8), (3, 64, 32, 3, 13)] {
             let x = rand(b * ci * h * w, 1);
             let wt = rand(co * ci * 9, 2);
             let bias = rand(co, 3);
