@@ -1,6 +1,8 @@
 //! `smg eval sustain`: does a prompt give sound lasting the clip, or one transient? Each prompt is
 //! generated with several seeds and scored by its sustain (the share of frames within 20 dB of
-//! the clip's loudest frame, `judge::loudness_and_sustain`; SPEC.md §10).
+//! the clip's loudest frame, `judge::loudness_and_sustain`; SPEC.md §10) and its span (the share
+//! of the clip from the first to the last such frame, `judge::loud_span`: a dog barking every
+//! half second spans the clip with a sustain of ≈ 0.3).
 
 use crate::{data_dir, load_tokenizer, repo_dir};
 use anyhow::{bail, Context, Result};
@@ -35,9 +37,11 @@ pub struct SustainEvalArgs {
 pub struct PromptSustain {
     pub prompt: String,
     pub sustain: Vec<f64>,
+    pub span: Vec<f64>,
     pub mean: f64,
     pub min: f64,
     pub max: f64,
+    pub mean_span: f64,
 }
 
 pub const DEFAULT_PROMPTS: [&str; 4] = ["a dog barking", "a church bell", "a man speaking", "a car passing"];
@@ -66,23 +70,25 @@ pub fn run(a: &SustainEvalArgs) -> Result<()> {
     let guidance = if a.cfg == 0.0 { Guidance::Off } else { Guidance::Constant(a.cfg) };
     let mut rows = Vec::new();
     for prompt in &prompts {
-        let mut sustain = Vec::new();
+        let (mut sustain, mut span) = (Vec::new(), Vec::new());
         for seed in 0..a.seeds {
             let s = Sampler { seed, guidance: Box::new(guidance), ..Default::default() };
             let out = p.text_to_tokens(&[prompt.as_str()], &s)?;
             let mel = p.decode_mels(&out.tokens)?.remove(0);
             sustain.push(judge::loudness_and_sustain(&mel)?.1);
+            span.push(judge::loud_span(&mel)?);
         }
         let mean = sustain.iter().sum::<f64>() / sustain.len() as f64;
         let min = sustain.iter().copied().fold(f64::INFINITY, f64::min);
         let max = sustain.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-        rows.push(PromptSustain { prompt: prompt.clone(), sustain, mean, min, max });
+        let mean_span = span.iter().sum::<f64>() / span.len() as f64;
+        rows.push(PromptSustain { prompt: prompt.clone(), sustain, span, mean, min, max, mean_span });
     }
     println!("generator {}; {} seeds per prompt, CFG {} (constant)", gdir.display(), a.seeds, a.cfg);
-    println!("| prompt | mean sustain | min | max |");
-    println!("|---|---|---|---|");
+    println!("| prompt | mean sustain | min | max | mean span |");
+    println!("|---|---|---|---|---|");
     for r in &rows {
-        println!("| {} | {:.2} | {:.2} | {:.2} |", r.prompt, r.mean, r.min, r.max);
+        println!("| {} | {:.2} | {:.2} | {:.2} | {:.2} |", r.prompt, r.mean, r.min, r.max, r.mean_span);
     }
     if let Some(out) = &a.out {
         std::fs::write(out, serde_json::to_string_pretty(&rows)? + "\n").with_context(|| format!("writing {}", out.display()))?;

@@ -223,6 +223,9 @@ fn eval_sustain_scores_each_prompt_over_its_seeds() {
         let s: Vec<f64> = r["sustain"].as_array().unwrap().iter().map(|v| v.as_f64().unwrap()).collect();
         assert_eq!(s.len(), 2);
         assert!(s.iter().all(|v| *v > 0.0 && *v <= 1.0), "{s:?}");
+        let span: Vec<f64> = r["span"].as_array().unwrap().iter().map(|v| v.as_f64().unwrap()).collect();
+        // The span runs from the first to the last loud frame, so it covers every loud frame.
+        assert!(span.iter().zip(&s).all(|(p, s)| p >= s && *p <= 1.0), "{span:?} {s:?}");
     }
     let (ok, _, err) = smg(&["eval", "sustain", "--seeds", "0"]);
     assert!(!ok && err.contains("--seeds"), "{err}");

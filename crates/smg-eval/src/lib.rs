@@ -18,7 +18,7 @@ pub use logistic::{LogisticConfig, LogisticRegression};
 pub use metrics::{average_precision, macro_scores, roc_auc, MacroScores};
 pub use paired::{paired_fd_difference, FdDifference};
 pub use probe::{LinearProbe, ProbeConfig, ProbeData};
-pub use sustain::{frame_loudness_db, sustain};
+pub use sustain::{frame_loudness_db, span, sustain};
 
 #[derive(Debug, thiserror::Error)]
 pub enum EvalError {

@@ -41,6 +41,26 @@ pub fn sustain(loudness_db: &[f64], within_db: f64, floor_db: f64) -> Result<f64
     Ok(loudness_db.iter().filter(|&&l| l >= threshold).count() as f64 / loudness_db.len() as f64)
 }
 
+/// Share of the clip from the first to the last frame within `within_db` of the loudest frame
+/// (and `within_db` above `floor_db`), both included: near 1 for a sound that goes on through
+/// the clip, pauses and all (a dog barking every half second), `1/frames` for one click; 0 for a
+/// silent clip. Sustain counts the loud frames; span says how far apart the first and last are.
+pub fn span(loudness_db: &[f64], within_db: f64, floor_db: f64) -> Result<f64> {
+    if loudness_db.is_empty() {
+        return invalid("no frames");
+    }
+    if within_db.is_nan() || within_db <= 0.0 {
+        return invalid(format!("within_db must be positive, not {within_db}"));
+    }
+    let peak = loudness_db.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+    let threshold = (peak - within_db).max(floor_db + within_db);
+    let loud = |l: &&f64| **l >= threshold;
+    match (loudness_db.iter().position(|l| loud(&l)), loudness_db.iter().rposition(|l| loud(&l))) {
+        (Some(a), Some(b)) => Ok((b - a + 1) as f64 / loudness_db.len() as f64),
+        _ => Ok(0.0),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -69,6 +89,20 @@ mod tests {
         // a silent clip (every frame at the floor) does not count as lasting
         let l = frame_loudness_db(&mel(&[floor; 50], 4), 4).unwrap();
         assert_eq!(sustain(&l, 20.0, -100.0).unwrap(), 0.0);
+        assert_eq!(span(&l, 20.0, -100.0).unwrap(), 0.0);
+    }
+
+    #[test]
+    fn repeated_events_span_the_clip_one_event_does_not() {
+        let floor = (1e-5f32).ln();
+        // Barks of 5 frames every 20 frames from frame 2: loud 25 of 100 frames, from 2 to 86.
+        let barks: Vec<f32> = (0..100).map(|t| if t >= 2 && (t - 2) % 20 < 5 { 0.0 } else { floor }).collect();
+        let l = frame_loudness_db(&mel(&barks, 4), 4).unwrap();
+        assert_eq!(sustain(&l, 20.0, -100.0).unwrap(), 0.25);
+        assert_eq!(span(&l, 20.0, -100.0).unwrap(), 0.85);
+        let one: Vec<f32> = (0..100).map(|t| if (10..15).contains(&t) { 0.0 } else { floor }).collect();
+        let l = frame_loudness_db(&mel(&one, 4), 4).unwrap();
+        assert_eq!(span(&l, 20.0, -100.0).unwrap(), 0.05);
     }
 
     #[test]
@@ -77,5 +111,6 @@ mod tests {
         assert!(frame_loudness_db(&[f32::NAN, 0.0], 2).is_err());
         assert!(sustain(&[], 20.0, -100.0).is_err());
         assert!(sustain(&[0.0], f64::NAN, -100.0).is_err());
+        assert!(span(&[], 20.0, -100.0).is_err());
     }
 }

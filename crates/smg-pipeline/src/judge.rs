@@ -31,6 +31,15 @@ pub fn loudness_and_sustain(log_mel: &Array2<f32>) -> Result<(Vec<f64>, f64)> {
     Ok((db, share))
 }
 
+/// Span of a natural-log mel `(80, T)`: the share of the clip from its first to its last frame
+/// within 20 dB of the loudest one ([`smg_eval::span`]; near 1 when the sound goes on through
+/// the clip, pauses included, small for one transient).
+pub fn loud_span(log_mel: &Array2<f32>) -> Result<f64> {
+    let v: Vec<f32> = log_mel.iter().copied().collect();
+    let db = smg_eval::frame_loudness_db(&v, log_mel.nrows())?;
+    Ok(smg_eval::span(&db, 20.0, -100.0)?)
+}
+
 /// Mean sustain ([`loudness_and_sustain`]) of many clips.
 pub fn mean_sustain(mels: &[Array2<f32>]) -> Result<f64> {
     let mut total = 0.0;
