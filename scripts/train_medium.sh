@@ -18,6 +18,10 @@
 #      conditioned through the medium audio branch (audio and caption embeddings mixed), with
 #      bf16 products where the CPU has them (VIT_PRECISION=f32 for the reference arithmetic;
 #      benches/curves/maskgit-bf16.png compares the two)
+#   5. masked ViT fine-tuned (≈0.5 h): 2000 more steps from stage 4's weights (learning rate
+#      3e-4, fresh warm-up and cosine) with short recordings of ongoing sounds repeated through
+#      their training windows (`--fill-sustained`), so that "a dog barking" or "a man speaking"
+#      goes on through the clip instead of stopping after one event
 # Finished models are exported into their run folders; committing them (f16) with their
 # TRAINING.md is a separate, deliberate step (scripts/ship_medium.sh copies the finished ViT
 # into data/checkpoints/maskgit-medium).
@@ -79,4 +83,10 @@ stage "masked ViT at step $(steps_done "$vit") of $VIT_STEPS"
 "$smg" train --precision "$VIT_PRECISION" maskgit --config medium --steps "$VIT_STEPS" --val-every "$VIT_VAL_EVERY" --tokenizer "$tok" --clap "$clap" --cond mix \
   --out "$vit" --resume
 
-stage "all stages done: $tok, $clap, $vit"
+filled="$runs/maskgit-medium-filled"
+FILL_STEPS=${FILL_STEPS:-2000}
+stage "masked ViT fine-tuning on filled windows at step $(steps_done "$filled") of $FILL_STEPS"
+"$smg" train --precision "$VIT_PRECISION" maskgit --config medium --steps "$FILL_STEPS" --lr 3e-4 --val-every "$VIT_VAL_EVERY" --tokenizer "$tok" --clap "$clap" \
+  --cond mix --fill-sustained --init "$vit" --out "$filled" --resume
+
+stage "all stages done: $tok, $clap, $vit, $filled"
