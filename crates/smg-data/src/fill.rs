@@ -10,9 +10,12 @@ use crate::manifest::ClipRecord;
 use crate::split::stable_hash;
 use rand::{Rng, SeedableRng};
 
-/// Categories whose sounds go on (animals, voices, vehicles and machines, bells, alarms,
-/// footsteps, weather and ambiences). Impacts, drum hits, clicks and effects are one-shots by
-/// nature and are left as they are.
+/// Categories whose captions describe something that goes on ("a dog barking", "a man speaking",
+/// "an announcer speaking", bells, vehicles and machines, alarms, footsteps, weather and
+/// ambiences). Impacts, drum hits, clicks, effects and single spoken words ("a word spoken
+/// aloud") are one-shots by nature and are left as they are: filling the single words made the
+/// generator answer "a word spoken aloud" with a string of words, which the judge no longer
+/// took for the category (held-out accuracy 284 → 46 of 344 prompts).
 pub const SUSTAINED: &[&str] = &[
     "alarm and alert",
     "animal",
@@ -27,7 +30,6 @@ pub const SUSTAINED: &[&str] = &[
     "man speaking",
     "outdoor ambience",
     "rain",
-    "spoken word",
     "vehicles and machines",
     "voice",
     "water",
