@@ -135,11 +135,13 @@ pub fn split_mels(ds: &Dataset, cache: &smg_data::MelCache, s: Split) -> Result<
     Ok((idx, mels, cats))
 }
 
-pub fn run(a: &GenerationEvalArgs) -> Result<()> {
-    let split = parse_split(&a.split)?;
-    let gdir = a.generator.clone().unwrap_or_else(|| repo_dir().join("data/checkpoints/maskgit-small"));
-    let p = Pipeline {
-        tokenizer: load_tokenizer(a.tokenizer.clone())?,
+/// The text-to-audio pipeline an evaluation judges: the generator in `generator` (default the
+/// shipped small one), the tokenizer in `tokenizer` (default the shipped small one), MiniLM and
+/// Griffin-Lim, on the CPU.
+pub fn text_pipeline(generator: Option<PathBuf>, tokenizer: Option<PathBuf>) -> Result<Pipeline> {
+    let gdir = generator.unwrap_or_else(|| repo_dir().join("data/checkpoints/maskgit-small"));
+    Ok(Pipeline {
+        tokenizer: load_tokenizer(tokenizer)?,
         generator: smg_maskgit::MaskedVit::from_pretrained(&gdir, &Device::Cpu)?,
         text: Some(
             smg_clap::TextEncoder::load(&data_dir().join("weights/minilm"), &Device::Cpu)
@@ -148,7 +150,12 @@ pub fn run(a: &GenerationEvalArgs) -> Result<()> {
         vocoder: Vocoder::GriffinLim(GriffinLimConfig::default()),
         mel: MelTransform::hifigan(),
         device: Device::Cpu,
-    };
+    })
+}
+
+pub fn run(a: &GenerationEvalArgs) -> Result<()> {
+    let split = parse_split(&a.split)?;
+    let p = text_pipeline(a.generator.clone(), a.tokenizer.clone())?;
     let (ds, cache) = open_corpus(&a.corpus)?;
     let part = |s: Split| split_mels(&ds, &cache, s);
     let embedder: Option<Box<dyn smg_embed::Embedder>> = match a.features.as_str() {

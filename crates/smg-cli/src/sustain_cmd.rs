@@ -4,12 +4,9 @@
 //! of the clip from the first to the last such frame, `judge::loud_span`: a dog barking every
 //! half second spans the clip with a sustain of ≈ 0.3).
 
-use crate::{data_dir, load_tokenizer, repo_dir};
 use anyhow::{bail, Context, Result};
-use candle_core::Device;
-use smg_audio::{GriffinLimConfig, MelTransform};
 use smg_maskgit::{Guidance, Sampler};
-use smg_pipeline::{judge, Pipeline, Vocoder};
+use smg_pipeline::judge;
 use std::path::PathBuf;
 
 #[derive(clap::Args)]
@@ -55,18 +52,7 @@ pub fn run(a: &SustainEvalArgs) -> Result<()> {
     }
     let prompts: Vec<String> =
         if a.prompts.is_empty() { DEFAULT_PROMPTS.iter().map(|s| s.to_string()).collect() } else { a.prompts.clone() };
-    let gdir = a.generator.clone().unwrap_or_else(|| repo_dir().join("data/checkpoints/maskgit-small"));
-    let p = Pipeline {
-        tokenizer: load_tokenizer(a.tokenizer.clone())?,
-        generator: smg_maskgit::MaskedVit::from_pretrained(&gdir, &Device::Cpu)?,
-        text: Some(
-            smg_clap::TextEncoder::load(&data_dir().join("weights/minilm"), &Device::Cpu)
-                .context("MiniLM is fetched by `smg data fetch`")?,
-        ),
-        vocoder: Vocoder::GriffinLim(GriffinLimConfig::default()),
-        mel: MelTransform::hifigan(),
-        device: Device::Cpu,
-    };
+    let p = crate::eval_cmd::text_pipeline(a.generator.clone(), a.tokenizer.clone())?;
     let guidance = if a.cfg == 0.0 { Guidance::Off } else { Guidance::Constant(a.cfg) };
     let mut rows = Vec::new();
     for prompt in &prompts {
@@ -84,7 +70,8 @@ pub fn run(a: &SustainEvalArgs) -> Result<()> {
         let mean_span = span.iter().sum::<f64>() / span.len() as f64;
         rows.push(PromptSustain { prompt: prompt.clone(), sustain, span, mean, min, max, mean_span });
     }
-    println!("generator {}; {} seeds per prompt, CFG {} (constant)", gdir.display(), a.seeds, a.cfg);
+    let gdir = a.generator.as_ref().map_or("the shipped small generator".to_string(), |g| g.display().to_string());
+    println!("generator {gdir}; {} seeds per prompt, CFG {} (constant)", a.seeds, a.cfg);
     println!("| prompt | mean sustain | min | max | mean span |");
     println!("|---|---|---|---|---|");
     for r in &rows {

@@ -30,6 +30,13 @@ pub fn frame_loudness_db(log_mel: &[f32], n_mels: usize) -> Result<Vec<f64>> {
 /// frames at least `within_db` above `floor_db` (the mel's log floor: `ln 1e-5` is −100 dB),
 /// so a silent clip scores 0 rather than 1.
 pub fn sustain(loudness_db: &[f64], within_db: f64, floor_db: f64) -> Result<f64> {
+    let threshold = loud_threshold(loudness_db, within_db, floor_db)?;
+    Ok(loudness_db.iter().filter(|&&l| l >= threshold).count() as f64 / loudness_db.len() as f64)
+}
+
+/// Loudness a frame needs to count as loud: within `within_db` of the loudest frame and
+/// `within_db` above `floor_db`.
+fn loud_threshold(loudness_db: &[f64], within_db: f64, floor_db: f64) -> Result<f64> {
     if loudness_db.is_empty() {
         return invalid("no frames");
     }
@@ -37,8 +44,7 @@ pub fn sustain(loudness_db: &[f64], within_db: f64, floor_db: f64) -> Result<f64
         return invalid(format!("within_db must be positive, not {within_db}"));
     }
     let peak = loudness_db.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
-    let threshold = (peak - within_db).max(floor_db + within_db);
-    Ok(loudness_db.iter().filter(|&&l| l >= threshold).count() as f64 / loudness_db.len() as f64)
+    Ok((peak - within_db).max(floor_db + within_db))
 }
 
 /// Share of the clip from the first to the last frame within `within_db` of the loudest frame
@@ -46,14 +52,7 @@ pub fn sustain(loudness_db: &[f64], within_db: f64, floor_db: f64) -> Result<f64
 /// the clip, pauses and all (a dog barking every half second), `1/frames` for one click; 0 for a
 /// silent clip. Sustain counts the loud frames; span says how far apart the first and last are.
 pub fn span(loudness_db: &[f64], within_db: f64, floor_db: f64) -> Result<f64> {
-    if loudness_db.is_empty() {
-        return invalid("no frames");
-    }
-    if within_db.is_nan() || within_db <= 0.0 {
-        return invalid(format!("within_db must be positive, not {within_db}"));
-    }
-    let peak = loudness_db.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
-    let threshold = (peak - within_db).max(floor_db + within_db);
+    let threshold = loud_threshold(loudness_db, within_db, floor_db)?;
     let loud = |l: &&f64| **l >= threshold;
     match (loudness_db.iter().position(|l| loud(&l)), loudness_db.iter().rposition(|l| loud(&l))) {
         (Some(a), Some(b)) => Ok((b - a + 1) as f64 / loudness_db.len() as f64),
