@@ -12,8 +12,13 @@ static PRECISION: Mutex<()> = Mutex::new(());
 
 /// Values and gradients of `Σ r ⊙ linear(x, W, b)` at the current training precision.
 fn run(x: &Tensor, w: &Tensor, b: &Tensor) -> Vec<Vec<f32>> {
+    values_and_grads(x, w, b, |x, w, b| linear(x, w, Some(b)).unwrap())
+}
+
+/// Values and gradients of `Σ r ⊙ layer(x, W, b)` (`r` seeded) at the current training precision.
+fn values_and_grads(x: &Tensor, w: &Tensor, b: &Tensor, layer: impl Fn(&Tensor, &Tensor, &Tensor) -> Tensor) -> Vec<Vec<f32>> {
     let vars = [x, w, b].map(|t| Var::from_tensor(t).unwrap());
-    let y = linear(vars[0].as_tensor(), vars[1].as_tensor(), Some(vars[2].as_tensor())).unwrap();
+    let y = layer(vars[0].as_tensor(), vars[1].as_tensor(), vars[2].as_tensor());
     let r = rand(y.dims(), 9);
     let g = (&y * &r).unwrap().sum_all().unwrap().backward().unwrap();
     let mut out = vec![y.flatten_all().unwrap().to_vec1().unwrap()];
@@ -51,13 +56,7 @@ fn bf16_linear_values_and_gradients_stay_near_f32() {
 
 /// Values and gradients of `Σ r ⊙ conv2d(x, W, b)` (3 × 3, padding 1) at the current precision.
 fn run_conv(x: &Tensor, w: &Tensor, b: &Tensor) -> Vec<Vec<f32>> {
-    let vars = [x, w, b].map(|t| Var::from_tensor(t).unwrap());
-    let y = smg_core::conv::conv2d(vars[0].as_tensor(), vars[1].as_tensor(), Some(vars[2].as_tensor()), 1, 1).unwrap();
-    let r = rand(y.dims(), 9);
-    let g = (&y * &r).unwrap().sum_all().unwrap().backward().unwrap();
-    let mut out = vec![y.flatten_all().unwrap().to_vec1().unwrap()];
-    out.extend(vars.iter().map(|v| g.get(v.as_tensor()).unwrap().flatten_all().unwrap().to_vec1().unwrap()));
-    out
+    values_and_grads(x, w, b, |x, w, b| smg_core::conv::conv2d(x, w, Some(b), 1, 1).unwrap())
 }
 
 #[test]
