@@ -11,6 +11,7 @@
 use candle_core::{CpuStorage, CustomOp3, Layout, Module, Result, Shape, Tensor};
 use candle_nn::{Conv2dConfig, VarBuilder};
 use rayon::prelude::*;
+use smg_kernels::dot_bf16::{self, Operand};
 
 /// Geometry of one convolution: kernel, stride, symmetric zero padding, input size.
 #[derive(Debug, Clone, Copy)]
@@ -129,7 +130,9 @@ fn col2im(g: Geom, cols: &[f32], b: usize) -> Vec<f32> {
 /// `(B, Cout, oh, ow)` in one pass. Backward: `dcols = Wᵀ·dY → col2im`, `dW = (cols·dYᵀ)ᵀ`
 /// with `cols` recomputed, `db` = row sums; every product in the orientation the `gemm` crate
 /// packs with contiguous copies (`dY·colsᵀ` would make it pack the large `cols` element by
-/// element; SPEED.md).
+/// element; SPEED.md). Training with bf16 products ([`crate::fast::train_bf16`]), the three
+/// products run on `smg_kernels::dot_bf16::gemm` (AMX tiles where present), which reads either
+/// operand transposed: `dcols = Wᵀ·dY`, `dW = dY·colsᵀ`, no transposes.
 struct Conv(Geom);
 
 static DIRECT: smg_kernels::Switch = smg_kernels::Switch::new("SMG_CONV_DIRECT");
@@ -200,7 +203,11 @@ impl CustomOp3 for Conv {
         }
         let cols = im2col(self.0, x, b);
         let mut prod = smg_kernels::uninit_f32(cout * b * p);
-        smg_kernels::matmul::gemm_nn(cout, b * p, k, &mut prod, w, &cols);
+        if crate::fast::train_bf16() {
+            dot_bf16::gemm(cout, b * p, k, &mut prod, Operand::plain(w), Operand::plain(&cols));
+        } else {
+            smg_kernels::matmul::gemm_nn(cout, b * p, k, &mut prod, w, &cols);
+        }
         drop(cols);
         // (Cout, B·P) → (B, Cout, P), plus the bias.
         let mut y = smg_kernels::uninit_f32(b * cout * p);
@@ -238,17 +245,29 @@ impl CustomOp3 for Conv {
             })
         })?;
         let db: Vec<f32> = dy.par_chunks(n).map(|r| r.iter().map(|&v| v as f64).sum::<f64>() as f32).collect();
-        let wt = crate::fast::with_f32(w, |w| smg_kernels::matmul::transpose(w, cout, k))?;
-        let mut dcols = smg_kernels::uninit_f32(k * n);
-        smg_kernels::matmul::gemm_nn(k, n, cout, &mut dcols, &wt, &dy);
-        let dx = col2im(self.0, &dcols, b);
-        drop(dcols);
-        let dyt = smg_kernels::matmul::transpose(&dy, cout, n);
-        drop(dy);
-        let cols = crate::fast::with_f32(x, |x| im2col(self.0, x, b))?;
-        let mut dwt = smg_kernels::uninit_f32(k * cout);
-        smg_kernels::matmul::gemm_nn(k, cout, n, &mut dwt, &cols, &dyt);
-        let dw = smg_kernels::matmul::transpose(&dwt, k, cout);
+        let (dx, dw) = if crate::fast::train_bf16() {
+            // bf16 products read either operand transposed: dX's columns = Wᵀ · dY, dW = dY · colsᵀ.
+            let mut dcols = smg_kernels::uninit_f32(k * n);
+            crate::fast::with_f32(w, |w| dot_bf16::gemm(k, n, cout, &mut dcols, Operand::t(w), Operand::plain(&dy)))?;
+            let dx = col2im(self.0, &dcols, b);
+            drop(dcols);
+            let cols = crate::fast::with_f32(x, |x| im2col(self.0, x, b))?;
+            let mut dw = smg_kernels::uninit_f32(cout * k);
+            dot_bf16::gemm(cout, k, n, &mut dw, Operand::plain(&dy), Operand::t(&cols));
+            (dx, dw)
+        } else {
+            let wt = crate::fast::with_f32(w, |w| smg_kernels::matmul::transpose(w, cout, k))?;
+            let mut dcols = smg_kernels::uninit_f32(k * n);
+            smg_kernels::matmul::gemm_nn(k, n, cout, &mut dcols, &wt, &dy);
+            let dx = col2im(self.0, &dcols, b);
+            drop(dcols);
+            let dyt = smg_kernels::matmul::transpose(&dy, cout, n);
+            drop(dy);
+            let cols = crate::fast::with_f32(x, |x| im2col(self.0, x, b))?;
+            let mut dwt = smg_kernels::uninit_f32(k * cout);
+            smg_kernels::matmul::gemm_nn(k, cout, n, &mut dwt, &cols, &dyt);
+            (dx, smg_kernels::matmul::transpose(&dwt, k, cout))
+        };
         let dev = x.device();
         Ok((
             Some(Tensor::from_vec(dx, x.shape(), dev)?),
@@ -309,8 +328,9 @@ impl Conv {
 }
 
 /// `conv2d(x, w) + bias` with PyTorch semantics (`x`: `(B, Cin, H, W)`, `w`: `(Cout, Cin, kh, kw)`,
-/// symmetric zero `padding`, no dilation, no groups). On the CPU in f32 it runs as
-/// im2col + gemm with a gemm-based backward pass; otherwise it is candle's `conv2d`.
+/// symmetric zero `padding`, no dilation, no groups). On the CPU in f32 it runs as one node:
+/// direct 3 × 3 kernels or im2col + gemm, with a gemm-based backward pass ([`Conv`]); otherwise
+/// it is candle's `conv2d`.
 pub fn conv2d(x: &Tensor, w: &Tensor, bias: Option<&Tensor>, stride: usize, padding: usize) -> Result<Tensor> {
     conv2d_hw(x, w, bias, (stride, stride), (padding, padding))
 }

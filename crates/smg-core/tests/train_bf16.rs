@@ -1,4 +1,4 @@
-//! Linear layers and 3 × 3 convolutions trained with bf16 products (`smg train --precision bf16`) against the f32
+//! Linear layers and convolutions trained with bf16 products (`smg train --precision bf16`) against the f32
 //! reference: values and gradients within bf16's rounding. A test binary of its own because the
 //! training precision is process-wide.
 use candle_core::{Tensor, Var};
@@ -54,33 +54,49 @@ fn bf16_linear_values_and_gradients_stay_near_f32() {
     assert!(bf16.iter().flatten().zip(again.iter().flatten()).all(|(a, b)| a.to_bits() == b.to_bits()));
 }
 
-/// Values and gradients of `Σ r ⊙ conv2d(x, W, b)` (3 × 3, padding 1) at the current precision.
-fn run_conv(x: &Tensor, w: &Tensor, b: &Tensor) -> Vec<Vec<f32>> {
-    values_and_grads(x, w, b, |x, w, b| smg_core::conv::conv2d(x, w, Some(b), 1, 1).unwrap())
+/// Values and gradients of `Σ r ⊙ conv2d(x, W, b)` at the current precision.
+fn run_conv(x: &Tensor, w: &Tensor, b: &Tensor, stride: usize, padding: usize) -> Vec<Vec<f32>> {
+    values_and_grads(x, w, b, |x, w, b| smg_core::conv::conv2d(x, w, Some(b), stride, padding).unwrap())
+}
+
+/// A convolution's values and gradients with bf16 products against f32: within `1e-2` of the
+/// largest magnitude where `bf16` (bf16 products expected), else equal to f32 rounding;
+/// bit-reproducible either way.
+fn check_conv(x: &[usize], w: &[usize], stride: usize, padding: usize, bf16: bool) {
+    let (x, w, b) = (rand(x, 1), rand(w, 2), rand(&[w[0]], 3));
+    set_train_precision(Precision::F32);
+    let reference = run_conv(&x, &w, &b, stride, padding);
+    set_train_precision(Precision::Bf16);
+    let got = run_conv(&x, &w, &b, stride, padding);
+    let again = run_conv(&x, &w, &b, stride, padding);
+    set_train_precision(Precision::F32);
+    for (i, (a, r)) in got.iter().zip(&reference).enumerate() {
+        let scale = r.iter().fold(0f32, |m, v| m.max(v.abs())).max(1.0);
+        let err = a.iter().zip(r).fold(0f32, |m, (a, r)| m.max((a - r).abs()));
+        let tol = if bf16 { 1e-2 } else { 1e-5 };
+        assert!(err <= tol * scale, "output {i}: {err} against scale {scale}");
+        if bf16 && i < 3 {
+            assert!(err > 0.0, "output {i}: bf16 products gave exactly the f32 result");
+        }
+    }
+    assert!(got.iter().flatten().zip(again.iter().flatten()).all(|(a, b)| a.to_bits() == b.to_bits()));
 }
 
 #[test]
 fn bf16_conv3x3_values_and_gradients_stay_near_f32() {
     let _one = PRECISION.lock().unwrap_or_else(|e| e.into_inner());
-    // Channel counts off the 32-channel blocks and rows off the 32-column runs.
-    let (x, w, b) = (rand(&[2, 48, 6, 40], 1), rand(&[40, 48, 3, 3], 2), rand(&[40], 3));
-    set_train_precision(Precision::F32);
-    let reference = run_conv(&x, &w, &b);
-    set_train_precision(Precision::Bf16);
-    let bf16 = run_conv(&x, &w, &b);
-    let again = run_conv(&x, &w, &b);
-    set_train_precision(Precision::F32);
+    // Channel counts off the 32-channel blocks and rows off the 32-column runs (AMX kernels).
     let amx = train_bf16_possible() && smg_kernels::conv3x3_amx::applies(48, 40);
-    for (i, (a, r)) in bf16.iter().zip(&reference).enumerate() {
-        let scale = r.iter().fold(0f32, |m, v| m.max(v.abs())).max(1.0);
-        let err = a.iter().zip(r).fold(0f32, |m, (a, r)| m.max((a - r).abs()));
-        let tol = if amx { 1e-2 } else { 1e-5 };
-        assert!(err <= tol * scale, "output {i}: {err} against scale {scale}");
-        if amx && i < 3 {
-            assert!(err > 0.0, "output {i}: the AMX kernels gave exactly the f32 result");
-        }
-    }
-    assert!(bf16.iter().flatten().zip(again.iter().flatten()).all(|(a, b)| a.to_bits() == b.to_bits()));
+    check_conv(&[2, 48, 6, 40], &[40, 48, 3, 3], 1, 1, amx);
+}
+
+#[test]
+fn bf16_strided_and_pointwise_convs_stay_near_f32() {
+    let _one = PRECISION.lock().unwrap_or_else(|e| e.into_inner());
+    // im2col products: a stride-2 down-sampling and a 1 × 1 shortcut, deep enough for the tiles.
+    let native = train_bf16_possible();
+    check_conv(&[2, 40, 9, 20], &[36, 40, 3, 3], 2, 0, native);
+    check_conv(&[2, 48, 5, 12], &[40, 48, 1, 1], 1, 0, native);
 }
 
 /// Whether bf16 training products are computed natively here.

@@ -157,7 +157,20 @@ pub fn forward(xv: &[u16], b: usize, ci: usize, h: usize, w: usize, taps: &Packe
                     }
                 }
                 store_c(buf.as_mut_ptr());
-                // Output positions p0.. of the padded-width grid: keep columns < w of rows < h.
+                // Output positions p0.. of the padded-width grid: keep columns < w of rows < h,
+                // as runs of consecutive columns (at most 12 per block of 32: rows are at least 3 long).
+                let mut runs = [(0usize, 0usize, 0usize); 12];
+                let mut nruns = 0;
+                let mut p = p0;
+                while p < p0 + 32 && p / wp < h {
+                    let (yy, xx) = (p / wp, p % wp);
+                    let end = (p0 + 32).min(yy * wp + w);
+                    if end > p {
+                        runs[nruns] = (p - p0, yy * w + xx, end - p);
+                        nruns += 1;
+                    }
+                    p = (yy + 1) * wp;
+                }
                 for r in 0..32 {
                     let o = op * 32 + r;
                     if o >= co {
@@ -165,11 +178,9 @@ pub fn forward(xv: &[u16], b: usize, ci: usize, h: usize, w: usize, taps: &Packe
                     }
                     let bo = bias.map_or(0.0, |bs| bs[o]);
                     let row = yp.0.add((i * co + o) * h * w);
-                    for (j, &v) in buf[r * 32..r * 32 + 32].iter().enumerate() {
-                        let p = p0 + j;
-                        let (yy, xx) = (p / wp, p % wp);
-                        if yy < h && xx < w {
-                            *row.add(yy * w + xx) = v + bo;
+                    for &(j, at, n) in &runs[..nruns] {
+                        for (k, &v) in buf[r * 32 + j..][..n].iter().enumerate() {
+                            *row.add(at + k) = v + bo;
                         }
                     }
                 }
@@ -355,7 +366,9 @@ mod tests {
             eprintln!("no AMX on this machine: the bf16 convolution kernels are not used here");
             return;
         }
-        for &(b, ci, co, h, w) in &[(2, 32, 32, 5, 32), (3, 48, 40, 7, 40), (2, 64, 96, 4, 64), (2, 32, 64, 5, 8), (3, 64, 32, 3, 13)] {
+        for &(b, ci, co, h, w) in
+            &[(2, 32, 32, 5, 32), (3, 48, 40, 7, 40), (2, 64, 96, 4, 64), (2, 32, 64, 5, 8), (3, 64, 32, 3, 13), (2, 32, 32, 9, 1)]
+        {
             let x = rand(b * ci * h * w, 1);
             let wt = rand(co * ci * 9, 2);
             let bias = rand(co, 3);
