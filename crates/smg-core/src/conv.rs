@@ -164,14 +164,6 @@ impl Geom {
     }
 }
 
-impl Conv {
-    fn dims(&self, x: &Layout, w: &Layout) -> Result<(usize, usize, usize, usize)> {
-        let g = self.0;
-        let (oh, ow) = g.out_hw();
-        Ok((x.dims()[0], w.dims()[0], g.c * g.kh * g.kw, oh * ow))
-    }
-}
-
 impl CustomOp3 for Conv {
     fn name(&self) -> &'static str {
         "smg-conv2d"
@@ -188,20 +180,65 @@ impl CustomOp3 for Conv {
     ) -> Result<(CpuStorage, Shape)> {
         let (x, w, bias) =
             (crate::fast::cpu_f32(s1, l1, "conv2d")?, crate::fast::cpu_f32(s2, l2, "conv2d")?, crate::fast::cpu_f32(s3, l3, "conv2d")?);
-        let (b, cout, k, p) = self.dims(l1, l2)?;
-        let g = self.0;
+        let conv = SliceConv { g: self.0, cout: l2.dims()[0] };
+        let (oh, ow) = self.0.out_hw();
+        Ok((CpuStorage::F32(conv.forward(x, l1.dims()[0], w, bias)), Shape::from((l1.dims()[0], conv.cout, oh, ow))))
+    }
+
+    fn bwd(
+        &self,
+        x: &Tensor,
+        w: &Tensor,
+        bias: &Tensor,
+        _res: &Tensor,
+        grad: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        let conv = SliceConv { g: self.0, cout: w.dims()[0] };
+        let (dx, dw, db) = crate::fast::with_f32s([x, w, grad], |[xs, ws, dy]| conv.backward(xs, x.dims()[0], ws, dy))?;
+        let dev = x.device();
+        Ok((
+            Some(Tensor::from_vec(dx, x.shape(), dev)?),
+            Some(Tensor::from_vec(dw, w.shape(), dev)?),
+            Some(Tensor::from_vec(db, bias.shape(), dev)?),
+        ))
+    }
+}
+
+/// One convolution layer (`cin` → `cout`, square kernel, stride, symmetric zero padding) on one
+/// input size, run on plain slices with the kernels of [`conv2d`]: for callers that chain layers
+/// by hand inside one autograd node (the tokenizer's fused ResNet block). Slices are row-major
+/// `(B, C, H, W)`, weights `(cout, cin, k, k)`.
+#[derive(Debug, Clone, Copy)]
+pub struct SliceConv {
+    g: Geom,
+    cout: usize,
+}
+
+impl SliceConv {
+    pub fn new(cin: usize, cout: usize, (h, w): (usize, usize), k: usize, stride: usize, padding: usize) -> Self {
+        Self { g: Geom { c: cin, h, w, kh: k, kw: k, sh: stride, sw: stride, ph: padding, pw: padding }, cout }
+    }
+
+    /// Output rows and columns.
+    pub fn out_hw(&self) -> (usize, usize) {
+        self.g.out_hw()
+    }
+
+    /// `conv(x) + bias` for a batch of `b` items.
+    pub fn forward(&self, x: &[f32], b: usize, w: &[f32], bias: &[f32]) -> Vec<f32> {
+        let (g, cout) = (self.g, self.cout);
+        let (oh, ow) = g.out_hw();
+        let (k, p) = (g.c * g.kh * g.kw, oh * ow);
         if g.is_3x3_same() && amx_conv(g.c, cout) {
             use smg_kernels::conv3x3_amx as amx;
             let taps = amx::PackedTaps::forward(w, cout, g.c);
-            let y = amx::forward(&amx::pack_pairs(x, b, g.c, g.h, g.w), b, g.c, g.h, g.w, &taps, Some(bias), cout);
-            return Ok((CpuStorage::F32(y), Shape::from((b, cout, g.h, g.w))));
+            return amx::forward(&amx::pack_pairs(x, b, g.c, g.h, g.w), b, g.c, g.h, g.w, &taps, Some(bias), cout);
         }
         if g.is_3x3_same() && smg_kernels::conv3x3::applies(cout, g.w) && direct_conv() {
             let xp = smg_kernels::conv3x3::pad_planes(x, b * g.c, g.h, g.w);
-            let y = smg_kernels::conv3x3::forward(&xp, b, g.c, g.h, g.w, w, bias, cout);
-            return Ok((CpuStorage::F32(y), Shape::from((b, cout, g.h, g.w))));
+            return smg_kernels::conv3x3::forward(&xp, b, g.c, g.h, g.w, w, bias, cout);
         }
-        let cols = im2col(self.0, x, b);
+        let cols = im2col(g, x, b);
         let mut prod = smg_kernels::uninit_f32(cout * b * p);
         if crate::fast::train_bf16() {
             dot_bf16::gemm(cout, b * p, k, &mut prod, Operand::plain(w), Operand::plain(&cols));
@@ -216,114 +253,77 @@ impl CustomOp3 for Conv {
             let src = &prod[co * b * p + item * p..co * b * p + (item + 1) * p];
             out.iter_mut().zip(src).for_each(|(o, &v)| *o = v + bias[co]);
         });
-        let (oh, ow) = self.0.out_hw();
-        Ok((CpuStorage::F32(y), Shape::from((b, cout, oh, ow))))
+        y
     }
 
-    fn bwd(
-        &self,
-        x: &Tensor,
-        w: &Tensor,
-        bias: &Tensor,
-        _res: &Tensor,
-        grad: &Tensor,
-    ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
-        let (b, cout, k, p) = self.dims(x.layout(), w.layout())?;
-        let g = self.0;
+    /// Gradients `(dx, dW, dbias)` from the input `x` of the forward pass, the weight and the
+    /// output gradient `dy`.
+    pub fn backward(&self, x: &[f32], b: usize, w: &[f32], dy: &[f32]) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
+        let (g, cout) = (self.g, self.cout);
         let amx = g.is_3x3_same() && amx_conv(g.c, cout);
         if amx || (g.is_3x3_same() && smg_kernels::conv3x3::applies(g.c, g.w) && direct_conv()) {
-            return self.bwd_direct(x, w, bias, grad, amx);
+            return self.backward_direct(x, b, w, dy, amx);
         }
+        let (oh, ow) = g.out_hw();
+        let (k, p) = (g.c * g.kh * g.kw, oh * ow);
         let n = b * p;
         // dY as (Cout, B·P), and the bias gradient as its row sums.
-        let mut dy = smg_kernels::uninit_f32(cout * n);
-        crate::fast::with_f32(grad, |g| {
-            dy.par_chunks_mut(n).enumerate().for_each(|(co, row)| {
-                for item in 0..b {
-                    row[item * p..(item + 1) * p].copy_from_slice(&g[(item * cout + co) * p..(item * cout + co + 1) * p]);
-                }
-            })
-        })?;
-        let db: Vec<f32> = dy.par_chunks(n).map(|r| r.iter().map(|&v| v as f64).sum::<f64>() as f32).collect();
+        let mut dyc = smg_kernels::uninit_f32(cout * n);
+        dyc.par_chunks_mut(n).enumerate().for_each(|(co, row)| {
+            for item in 0..b {
+                row[item * p..(item + 1) * p].copy_from_slice(&dy[(item * cout + co) * p..(item * cout + co + 1) * p]);
+            }
+        });
+        let db: Vec<f32> = dyc.par_chunks(n).map(|r| r.iter().map(|&v| v as f64).sum::<f64>() as f32).collect();
         let (dx, dw) = if crate::fast::train_bf16() {
             // bf16 products read either operand transposed: dX's columns = Wᵀ · dY, dW = dY · colsᵀ.
             let mut dcols = smg_kernels::uninit_f32(k * n);
-            crate::fast::with_f32(w, |w| dot_bf16::gemm(k, n, cout, &mut dcols, Operand::t(w), Operand::plain(&dy)))?;
-            let dx = col2im(self.0, &dcols, b);
+            dot_bf16::gemm(k, n, cout, &mut dcols, Operand::t(w), Operand::plain(&dyc));
+            let dx = col2im(g, &dcols, b);
             drop(dcols);
-            let cols = crate::fast::with_f32(x, |x| im2col(self.0, x, b))?;
+            let cols = im2col(g, x, b);
             let mut dw = smg_kernels::uninit_f32(cout * k);
-            dot_bf16::gemm(cout, k, n, &mut dw, Operand::plain(&dy), Operand::t(&cols));
+            dot_bf16::gemm(cout, k, n, &mut dw, Operand::plain(&dyc), Operand::t(&cols));
             (dx, dw)
         } else {
-            let wt = crate::fast::with_f32(w, |w| smg_kernels::matmul::transpose(w, cout, k))?;
+            let wt = smg_kernels::matmul::transpose(w, cout, k);
             let mut dcols = smg_kernels::uninit_f32(k * n);
-            smg_kernels::matmul::gemm_nn(k, n, cout, &mut dcols, &wt, &dy);
-            let dx = col2im(self.0, &dcols, b);
+            smg_kernels::matmul::gemm_nn(k, n, cout, &mut dcols, &wt, &dyc);
+            let dx = col2im(g, &dcols, b);
             drop(dcols);
-            let dyt = smg_kernels::matmul::transpose(&dy, cout, n);
-            drop(dy);
-            let cols = crate::fast::with_f32(x, |x| im2col(self.0, x, b))?;
+            let dyt = smg_kernels::matmul::transpose(&dyc, cout, n);
+            drop(dyc);
+            let cols = im2col(g, x, b);
             let mut dwt = smg_kernels::uninit_f32(k * cout);
             smg_kernels::matmul::gemm_nn(k, cout, n, &mut dwt, &cols, &dyt);
             (dx, smg_kernels::matmul::transpose(&dwt, k, cout))
         };
-        let dev = x.device();
-        Ok((
-            Some(Tensor::from_vec(dx, x.shape(), dev)?),
-            Some(Tensor::from_vec(dw, w.shape(), dev)?),
-            Some(Tensor::from_vec(db, bias.shape(), dev)?),
-        ))
+        (dx, dw, db)
     }
-}
 
-impl Conv {
     /// The backward pass of a 3 × 3 same-size convolution on the direct kernels (f32, or bf16
     /// AMX tiles when `amx`): no patch matrix.
-    fn bwd_direct(
-        &self,
-        x: &Tensor,
-        w: &Tensor,
-        bias: &Tensor,
-        grad: &Tensor,
-        amx: bool,
-    ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+    fn backward_direct(&self, x: &[f32], b: usize, w: &[f32], dy: &[f32], amx: bool) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
         use smg_kernels::{conv3x3, conv3x3_amx};
-        let g = self.0;
-        let (b, cout) = (x.dims()[0], w.dims()[0]);
+        let (g, cout) = (self.g, self.cout);
         let hw = g.h * g.w;
-        let grad = grad.contiguous()?;
-        let (dx, dw, db) = crate::fast::with_f32(&grad, |dy| -> Result<_> {
-            let db: Vec<f32> = (0..cout)
-                .into_par_iter()
-                .map(|co| {
-                    (0..b).map(|i| dy[(i * cout + co) * hw..(i * cout + co + 1) * hw].iter().map(|&v| v as f64).sum::<f64>()).sum::<f64>()
-                        as f32
-                })
-                .collect();
-            if amx {
-                let taps = crate::fast::with_f32(w, |wt| conv3x3_amx::PackedTaps::input_grad(wt, cout, g.c))?;
-                let dx = conv3x3_amx::forward(&conv3x3_amx::pack_pairs(dy, b, cout, g.h, g.w), b, cout, g.h, g.w, &taps, None, g.c);
-                let dyv = conv3x3_amx::pack_grad_pairs(dy, b, cout, g.h, g.w);
-                let dw = crate::fast::with_f32(x, |xs| {
-                    conv3x3_amx::weight_grad(&conv3x3_amx::pack_planes(xs, b, g.c, g.h, g.w), &dyv, b, g.c, cout, g.h, g.w)
-                })?;
-                return Ok((dx, dw, db));
-            }
-            let dx = crate::fast::with_f32(w, |wt| {
-                conv3x3::input_grad(&conv3x3::pad_planes(dy, b * cout, g.h, g.w), b, cout, g.h, g.w, wt, g.c)
-            })?;
-            let dw = crate::fast::with_f32(x, |xs| {
-                conv3x3::weight_grad(&conv3x3::pad_planes(xs, b * g.c, g.h, g.w), dy, b, g.c, cout, g.h, g.w)
-            })?;
-            Ok((dx, dw, db))
-        })??;
-        let dev = x.device();
-        Ok((
-            Some(Tensor::from_vec(dx, x.shape(), dev)?),
-            Some(Tensor::from_vec(dw, w.shape(), dev)?),
-            Some(Tensor::from_vec(db, bias.shape(), dev)?),
-        ))
+        let db: Vec<f32> = (0..cout)
+            .into_par_iter()
+            .map(|co| {
+                (0..b).map(|i| dy[(i * cout + co) * hw..(i * cout + co + 1) * hw].iter().map(|&v| v as f64).sum::<f64>()).sum::<f64>()
+                    as f32
+            })
+            .collect();
+        if amx {
+            let taps = conv3x3_amx::PackedTaps::input_grad(w, cout, g.c);
+            let dx = conv3x3_amx::forward(&conv3x3_amx::pack_pairs(dy, b, cout, g.h, g.w), b, cout, g.h, g.w, &taps, None, g.c);
+            let dyv = conv3x3_amx::pack_grad_pairs(dy, b, cout, g.h, g.w);
+            let dw = conv3x3_amx::weight_grad(&conv3x3_amx::pack_planes(x, b, g.c, g.h, g.w), &dyv, b, g.c, cout, g.h, g.w);
+            return (dx, dw, db);
+        }
+        let dx = conv3x3::input_grad(&conv3x3::pad_planes(dy, b * cout, g.h, g.w), b, cout, g.h, g.w, w, g.c);
+        let dw = conv3x3::weight_grad(&conv3x3::pad_planes(x, b * g.c, g.h, g.w), dy, b, g.c, cout, g.h, g.w);
+        (dx, dw, db)
     }
 }
 

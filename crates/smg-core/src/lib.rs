@@ -15,7 +15,7 @@ pub mod threads;
 pub mod train_ops;
 pub mod vit_block;
 
-/// Seeded test data for this crate's unit and integration tests (not part of the API).
+/// Seeded test data for the workspace's unit and integration tests (not part of the API).
 #[doc(hidden)]
 pub mod test_util {
     use candle_core::{Device, Tensor};

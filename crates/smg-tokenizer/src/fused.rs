@@ -6,7 +6,7 @@
 use candle_core::{CpuStorage, CustomOp3, Layout, Module, Result, Shape, Tensor};
 use candle_nn::{Init, VarBuilder};
 use rayon::prelude::*;
-use smg_core::fast::cpu_f32;
+use smg_core::fast::{cpu_f32, with_f32s};
 
 /// `GroupNorm(groups, C, eps)` with weights `weight`/`bias` (taming names), then swish if asked.
 #[derive(Debug, Clone)]
@@ -49,18 +49,24 @@ impl GroupNormAct {
     }
 }
 
+impl GroupNormAct {
+    /// The op on plain slices, for a fused block's own forward and backward passes.
+    pub(crate) fn op(&self) -> Op {
+        Op { groups: self.groups, eps: self.eps, swish: self.swish }
+    }
+}
+
 impl Module for GroupNormAct {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         if !smg_core::fast::cpu_custom_ops(x) {
             return self.forward_reference(x);
         }
-        let op = Op { groups: self.groups, eps: self.eps, swish: self.swish };
-        x.contiguous()?.apply_op3(&self.weight.contiguous()?, &self.bias.contiguous()?, op)
+        x.contiguous()?.apply_op3(&self.weight.contiguous()?, &self.bias.contiguous()?, self.op())
     }
 }
 
 #[derive(Debug, Clone, Copy)]
-struct Op {
+pub(crate) struct Op {
     groups: usize,
     eps: f64,
     swish: bool,
@@ -72,6 +78,82 @@ fn sigmoid(v: f32) -> f32 {
 }
 
 impl Op {
+    /// GroupNorm (+ swish) of `x (b, c, hw)` with per-channel `w`, `bias`.
+    pub(crate) fn forward(&self, x: &[f32], w: &[f32], bias: &[f32], b: usize, c: usize, hw: usize) -> Vec<f32> {
+        let st = self.stats(x, b, c, hw);
+        let cg = c / self.groups;
+        let mut out = smg_kernels::uninit_f32(x.len());
+        out.par_chunks_mut(hw).enumerate().for_each(|(bc, o)| {
+            let ch = bc % c;
+            let (mean, rstd) = st[(bc / c) * self.groups + ch / cg];
+            let (g, bb) = (w[ch] * rstd, bias[ch] - mean * rstd * w[ch]);
+            let xs = &x[bc * hw..(bc + 1) * hw];
+            for (o, &v) in o.iter_mut().zip(xs) {
+                let u = v * g + bb;
+                *o = if self.swish { u * sigmoid(u) } else { u };
+            }
+        });
+        out
+    }
+
+    /// Gradients `(dx, dw, dbias)` of [`Op::forward`] from its input and the output gradient.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn backward(
+        &self,
+        xs: &[f32],
+        ws: &[f32],
+        bs: &[f32],
+        gs: &[f32],
+        b: usize,
+        c: usize,
+        hw: usize,
+    ) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
+        let st = self.stats(xs, b, c, hw);
+        let cg = c / self.groups;
+        let n = cg * hw;
+        // Per group: du = dy · swish'(u) and dx̂ = du·w into `dx`, per-channel sums for dw and db,
+        // group sums of dx̂ and dx̂·x̂; then dx = rstd·(dx̂ − mean(dx̂) − x̂·mean(dx̂·x̂)).
+        let mut dxs = smg_kernels::uninit_f32(xs.len());
+        let per_group: Vec<(Vec<f32>, Vec<f32>)> = dxs
+            .par_chunks_mut(n)
+            .enumerate()
+            .map(|(bg, dx)| {
+                let (mean, rstd) = st[bg];
+                let (bi, gi) = (bg / self.groups, bg % self.groups);
+                let (mut dw, mut db) = (vec![0f32; cg], vec![0f32; cg]);
+                let (mut s1, mut s2) = (0f64, 0f64);
+                for j in 0..cg {
+                    let ch = gi * cg + j;
+                    let base = (bi * c + ch) * hw;
+                    let (xr, gr, dr) = (&xs[base..base + hw], &gs[base..base + hw], &mut dx[j * hw..(j + 1) * hw]);
+                    let [sw, sb, t1, t2] = channel_backward(xr, gr, dr, mean, rstd, ws[ch], bs[ch], self.swish);
+                    dw[j] = sw as f32;
+                    db[j] = sb as f32;
+                    s1 += t1;
+                    s2 += t2;
+                }
+                let (m1, m2) = ((s1 / n as f64) as f32, (s2 / n as f64) as f32);
+                for j in 0..cg {
+                    let base = (bi * c + gi * cg + j) * hw;
+                    for (dv, xv) in dx[j * hw..(j + 1) * hw].iter_mut().zip(&xs[base..base + hw]) {
+                        *dv = rstd * (*dv - m1 - (xv - mean) * rstd * m2);
+                    }
+                }
+                (dw, db)
+            })
+            .collect();
+        let mut dw = vec![0f32; c];
+        let mut db = vec![0f32; c];
+        for (bg, (gw, gb)) in per_group.into_iter().enumerate() {
+            let gi = bg % self.groups;
+            for j in 0..cg {
+                dw[gi * cg + j] += gw[j];
+                db[gi * cg + j] += gb[j];
+            }
+        }
+        (dxs, dw, db)
+    }
+
     /// Per (batch, group): mean and 1/std (two passes, 16 f32 lanes per pass so that they
     /// vectorise, lanes summed in f64).
     fn stats(&self, x: &[f32], b: usize, c: usize, hw: usize) -> Vec<(f32, f32)> {
@@ -119,20 +201,7 @@ impl CustomOp3 for Op {
     ) -> Result<(CpuStorage, Shape)> {
         let (x, w, bias) = (cpu_f32(s1, l1, "GroupNormAct")?, cpu_f32(s2, l2, "GroupNormAct")?, cpu_f32(s3, l3, "GroupNormAct")?);
         let (b, c, h, wd) = l1.shape().dims4()?;
-        let hw = h * wd;
-        let st = self.stats(x, b, c, hw);
-        let cg = c / self.groups;
-        let mut out = vec![0f32; x.len()];
-        out.par_chunks_mut(hw).enumerate().for_each(|(bc, o)| {
-            let ch = bc % c;
-            let (mean, rstd) = st[(bc / c) * self.groups + ch / cg];
-            let (g, bb) = (w[ch] * rstd, bias[ch] - mean * rstd * w[ch]);
-            let xs = &x[bc * hw..(bc + 1) * hw];
-            for (o, &v) in o.iter_mut().zip(xs) {
-                let u = v * g + bb;
-                *o = if self.swish { u * sigmoid(u) } else { u };
-            }
-        });
+        let out = self.forward(x, w, bias, b, c, h * wd);
         Ok((CpuStorage::F32(out), l1.shape().clone()))
     }
 
@@ -145,59 +214,7 @@ impl CustomOp3 for Op {
         grad: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
         let (b, c, h, wd) = x.dims4()?;
-        let hw = h * wd;
-        let ws: Vec<f32> = w.to_vec1()?;
-        let bs: Vec<f32> = bias.to_vec1()?;
-        let (x, grad) = (x.contiguous()?, grad.contiguous()?);
-        let (xsto, xl) = x.storage_and_layout();
-        let (gsto, gl) = grad.storage_and_layout();
-        let (candle_core::Storage::Cpu(xs), candle_core::Storage::Cpu(gs)) = (&*xsto, &*gsto) else {
-            candle_core::bail!("GroupNormAct: CPU tensors expected")
-        };
-        let (xs, gs) = (cpu_f32(xs, xl, "GroupNormAct")?, cpu_f32(gs, gl, "GroupNormAct")?);
-        let st = self.stats(xs, b, c, hw);
-        let cg = c / self.groups;
-        let n = cg * hw;
-        // Per group: du = dy · swish'(u) and dx̂ = du·w into `dx`, per-channel sums for dw and db,
-        // group sums of dx̂ and dx̂·x̂; then dx = rstd·(dx̂ − mean(dx̂) − x̂·mean(dx̂·x̂)).
-        let mut dxs = vec![0f32; xs.len()];
-        let per_group: Vec<(Vec<f32>, Vec<f32>)> = dxs
-            .par_chunks_mut(n)
-            .enumerate()
-            .map(|(bg, dx)| {
-                let (mean, rstd) = st[bg];
-                let (bi, gi) = (bg / self.groups, bg % self.groups);
-                let (mut dw, mut db) = (vec![0f32; cg], vec![0f32; cg]);
-                let (mut s1, mut s2) = (0f64, 0f64);
-                for j in 0..cg {
-                    let ch = gi * cg + j;
-                    let base = (bi * c + ch) * hw;
-                    let (xr, gr, dr) = (&xs[base..base + hw], &gs[base..base + hw], &mut dx[j * hw..(j + 1) * hw]);
-                    let [sw, sb, t1, t2] = channel_backward(xr, gr, dr, mean, rstd, ws[ch], bs[ch], self.swish);
-                    dw[j] = sw as f32;
-                    db[j] = sb as f32;
-                    s1 += t1;
-                    s2 += t2;
-                }
-                let (m1, m2) = ((s1 / n as f64) as f32, (s2 / n as f64) as f32);
-                for j in 0..cg {
-                    let base = (bi * c + gi * cg + j) * hw;
-                    for (dv, xv) in dx[j * hw..(j + 1) * hw].iter_mut().zip(&xs[base..base + hw]) {
-                        *dv = rstd * (*dv - m1 - (xv - mean) * rstd * m2);
-                    }
-                }
-                (dw, db)
-            })
-            .collect();
-        let mut dw = vec![0f32; c];
-        let mut db = vec![0f32; c];
-        for (bg, (gw, gb)) in per_group.into_iter().enumerate() {
-            let gi = bg % self.groups;
-            for j in 0..cg {
-                dw[gi * cg + j] += gw[j];
-                db[gi * cg + j] += gb[j];
-            }
-        }
+        let (dxs, dw, db) = with_f32s([x, w, bias, grad], |[xs, ws, bs, gs]| self.backward(xs, ws, bs, gs, b, c, h * wd))?;
         let dev = x.device();
         Ok((Some(Tensor::from_vec(dxs, (b, c, h, wd), dev)?), Some(Tensor::from_vec(dw, c, dev)?), Some(Tensor::from_vec(db, c, dev)?)))
     }

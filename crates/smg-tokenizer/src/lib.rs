@@ -6,6 +6,7 @@
 pub use smg_core::adam;
 pub mod discriminator;
 pub mod fused;
+mod fused_block;
 pub mod pretrained;
 pub mod quantizer;
 pub mod specvqgan;

@@ -118,11 +118,11 @@ fn norm_swish(groups: usize, c: usize, vb: VarBuilder) -> Result<GroupNormAct> {
 /// GN → swish → conv3×3 → GN → swish → conv3×3, plus a 1×1 `nin_shortcut` when widths differ.
 #[derive(Debug, Clone)]
 pub struct ResnetBlock {
-    norm1: GroupNormAct,
-    conv1: Conv2d,
-    norm2: GroupNormAct,
-    conv2: Conv2d,
-    nin_shortcut: Option<Conv2d>,
+    pub(crate) norm1: GroupNormAct,
+    pub(crate) conv1: Conv2d,
+    pub(crate) norm2: GroupNormAct,
+    pub(crate) conv2: Conv2d,
+    pub(crate) nin_shortcut: Option<Conv2d>,
 }
 
 impl ResnetBlock {
@@ -137,13 +137,25 @@ impl ResnetBlock {
     }
 }
 
-impl Module for ResnetBlock {
-    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+impl ResnetBlock {
+    /// The block composed of its layers' own ops (inference, other devices; the reference for
+    /// the fused training node of `fused_block`).
+    pub fn forward_composed(&self, x: &Tensor) -> Result<Tensor> {
         let h = self.conv1.forward(&self.norm1.forward(x)?)?;
         let h = self.conv2.forward(&self.norm2.forward(&h)?)?;
         match &self.nin_shortcut {
             Some(s) => s.forward(x)? + h,
             None => x + h,
+        }
+    }
+}
+
+impl Module for ResnetBlock {
+    /// Training on the CPU in f32: one fused autograd node (`fused_block`); else the composed layers.
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        match crate::fused_block::forward(x, self)? {
+            Some(y) => Ok(y),
+            None => self.forward_composed(x),
         }
     }
 }
