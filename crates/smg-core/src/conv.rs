@@ -11,7 +11,6 @@
 use candle_core::{CpuStorage, CustomOp3, Layout, Module, Result, Shape, Tensor};
 use candle_nn::{Conv2dConfig, VarBuilder};
 use rayon::prelude::*;
-use smg_kernels::dot_bf16::{self, Operand};
 
 /// Geometry of one convolution: kernel, stride, symmetric zero padding, input size.
 #[derive(Debug, Clone, Copy)]
@@ -130,9 +129,8 @@ fn col2im(g: Geom, cols: &[f32], b: usize) -> Vec<f32> {
 /// `(B, Cout, oh, ow)` in one pass. Backward: `dcols = Wᵀ·dY → col2im`, `dW = (cols·dYᵀ)ᵀ`
 /// with `cols` recomputed, `db` = row sums; every product in the orientation the `gemm` crate
 /// packs with contiguous copies (`dY·colsᵀ` would make it pack the large `cols` element by
-/// element; SPEED.md). Training with bf16 products ([`crate::fast::train_bf16`]), the three
-/// products run on `smg_kernels::dot_bf16::gemm` (AMX tiles where present), which reads either
-/// operand transposed: `dcols = Wᵀ·dY`, `dW = dY·colsᵀ`, no transposes.
+/// element; SPEED.md). These products stay f32 with `--precision bf16` too: on bf16 AMX tiles
+/// (`smg_kernels::dot_bf16::gemm`) the medium tokenizer's step was slower (SPEED.md).
 struct Conv(Geom);
 
 static DIRECT: smg_kernels::Switch = smg_kernels::Switch::new("SMG_CONV_DIRECT");
@@ -240,11 +238,7 @@ impl SliceConv {
         }
         let cols = im2col(g, x, b);
         let mut prod = smg_kernels::uninit_f32(cout * b * p);
-        if crate::fast::train_bf16() {
-            dot_bf16::gemm(cout, b * p, k, &mut prod, Operand::plain(w), Operand::plain(&cols));
-        } else {
-            smg_kernels::matmul::gemm_nn(cout, b * p, k, &mut prod, w, &cols);
-        }
+        smg_kernels::matmul::gemm_nn(cout, b * p, k, &mut prod, w, &cols);
         drop(cols);
         // (Cout, B·P) → (B, Cout, P), plus the bias.
         let mut y = smg_kernels::uninit_f32(b * cout * p);
@@ -275,30 +269,17 @@ impl SliceConv {
             }
         });
         let db: Vec<f32> = dyc.par_chunks(n).map(|r| r.iter().map(|&v| v as f64).sum::<f64>() as f32).collect();
-        let (dx, dw) = if crate::fast::train_bf16() {
-            // bf16 products read either operand transposed: dX's columns = Wᵀ · dY, dW = dY · colsᵀ.
-            let mut dcols = smg_kernels::uninit_f32(k * n);
-            dot_bf16::gemm(k, n, cout, &mut dcols, Operand::t(w), Operand::plain(&dyc));
-            let dx = col2im(g, &dcols, b);
-            drop(dcols);
-            let cols = im2col(g, x, b);
-            let mut dw = smg_kernels::uninit_f32(cout * k);
-            dot_bf16::gemm(cout, k, n, &mut dw, Operand::plain(&dyc), Operand::t(&cols));
-            (dx, dw)
-        } else {
-            let wt = smg_kernels::matmul::transpose(w, cout, k);
-            let mut dcols = smg_kernels::uninit_f32(k * n);
-            smg_kernels::matmul::gemm_nn(k, n, cout, &mut dcols, &wt, &dyc);
-            let dx = col2im(g, &dcols, b);
-            drop(dcols);
-            let dyt = smg_kernels::matmul::transpose(&dyc, cout, n);
-            drop(dyc);
-            let cols = im2col(g, x, b);
-            let mut dwt = smg_kernels::uninit_f32(k * cout);
-            smg_kernels::matmul::gemm_nn(k, cout, n, &mut dwt, &cols, &dyt);
-            (dx, smg_kernels::matmul::transpose(&dwt, k, cout))
-        };
-        (dx, dw, db)
+        let wt = smg_kernels::matmul::transpose(w, cout, k);
+        let mut dcols = smg_kernels::uninit_f32(k * n);
+        smg_kernels::matmul::gemm_nn(k, n, cout, &mut dcols, &wt, &dyc);
+        let dx = col2im(g, &dcols, b);
+        drop(dcols);
+        let dyt = smg_kernels::matmul::transpose(&dyc, cout, n);
+        drop(dyc);
+        let cols = im2col(g, x, b);
+        let mut dwt = smg_kernels::uninit_f32(k * cout);
+        smg_kernels::matmul::gemm_nn(k, cout, n, &mut dwt, &cols, &dyt);
+        (dx, smg_kernels::matmul::transpose(&dwt, k, cout), db)
     }
 
     /// The backward pass of a 3 × 3 same-size convolution on the direct kernels (f32, or bf16

@@ -87,11 +87,7 @@ impl Op {
             let ch = bc % c;
             let (mean, rstd) = st[(bc / c) * self.groups + ch / cg];
             let (g, bb) = (w[ch] * rstd, bias[ch] - mean * rstd * w[ch]);
-            let xs = &x[bc * hw..(bc + 1) * hw];
-            for (o, &v) in o.iter_mut().zip(xs) {
-                let u = v * g + bb;
-                *o = if self.swish { u * sigmoid(u) } else { u };
-            }
+            channel_forward(&x[bc * hw..(bc + 1) * hw], o, g, bb, self.swish);
         });
         out
     }
@@ -163,11 +159,42 @@ impl Op {
             .into_par_iter()
             .map(|bg| {
                 let seg = &x[bg * n..(bg + 1) * n];
-                let mean = (lanes(seg, |v| v) / n as f64) as f32;
-                let var = lanes(seg, |v| (v - mean) * (v - mean)) / n as f64;
+                let mean = (sum_lanes(seg) / n as f64) as f32;
+                let var = squared_deviation_lanes(seg, mean) / n as f64;
                 (mean, (1.0 / (var + self.eps).sqrt()) as f32)
             })
             .collect()
+    }
+}
+
+smg_kernels::vectorised! {
+    /// One channel of the forward pass: `o = u` or `u · sigmoid(u)` with `u = x·g + b`;
+    /// compiled for AVX-512 and for AVX2 + FMA, chosen at run time (`smg_kernels::isa`).
+    fn channel_forward(x: &[f32], o: &mut [f32], g: f32, b: f32, swish: bool) {
+        if swish {
+            for (o, &v) in o.iter_mut().zip(x) {
+                let u = v * g + b;
+                *o = u * sigmoid(u);
+            }
+        } else {
+            for (o, &v) in o.iter_mut().zip(x) {
+                *o = v * g + b;
+            }
+        }
+    }
+}
+
+smg_kernels::vectorised! {
+    /// Σ xᵢ in 16 f32 lanes (summed in f64), vectorised as [`channel_forward`].
+    fn sum_lanes(xs: &[f32]) -> f64 {
+        lanes(xs, |v| v)
+    }
+}
+
+smg_kernels::vectorised! {
+    /// Σ (xᵢ − mean)² in 16 f32 lanes (summed in f64), vectorised as [`channel_forward`].
+    fn squared_deviation_lanes(xs: &[f32], mean: f32) -> f64 {
+        lanes(xs, |v| (v - mean) * (v - mean))
     }
 }
 
