@@ -131,9 +131,7 @@ impl Op {
                 let (m1, m2) = ((s1 / n as f64) as f32, (s2 / n as f64) as f32);
                 for j in 0..cg {
                     let base = (bi * c + gi * cg + j) * hw;
-                    for (dv, xv) in dx[j * hw..(j + 1) * hw].iter_mut().zip(&xs[base..base + hw]) {
-                        *dv = rstd * (*dv - m1 - (xv - mean) * rstd * m2);
-                    }
+                    channel_input_grad(&mut dx[j * hw..(j + 1) * hw], &xs[base..base + hw], mean, rstd, m1, m2);
                 }
                 (dw, db)
             })
@@ -180,6 +178,16 @@ smg_kernels::vectorised! {
             for (o, &v) in o.iter_mut().zip(x) {
                 *o = v * g + b;
             }
+        }
+    }
+}
+
+smg_kernels::vectorised! {
+    /// The input gradient of one channel from `dx̂` (in `dx`): `rstd·(dx̂ − m1 − x̂·m2)` with
+    /// `x̂ = (x − mean)·rstd`, vectorised as [`channel_forward`].
+    fn channel_input_grad(dx: &mut [f32], x: &[f32], mean: f32, rstd: f32, m1: f32, m2: f32) {
+        for (dv, &xv) in dx.iter_mut().zip(x) {
+            *dv = rstd * (*dv - m1 - (xv - mean) * rstd * m2);
         }
     }
 }
