@@ -236,6 +236,19 @@ impl SliceConv {
             let xp = smg_kernels::conv3x3::pad_planes(x, b * g.c, g.h, g.w);
             return smg_kernels::conv3x3::forward(&xp, b, g.c, g.h, g.w, w, bias, cout);
         }
+        use smg_kernels::conv3x3::CB;
+        if g.is_3x3_same() && cout < CB && smg_kernels::conv3x3::applies(CB, g.w) && direct_conv() {
+            // A few output channels (the tokenizer's last convolution): one block of the direct
+            // kernel with zero weights for the missing channels, rather than a patch matrix of
+            // every input channel (9·C values per output value).
+            let (mut wb, mut bb) = (w.to_vec(), bias.to_vec());
+            wb.resize(CB * g.c * 9, 0.0);
+            bb.resize(CB, 0.0);
+            let xp = smg_kernels::conv3x3::pad_planes(x, b * g.c, g.h, g.w);
+            let y = smg_kernels::conv3x3::forward(&xp, b, g.c, g.h, g.w, &wb, &bb, CB);
+            let hw = g.h * g.w;
+            return y.chunks(CB * hw).flat_map(|item| item[..cout * hw].iter().copied()).collect();
+        }
         let cols = im2col(g, x, b);
         let mut prod = smg_kernels::uninit_f32(cout * b * p);
         smg_kernels::matmul::gemm_nn(cout, b * p, k, &mut prod, w, &cols);
@@ -460,6 +473,8 @@ mod tests {
             // the direct 3 × 3 kernels: 8 output channels (forward), 8 input channels (backward)
             (1, 8, 5, 37, 3, 1, 1),
             (8, 16, 6, 40, 3, 1, 1),
+            // one output channel: a zero-padded block of the direct kernel (forward)
+            (16, 1, 5, 40, 3, 1, 1),
         ] {
             let x = Var::from_tensor(&rand(&[2, cin, h, w], 1)).unwrap();
             let wt = Var::from_tensor(&rand(&[cout, cin, k, k], 2)).unwrap();
