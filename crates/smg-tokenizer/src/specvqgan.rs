@@ -135,9 +135,7 @@ impl ResnetBlock {
             nin_shortcut: if cin != cout { Some(conv(cin, cout, 1, 1, 0, vb.pp("nin_shortcut"))?) } else { None },
         })
     }
-}
 
-impl ResnetBlock {
     /// The block composed of its layers' own ops (inference, other devices; the reference for
     /// the fused training node of `fused_block`).
     pub fn forward_composed(&self, x: &Tensor) -> Result<Tensor> {
