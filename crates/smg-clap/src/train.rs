@@ -170,6 +170,12 @@ impl ClapTrainer {
 
     /// One optimisation step on the batch `order` (indices into `data`); returns the loss.
     pub fn train_step(&mut self, data: &ClapData, order: &[usize]) -> Result<f32> {
+        // On a thread of rayon's pool: see `smg_core::threads::on_pool`.
+        smg_core::threads::on_pool(|| self.train_step_here(data, order))
+    }
+
+    /// [`Self::train_step`] on the calling thread.
+    fn train_step_here(&mut self, data: &ClapData, order: &[usize]) -> Result<f32> {
         let (x, caps) = self.batch(data, order)?;
         let text = caps
             .iter()

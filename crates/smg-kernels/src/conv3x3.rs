@@ -112,8 +112,23 @@ pub fn input_grad(dyp: &[f32], b: usize, co: usize, h: usize, w: usize, weight: 
 }
 
 /// The weight gradient `dW (Co, Ci, 3, 3) = Σ dY ⋆ x` from `xp = pad_planes(x (B, Ci, H, W))`
-/// and `dy (B, Co, H, W)`: nine products, one per tap, each summed over the batch in order.
+/// and `dy (B, Co, H, W)`, summed over the batch in order: with the positions in the vector
+/// lanes on AVX-512 and AVX2 (`conv3x3_dw`), else nine products, one per tap.
 pub fn weight_grad(xp: &[f32], dy: &[f32], b: usize, ci: usize, co: usize, h: usize, w: usize) -> Vec<f32> {
+    weight_grad_with(crate::isa(), xp, dy, b, ci, co, h, w)
+}
+
+/// [`weight_grad`] with the kernel given.
+#[allow(clippy::too_many_arguments)]
+fn weight_grad_with(isa: Isa, xp: &[f32], dy: &[f32], b: usize, ci: usize, co: usize, h: usize, w: usize) -> Vec<f32> {
+    if let Some(dw) = crate::conv3x3_dw::weight_grad(isa, xp, dy, b, ci, co, h, w) {
+        return dw;
+    }
+    weight_grad_gemm(xp, dy, b, ci, co, h, w)
+}
+
+/// [`weight_grad`] as nine products, one per tap (the gemm crate's kernels).
+fn weight_grad_gemm(xp: &[f32], dy: &[f32], b: usize, ci: usize, co: usize, h: usize, w: usize) -> Vec<f32> {
     assert_eq!(dy.len(), b * co * h * w, "conv3x3: output gradient is not {b} × {co} × {h} × {w}");
     if b * h * w == 0 {
         return vec![0f32; co * ci * 9];
@@ -413,6 +428,15 @@ mod tests {
             }
         }
         close(&dw, &want, 1e-5);
+        // every kernel, ragged channel counts and widths (tails of 16 and 8 columns)
+        for &(b, ci, co, h, w) in &[(2, 3, 5, 4, 21), (1, 8, 8, 3, 128), (2, 1, 9, 2, 7), (1, 16, 8, 5, 33)] {
+            let x = crate::test_data(b * ci * h * w, 10);
+            let dy = crate::test_data(b * co * h * w, 11);
+            let xp = pad_planes(&x, b * ci, h, w);
+            let want = weight_grad_gemm(&xp, &dy, b, ci, co, h, w);
+            let want: Vec<f64> = want.iter().map(|&v| v as f64).collect();
+            each_isa(|isa| close(&weight_grad_with(isa, &xp, &dy, b, ci, co, h, w), &want, 1e-5));
+        }
     }
 
     #[test]

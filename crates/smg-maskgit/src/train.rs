@@ -222,6 +222,12 @@ impl Trainer {
 
     /// One step on the clips `order` of `data`; returns (loss, accuracy, ratio).
     pub fn train_step(&mut self, data: &TokenData, order: &[usize]) -> Result<(f32, f32, f64)> {
+        // On a thread of rayon's pool: see `smg_core::threads::on_pool`.
+        smg_core::threads::on_pool(|| self.train_step_here(data, order))
+    }
+
+    /// [`Self::train_step`] on the calling thread.
+    fn train_step_here(&mut self, data: &TokenData, order: &[usize]) -> Result<(f32, f32, f64)> {
         let cfg = self.model.config.clone();
         let seq = cfg.seq_len();
         let mut rng = rand::rngs::StdRng::seed_from_u64(self.cfg.seed ^ ((self.step as u64 + 1) << 20));

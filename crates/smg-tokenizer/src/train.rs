@@ -209,6 +209,12 @@ impl Trainer {
 
     /// One optimisation step on a batch of normalised mels (B, 1, n_mels, T).
     pub fn train_step(&mut self, x: &Tensor) -> Result<Metrics> {
+        // On a thread of rayon's pool: see `smg_core::threads::on_pool`.
+        smg_core::threads::on_pool(|| self.train_step_here(x))
+    }
+
+    /// [`Self::train_step`] on the calling thread.
+    fn train_step_here(&mut self, x: &Tensor) -> Result<Metrics> {
         let step = self.step;
         let adv = step >= self.cfg.disc_start;
         let f = self.model.forward_train(x)?;

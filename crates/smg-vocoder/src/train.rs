@@ -366,6 +366,12 @@ impl Trainer {
     /// One discriminator and one generator update on waveforms `(B, segment)` and their
     /// natural-log mels `(B, 80, segment/hop)`.
     pub fn train_step(&mut self, wave: &Tensor, mel: &Tensor, lr: f64) -> Result<Metrics> {
+        // On a thread of rayon's pool: see `smg_core::threads::on_pool`.
+        smg_core::threads::on_pool(|| self.train_step_here(wave, mel, lr))
+    }
+
+    /// [`Self::train_step`] on the calling thread.
+    fn train_step_here(&mut self, wave: &Tensor, mel: &Tensor, lr: f64) -> Result<Metrics> {
         let t0 = std::time::Instant::now();
         let y_hat = self.generator.forward_plain(mel)?;
         let t = wave.dim(1)?.min(y_hat.dim(1)?);
