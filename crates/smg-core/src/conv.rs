@@ -222,6 +222,18 @@ impl SliceConv {
         self.g.out_hw()
     }
 
+    /// Whether both passes run on the bf16 AMX 3 × 3 kernels.
+    pub fn runs_amx(&self) -> bool {
+        self.g.is_3x3_same() && amx_conv(self.g.c, self.cout)
+    }
+
+    /// Whether both passes run on the direct 3 × 3 kernels (f32 or bf16 AMX tiles), not im2col.
+    pub fn runs_direct(&self) -> bool {
+        let (g, cout) = (self.g, self.cout);
+        let direct = |n: usize| smg_kernels::conv3x3::applies(n, g.w);
+        g.is_3x3_same() && direct_conv() && (amx_conv(g.c, cout) || (direct(cout) && direct(g.c)))
+    }
+
     /// `conv(x) + bias` for a batch of `b` items.
     pub fn forward(&self, x: &[f32], b: usize, w: &[f32], bias: &[f32]) -> Vec<f32> {
         let (g, cout) = (self.g, self.cout);

@@ -8,6 +8,7 @@ pub mod alloc;
 pub mod checkpoint;
 pub mod conv;
 pub mod conv1d;
+pub mod conv_down;
 pub mod fast;
 pub mod ops;
 pub mod seeded;

@@ -202,6 +202,10 @@ pub struct Downsample {
 
 impl Module for Downsample {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        if self.conv.weight().track_op() {
+            // Training: one node on the direct kernels (`smg_core::conv_down`).
+            return smg_core::conv_down::conv2d_down(x, self.conv.weight(), self.conv.bias());
+        }
         let x = x.pad_with_zeros(D::Minus1, 0, 1)?.pad_with_zeros(D::Minus2, 0, 1)?;
         self.conv.forward(&x)
     }
