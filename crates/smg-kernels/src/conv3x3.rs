@@ -40,11 +40,18 @@ pub fn pad_planes(x: &[f32], planes: usize, h: usize, w: usize) -> Vec<f32> {
     assert_eq!(x.len(), planes * h * w, "pad_planes: {} values are not {planes} planes of {h} × {w}", x.len());
     let wp = padded_width(w);
     let plane = (h + 2) * wp;
-    let mut out = vec![0f32; planes * plane + wp];
+    // Every value written once: the borders as zeros, the pixels as copies (no memset first).
+    let mut out = crate::uninit_f32(planes * plane + wp);
+    out[planes * plane..].fill(0.0);
     out[..planes * plane].par_chunks_mut(plane).zip(x.par_chunks(h * w)).for_each(|(dst, src)| {
+        dst[..wp].fill(0.0);
         for (y, row) in src.chunks_exact(w).enumerate() {
-            dst[(y + 1) * wp + 1..(y + 1) * wp + 1 + w].copy_from_slice(row);
+            let line = &mut dst[(y + 1) * wp..(y + 2) * wp];
+            line[0] = 0.0;
+            line[1..1 + w].copy_from_slice(row);
+            line[1 + w..].fill(0.0);
         }
+        dst[(h + 1) * wp..].fill(0.0);
     });
     out
 }
