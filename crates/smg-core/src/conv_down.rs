@@ -9,7 +9,7 @@
 //! positions (zeros elsewhere). That costs four times the products of a strided kernel, but on
 //! the direct kernels (≈ 300 GFLOP/s on 2 cores, or AMX tiles) with no padded copy, no patch
 //! matrix and no candle nodes for the padding: the 16-channel full-resolution down-sampling of
-//! the medium tokenizer went from 31 to ≈ 11 ms per forward + backward (benches/SPEED.md).
+//! the medium tokenizer went from 31 to 20 ms per forward + backward (benches/SPEED.md).
 
 use crate::conv::SliceConv;
 use candle_core::{CpuStorage, CustomOp3, Layout, Result, Shape, Tensor, D};
