@@ -192,15 +192,20 @@ impl CustomOp3 for Conv {
         grad: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
         let conv = SliceConv { g: self.0, cout: w.dims()[0] };
-        let (dx, dw, db) = crate::fast::with_f32s([x, w, grad], |[xs, ws, dy]| conv.backward(xs, x.dims()[0], ws, dy))?;
+        // No gradient for an input outside the graph or a frozen (detached) weight.
+        let want = (x.track_op(), w.track_op());
+        let (dx, dw, db) = crate::fast::with_f32s([x, w, grad], |[xs, ws, dy]| conv.backward_some(xs, x.dims()[0], ws, dy, want))?;
         let dev = x.device();
         Ok((
-            Some(Tensor::from_vec(dx, x.shape(), dev)?),
-            Some(Tensor::from_vec(dw, w.shape(), dev)?),
+            dx.map(|v| Tensor::from_vec(v, x.shape(), dev)).transpose()?,
+            dw.map(|v| Tensor::from_vec(v, w.shape(), dev)).transpose()?,
             Some(Tensor::from_vec(db, bias.shape(), dev)?),
         ))
     }
 }
+
+/// Gradients `(dx, dW, dbias)` of a convolution; `None` where not asked for.
+pub type Grads = (Option<Vec<f32>>, Option<Vec<f32>>, Vec<f32>);
 
 /// One convolution layer (`cin` → `cout`, square kernel, stride, symmetric zero padding) on one
 /// input size, run on plain slices with the kernels of [`conv2d`]: for callers that chain layers
@@ -278,10 +283,17 @@ impl SliceConv {
     /// Gradients `(dx, dW, dbias)` from the input `x` of the forward pass, the weight and the
     /// output gradient `dy`.
     pub fn backward(&self, x: &[f32], b: usize, w: &[f32], dy: &[f32]) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
+        let (dx, dw, db) = self.backward_some(x, b, w, dy, (true, true));
+        (dx.expect("asked for"), dw.expect("asked for"), db)
+    }
+
+    /// [`Self::backward`] computing only the gradients asked for in `(dx, dW)` (the bias
+    /// gradient always: it is one sum), e.g. none for a frozen layer's weight.
+    pub fn backward_some(&self, x: &[f32], b: usize, w: &[f32], dy: &[f32], (want_x, want_w): (bool, bool)) -> Grads {
         let (g, cout) = (self.g, self.cout);
         let amx = g.is_3x3_same() && amx_conv(g.c, cout);
         if amx || (g.is_3x3_same() && smg_kernels::conv3x3::applies(g.c, g.w) && direct_conv()) {
-            return self.backward_direct(x, b, w, dy, amx);
+            return self.backward_direct(x, b, w, dy, amx, (want_x, want_w));
         }
         let (oh, ow) = g.out_hw();
         let (k, p) = (g.c * g.kh * g.kw, oh * ow);
@@ -294,22 +306,25 @@ impl SliceConv {
             }
         });
         let db: Vec<f32> = dyc.par_chunks(n).map(|r| r.iter().map(|&v| v as f64).sum::<f64>() as f32).collect();
-        let wt = smg_kernels::matmul::transpose(w, cout, k);
-        let mut dcols = smg_kernels::uninit_f32(k * n);
-        smg_kernels::matmul::gemm_nn(k, n, cout, &mut dcols, &wt, &dyc);
-        let dx = col2im(g, &dcols, b);
-        drop(dcols);
-        let dyt = smg_kernels::matmul::transpose(&dyc, cout, n);
-        drop(dyc);
-        let cols = im2col(g, x, b);
-        let mut dwt = smg_kernels::uninit_f32(k * cout);
-        smg_kernels::matmul::gemm_nn(k, cout, n, &mut dwt, &cols, &dyt);
-        (dx, smg_kernels::matmul::transpose(&dwt, k, cout), db)
+        let dx = want_x.then(|| {
+            let wt = smg_kernels::matmul::transpose(w, cout, k);
+            let mut dcols = smg_kernels::uninit_f32(k * n);
+            smg_kernels::matmul::gemm_nn(k, n, cout, &mut dcols, &wt, &dyc);
+            col2im(g, &dcols, b)
+        });
+        let dw = want_w.then(|| {
+            let dyt = smg_kernels::matmul::transpose(&dyc, cout, n);
+            let cols = im2col(g, x, b);
+            let mut dwt = smg_kernels::uninit_f32(k * cout);
+            smg_kernels::matmul::gemm_nn(k, cout, n, &mut dwt, &cols, &dyt);
+            smg_kernels::matmul::transpose(&dwt, k, cout)
+        });
+        (dx, dw, db)
     }
 
     /// The backward pass of a 3 × 3 same-size convolution on the direct kernels (f32, or bf16
     /// AMX tiles when `amx`): no patch matrix.
-    fn backward_direct(&self, x: &[f32], b: usize, w: &[f32], dy: &[f32], amx: bool) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
+    fn backward_direct(&self, x: &[f32], b: usize, w: &[f32], dy: &[f32], amx: bool, (want_x, want_w): (bool, bool)) -> Grads {
         use smg_kernels::{conv3x3, conv3x3_amx};
         let (g, cout) = (self.g, self.cout);
         let hw = g.h * g.w;
@@ -321,14 +336,18 @@ impl SliceConv {
             })
             .collect();
         if amx {
-            let taps = conv3x3_amx::PackedTaps::input_grad(w, cout, g.c);
-            let dx = conv3x3_amx::forward(&conv3x3_amx::pack_pairs(dy, b, cout, g.h, g.w), b, cout, g.h, g.w, &taps, None, g.c);
-            let dyv = conv3x3_amx::pack_grad_pairs(dy, b, cout, g.h, g.w);
-            let dw = conv3x3_amx::weight_grad(&conv3x3_amx::pack_planes(x, b, g.c, g.h, g.w), &dyv, b, g.c, cout, g.h, g.w);
+            let dx = want_x.then(|| {
+                let taps = conv3x3_amx::PackedTaps::input_grad(w, cout, g.c);
+                conv3x3_amx::forward(&conv3x3_amx::pack_pairs(dy, b, cout, g.h, g.w), b, cout, g.h, g.w, &taps, None, g.c)
+            });
+            let dw = want_w.then(|| {
+                let dyv = conv3x3_amx::pack_grad_pairs(dy, b, cout, g.h, g.w);
+                conv3x3_amx::weight_grad(&conv3x3_amx::pack_planes(x, b, g.c, g.h, g.w), &dyv, b, g.c, cout, g.h, g.w)
+            });
             return (dx, dw, db);
         }
-        let dx = conv3x3::input_grad(&conv3x3::pad_planes(dy, b * cout, g.h, g.w), b, cout, g.h, g.w, w, g.c);
-        let dw = conv3x3::weight_grad(&conv3x3::pad_planes(x, b * g.c, g.h, g.w), dy, b, g.c, cout, g.h, g.w);
+        let dx = want_x.then(|| conv3x3::input_grad(&conv3x3::pad_planes(dy, b * cout, g.h, g.w), b, cout, g.h, g.w, w, g.c));
+        let dw = want_w.then(|| conv3x3::weight_grad(&conv3x3::pad_planes(x, b * g.c, g.h, g.w), dy, b, g.c, cout, g.h, g.w));
         (dx, dw, db)
     }
 }
@@ -395,6 +414,12 @@ impl Conv2d {
 
     pub fn weight(&self) -> &Tensor {
         &self.weight
+    }
+
+    /// The same layer with its parameters detached from autograd: gradients flow through it to
+    /// its input but none are computed for its own weight and bias.
+    pub fn detach(&self) -> Self {
+        Self::new(self.weight.detach(), self.bias.as_ref().map(|b| b.detach()), self.stride, self.padding)
     }
 
     pub fn bias(&self) -> Option<&Tensor> {

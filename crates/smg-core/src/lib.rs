@@ -5,6 +5,7 @@
 
 pub mod adam;
 pub mod alloc;
+pub mod batch_norm;
 pub mod checkpoint;
 pub mod conv;
 pub mod conv1d;

@@ -1,7 +1,7 @@
 //! PatchGAN discriminator with batch norm (SPEC.md §2.3; taming `NLayerDiscriminator`, n_layers 3).
 //! Tensor names follow the PyTorch `nn.Sequential`: `main.0` … `main.11`.
 
-use candle_core::{Module, ModuleT, Result, Tensor};
+use candle_core::{Module, ModuleT, Result, Tensor, Var};
 use candle_nn::{batch_norm, BatchNorm, Init, VarBuilder};
 use smg_core::conv::Conv2d;
 
@@ -47,12 +47,49 @@ impl Discriminator {
     }
 }
 
+impl Discriminator {
+    /// The same discriminator with its parameters detached from autograd, for the generator's
+    /// adversarial loss: gradients reach the generator's output through it, none are computed
+    /// for the discriminator's weights (the generator's optimiser would discard them). The batch
+    /// norms still update the shared running statistics in training mode.
+    pub fn frozen(&self) -> Result<Self> {
+        let mid = self
+            .mid
+            .iter()
+            .map(|(c, bn)| {
+                let bn = match bn.weight_and_bias() {
+                    Some((w, b)) => BatchNorm::new_with_momentum(
+                        w.elem_count(),
+                        bn.running_mean().clone(),
+                        bn.running_var().clone(),
+                        w.detach(),
+                        b.detach(),
+                        bn.eps(),
+                        bn.momentum(),
+                    )?,
+                    None => bn.clone(),
+                };
+                Ok((c.detach(), bn))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Self { first: self.first.detach(), mid, last: self.last.detach() })
+    }
+}
+
 impl ModuleT for Discriminator {
     /// Patch logits (B, 1, h, w) of (B, 1, n_mels, T) images; `train` uses batch statistics.
     fn forward_t(&self, x: &Tensor, train: bool) -> Result<Tensor> {
         let mut h = leaky(&self.first.forward(x)?)?;
         for (c, bn) in &self.mid {
-            h = leaky(&bn.forward_t(&c.forward(&h)?, train)?)?;
+            let y = c.forward(&h)?;
+            h = leaky(&match bn.weight_and_bias() {
+                // Training on CPU f32: one node (`smg_core::batch_norm`), same statistics.
+                Some((w, b)) if train && smg_core::fast::cpu_custom_ops(&y) => {
+                    let running = (Var::from_tensor(bn.running_mean())?, Var::from_tensor(bn.running_var())?);
+                    smg_core::batch_norm::batch_norm_train(&y, w, b, (&running.0, &running.1), bn.momentum(), bn.eps())?
+                }
+                _ => bn.forward_t(&y, train)?,
+            })?;
         }
         self.last.forward(&h)
     }

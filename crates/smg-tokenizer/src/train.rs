@@ -222,7 +222,7 @@ impl Trainer {
         let mut g_loss = (&rec + &f.quantized.loss)?;
         let mut g_adv = 0f32;
         if adv {
-            let logits = self.disc.forward_t(&f.reconstruction, true)?;
+            let logits = self.disc.frozen()?.forward_t(&f.reconstruction, true)?;
             let g = logits.mean_all()?.neg()?;
             g_adv = g.to_scalar::<f32>()?;
             g_loss = (g_loss + (g * self.cfg.disc_weight)?)?;
