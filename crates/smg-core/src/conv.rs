@@ -312,8 +312,9 @@ impl SliceConv {
             smg_kernels::matmul::gemm_nn(k, n, cout, &mut dcols, &wt, &dyc);
             col2im(g, &dcols, b)
         });
-        let dw = want_w.then(|| {
-            let dyt = smg_kernels::matmul::transpose(&dyc, cout, n);
+        let dyt = want_w.then(|| smg_kernels::matmul::transpose(&dyc, cout, n));
+        drop(dyc);
+        let dw = dyt.map(|dyt| {
             let cols = im2col(g, x, b);
             let mut dwt = smg_kernels::uninit_f32(k * cout);
             smg_kernels::matmul::gemm_nn(k, cout, n, &mut dwt, &cols, &dyt);
