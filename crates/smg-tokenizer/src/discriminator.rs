@@ -45,9 +45,7 @@ impl Discriminator {
         let last = conv_b(ndf * mult, 1, 1, vb.pp(idx.to_string()))?;
         Ok(Self { first, mid, last })
     }
-}
 
-impl Discriminator {
     /// The same discriminator with its parameters detached from autograd, for the generator's
     /// adversarial loss: gradients reach the generator's output through it, none are computed
     /// for the discriminator's weights (the generator's optimiser would discard them). The batch
