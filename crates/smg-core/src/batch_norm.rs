@@ -151,12 +151,7 @@ impl CustomOp3 for BatchNormOp {
             let db: Vec<f32> = sums.iter().map(|&(s, _)| s as f32).collect();
             (dx, dw, db)
         })?;
-        let dev = x.device();
-        Ok((
-            Some(Tensor::from_vec(dx, x.shape(), dev)?),
-            Some(Tensor::from_vec(dw, w.shape(), dev)?),
-            Some(Tensor::from_vec(db, bias.shape(), dev)?),
-        ))
+        crate::fast::grads_like([x, w, bias], [dx, dw, db])
     }
 }
 

@@ -191,12 +191,7 @@ impl CustomOp3 for Conv {
             dwt.iter_mut().zip(&part).for_each(|(a, b)| *a += b);
         }
         let dw = smg_kernels::matmul::transpose(&dwt, k, cout);
-        let dev = x.device();
-        Ok((
-            Some(Tensor::from_vec(dx, x.shape(), dev)?),
-            Some(Tensor::from_vec(dw, w.shape(), dev)?),
-            Some(Tensor::from_vec(db, bias.shape(), dev)?),
-        ))
+        crate::fast::grads_like([x, w, bias], [dx, dw, db])
     }
 }
 

@@ -106,12 +106,7 @@ impl CustomOp3 for Down {
             });
             conv.backward(xs, b, ws, &full)
         })?;
-        let dev = x.device();
-        Ok((
-            Some(Tensor::from_vec(dx, x.shape(), dev)?),
-            Some(Tensor::from_vec(dw, w.shape(), dev)?),
-            Some(Tensor::from_vec(db, bias.shape(), dev)?),
-        ))
+        crate::fast::grads_like([x, w, bias], [dx, dw, db])
     }
 }
 

@@ -110,6 +110,14 @@ pub fn eligible(x: &Tensor) -> bool {
     x.device().is_cpu() && x.dtype() == candle_core::DType::F32 && !x.track_op() && smg_kernels::fast_enabled()
 }
 
+/// A three-input custom op's gradients `[dx, dw, db]` as tensors shaped like its inputs
+/// `[x, w, b]`, on their device (what `CustomOp3::bwd` returns).
+pub fn grads_like(inputs: [&Tensor; 3], grads: [Vec<f32>; 3]) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+    let [dx, dw, db] = grads;
+    let t = |v: Vec<f32>, like: &Tensor| Tensor::from_vec(v, like.shape(), like.device()).map(Some);
+    Ok((t(dx, inputs[0])?, t(dw, inputs[1])?, t(db, inputs[2])?))
+}
+
 /// The f32 values of a contiguous CPU storage as a custom op's `cpu_fwd` receives it; `op`
 /// names the op in the error for another dtype or a strided layout.
 pub fn cpu_f32<'a>(s: &'a CpuStorage, l: &candle_core::Layout, op: &str) -> Result<&'a [f32]> {
