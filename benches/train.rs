@@ -197,12 +197,12 @@ fn main() {
             s = s.min(f().0);
             sb
         });
-        let mut cells = vec![name.to_string(), cfg.to_string(), batch.to_string(), params(p), format!("{s:.2}")];
-        cells.extend(sb.map(|sb| format!("{sb:.2}")));
+        let mut cells = vec![name.to_string(), cfg.to_string(), batch.to_string(), params(p), format!("{s:.3}")];
+        cells.extend(sb.map(|sb| format!("{sb:.3}")));
         if let Some(py) = &torch {
             match torch_row(py, threads, steps, &format!("{name} {cfg}")) {
                 Some((ts, tp)) => {
-                    cells.extend([params(tp), format!("{ts:.2}"), format!("{:.2}×", s / ts)]);
+                    cells.extend([params(tp), format!("{ts:.3}"), format!("{:.2}×", s / ts)]);
                     cells.extend(sb.map(|sb| format!("{:.2}×", sb / ts)));
                 }
                 None => {

@@ -2,8 +2,9 @@
 same losses and optimisers, timed in eager f32 on the same number of threads.
 
 Each row builds the model as the Rust crates define it (masked ViT: timm pre-norm blocks,
-LayerNorm eps 1e-6, exact GELU, qkv bias, conditioning element, label-smoothed masked
-cross-entropy, AdamW (0.9, 0.95) with decay off for biases, norms and embeddings, gradient
+LayerNorm eps 1e-6, exact GELU, qkv bias, conditioning element, final norm, head and
+label-smoothed cross-entropy on the masked positions only, AdamW (0.9, 0.95) with decay off
+for biases, norms and embeddings, gradient
 clipping at 3; SpecVQGAN: taming's encoder/decoder with GroupNorm + swish, single-head attention
 at the lowest level, EMA codebook, L1 + commitment loss, Adam (0.5, 0.9), hinge PatchGAN with
 batch norm for the "+ discriminator" rows; CLAP audio branch: four conv stages with SiLU, mean
@@ -78,7 +79,7 @@ class MaskedVit(nn.Module):
         self.norm = nn.LayerNorm(c["dim"], eps=1e-6)
         self.head = nn.Linear(c["dim"], c["vocab"])
 
-    def forward(self, tokens, cond):
+    def forward(self, tokens, cond, mask):
         n, m = tokens.shape[1], self.mask_token.reshape(1, -1)
         is_null = (cond * cond).sum(1, keepdim=True) == 0
         c = torch.where(is_null, m, self.cond_proj(cond))
@@ -88,7 +89,8 @@ class MaskedVit(nn.Module):
         h = torch.cat([e, c[:, None]], 1) + self.pos
         for blk in self.blocks:
             h = blk(h)
-        return self.head(self.norm(h)[:, :n])
+        # Norm and head on the masked positions only, as the Rust trainer computes them.
+        return self.head(self.norm(h[:, :n][mask]))
 
 
 def maskgit_row(name, steps):
@@ -115,8 +117,8 @@ def maskgit_row(name, steps):
         mask.scatter_(1, torch.rand(b, seq, generator=g).argsort(1)[:, :n], True)
         keep = (torch.rand(b, 1, generator=g) >= 0.1).float()
         inp = torch.where(mask, c["vocab"], target)
-        logits = model(inp, cnd * keep)
-        loss = F.cross_entropy(logits[mask], target[mask], label_smoothing=0.1)
+        logits = model(inp, cnd * keep, mask)
+        loss = F.cross_entropy(logits, target[mask], label_smoothing=0.1)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 3.0)

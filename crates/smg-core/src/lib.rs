@@ -10,6 +10,7 @@ pub mod checkpoint;
 pub mod conv;
 pub mod conv1d;
 pub mod conv_down;
+pub mod cross_entropy;
 pub mod fast;
 pub mod ops;
 pub mod seeded;

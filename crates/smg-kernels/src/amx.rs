@@ -276,13 +276,79 @@ impl PackedA {
     /// Rounds the row-major `m × k` matrix `x`.
     pub fn from_f32(x: &[f32], m: usize, k: usize) -> Self {
         assert_eq!(x.len(), m * k, "input is not {m} × {k}");
-        let mut a = Self::zeros(m, k);
-        a.fill_rows(|r, out| out.copy_from_slice(&x[r * k..(r + 1) * k]));
+        let mut a = Self::uninit(m, k);
+        a.tiles.par_chunks_mut(16 * a.kb * 32).enumerate().for_each(|(mb, panel)| {
+            let mut h = [0u16; 32];
+            for r in 0..16 {
+                let rr = mb * 16 + r;
+                pack_row(panel, r, if rr < m { Some(&x[rr * k..(rr + 1) * k]) } else { None }, &mut h);
+            }
+        });
         a
     }
 
+    /// Rounds `xᵀ` for the row-major `k × m` matrix `x` (a transposed operand, e.g. the output
+    /// gradient of a weight gradient `dYᵀ · X`) straight into the tiles: each 16 × 32 tile is
+    /// gathered from 32 rows of 16 contiguous values, with no transposed f32 copy.
+    pub fn from_f32_t(x: &[f32], m: usize, k: usize) -> Self {
+        assert_eq!(x.len(), m * k, "input is not {k} × {m}");
+        let mut a = Self::uninit(m, k);
+        let kb = a.kb;
+        a.tiles.par_chunks_mut(16 * kb * 32).enumerate().for_each(|(mb, panel)| {
+            let (c0, rows) = (mb * 16, m.saturating_sub(mb * 16).min(16));
+            if rows == 0 {
+                panel.fill(0);
+                return;
+            }
+            let mut buf = [[0f32; 32]; 16];
+            #[cfg(target_arch = "x86_64")]
+            let avx2 = rows == 16 && std::arch::is_x86_feature_detected!("avx2");
+            for (kt, tile) in panel.chunks_exact_mut(TILE).enumerate() {
+                let depth = (k - kt * 32).min(32);
+                #[cfg(target_arch = "x86_64")]
+                if avx2 && depth == 32 {
+                    // Eight 8 × 8 blocks: source rows kt·32 + 8·jb.., columns c0 + 8·rb...
+                    for jb in 0..4 {
+                        for rb in 0..2 {
+                            let src = x[(kt * 32 + jb * 8) * m + c0 + rb * 8..].as_ptr();
+                            // Safety: AVX2 is present; the 8 source rows of 8 values lie inside
+                            // `x` (rows < k, columns < c0 + 16 ≤ m) and the block of `buf` too.
+                            unsafe { crate::matmul::transpose8_avx2(src, m, (buf.as_mut_ptr() as *mut f32).add(rb * 8 * 32 + jb * 8), 32) };
+                        }
+                    }
+                    for (r, out) in tile.chunks_exact_mut(32).enumerate() {
+                        bf16::convert(&buf[r], out);
+                    }
+                    continue;
+                }
+                for (j, kk) in (kt * 32..kt * 32 + depth).enumerate() {
+                    let src = &x[kk * m + c0..kk * m + c0 + rows];
+                    for (r, &v) in src.iter().enumerate() {
+                        buf[r][j] = v;
+                    }
+                }
+                for (r, out) in tile.chunks_exact_mut(32).enumerate() {
+                    if r < rows {
+                        buf[r][depth..].fill(0.0);
+                        bf16::convert(&buf[r], out);
+                    } else {
+                        out.fill(0);
+                    }
+                }
+            }
+        });
+        a
+    }
+
+    /// A `m × k` operand whose tiles the caller writes in full, padding included.
+    fn uninit(m: usize, k: usize) -> Self {
+        let (mp, kb) = (m.div_ceil(32) * 32, k.div_ceil(32));
+        Self { m, k, mp, kb, tiles: Aligned::uninit(mp * kb * 32) }
+    }
+
     /// Overwrites every row `r < m` with the `k` values `row(r, out)` writes into `out`
-    /// (computed in f32, e.g. a LayerNorm, then rounded), in parallel over blocks of 16 rows.
+    /// (computed in f32, e.g. a LayerNorm, then rounded), and the padding (rows past `m`,
+    /// columns past `k`) with zeros, in parallel over blocks of 16 rows.
     pub fn fill_rows(&mut self, row: impl Fn(usize, &mut [f32]) + Sync) {
         let (m, k, kb) = (self.m, self.k, self.kb);
         self.tiles
@@ -310,20 +376,37 @@ fn fill_panel(panel: &mut [u16], mb: usize, m: usize, buf: &mut [f32], mut row: 
     let mut h = [0u16; 32];
     for r in 0..16 {
         let rr = mb * 16 + r;
-        if rr >= m {
-            break;
+        let src = if rr < m {
+            row(rr, buf);
+            Some(&*buf)
+        } else {
+            None
+        };
+        pack_row(panel, r, src, &mut h);
+    }
+}
+
+/// Rounds `src` into row `r` of every tile of a 16-row panel, zeros past its end; `None`
+/// (a row past `M`) zeros the row.
+fn pack_row(panel: &mut [u16], r: usize, src: Option<&[f32]>, h: &mut [u16; 32]) {
+    let kb = panel.len() / TILE;
+    let Some(src) = src else {
+        for kt in 0..kb {
+            panel[kt * TILE + r * 32..kt * TILE + r * 32 + 32].fill(0);
         }
-        row(rr, buf);
-        // Whole tiles' rows converted straight into place, the last (partial) one via `h`.
-        let full = buf.len() / 32;
-        for kt in 0..full {
-            bf16::convert(&buf[kt * 32..kt * 32 + 32], &mut panel[kt * TILE + r * 32..kt * TILE + r * 32 + 32]);
-        }
-        let rest = &buf[full * 32..];
-        if !rest.is_empty() {
-            bf16::convert(rest, &mut h[..rest.len()]);
-            panel[full * TILE + r * 32..full * TILE + r * 32 + rest.len()].copy_from_slice(&h[..rest.len()]);
-        }
+        return;
+    };
+    // Whole tiles' rows converted straight into place, the last (partial) one via `h`.
+    let full = src.len() / 32;
+    for kt in 0..full {
+        bf16::convert(&src[kt * 32..kt * 32 + 32], &mut panel[kt * TILE + r * 32..kt * TILE + r * 32 + 32]);
+    }
+    let rest = &src[full * 32..];
+    if !rest.is_empty() {
+        bf16::convert(rest, &mut h[..rest.len()]);
+        let row = &mut panel[full * TILE + r * 32..full * TILE + r * 32 + 32];
+        row[..rest.len()].copy_from_slice(&h[..rest.len()]);
+        row[rest.len()..].fill(0);
     }
 }
 

@@ -110,7 +110,7 @@ fn gemm_dot(m: usize, n: usize, k: usize, dst: &mut [f32], a: Operand, b: Operan
 /// [`gemm`] on AMX tiles.
 fn gemm_amx(m: usize, n: usize, k: usize, dst: &mut [f32], a: Operand, b: Operand) {
     use crate::amx::{gemm_into, PackedA, PackedB};
-    let pa = if a.transposed { PackedA::from_f32(&crate::matmul::transpose(a.data, k, m), m, k) } else { PackedA::from_f32(a.data, m, k) };
+    let pa = if a.transposed { PackedA::from_f32_t(a.data, m, k) } else { PackedA::from_f32(a.data, m, k) };
     let pb = if b.transposed { PackedB::new(b.data, n, k) } else { PackedB::from_k_rows_par(n, k, |kk| &b.data[kk * n..(kk + 1) * n]) };
     gemm_into(&pa, &pb, dst);
 }

@@ -5,7 +5,7 @@
 //! embeddings) with linear warm-up and cosine decay, gradient clipping. Seeded; exact resume.
 
 use crate::{Config, MaskGitError, MaskedVit, Result};
-use candle_core::{DType, Device, Tensor, D};
+use candle_core::{DType, Device, Tensor};
 use rand::{Rng, SeedableRng};
 use serde::{Deserialize, Serialize};
 use smg_core::{adam::Adam, checkpoint, SeededVarMap};
@@ -99,19 +99,14 @@ pub struct TokenData<'a> {
     pub cond: &'a Tensor,
 }
 
-/// Label-smoothed (ε) cross-entropy and accuracy over the masked positions (`mask`, row-major).
-fn masked_loss(logits: &Tensor, target: &Tensor, mask: &[bool], eps: f64) -> Result<(Tensor, f32)> {
-    let (b, n, v) = logits.dims3()?;
-    let idx: Vec<u32> = mask.iter().enumerate().filter(|(_, &m)| m).map(|(i, _)| i as u32).collect();
-    let idx = Tensor::new(idx.as_slice(), logits.device())?;
-    let l = logits.reshape((b * n, v))?.index_select(&idx, 0)?;
-    let y = target.flatten_all()?.index_select(&idx, 0)?;
-    let logp = candle_nn::ops::log_softmax(&l, D::Minus1)?;
-    let nll = logp.gather(&y.unsqueeze(1)?, 1)?.squeeze(1)?.neg()?;
-    let smooth = logp.mean(1)?.neg()?;
-    let loss = ((nll * (1.0 - eps))? + (smooth * eps)?)?.mean_all()?;
-    let acc = l.argmax(1)?.eq(&y)?.to_dtype(DType::F32)?.mean_all()?.to_scalar::<f32>()?;
-    Ok((loss, acc))
+/// Label-smoothed (ε) cross-entropy and accuracy of `model` over the masked positions (`mask`,
+/// row-major over the `(B, N)` grid): logits are computed at those positions only.
+fn masked_loss(model: &MaskedVit, input: &Tensor, cond: &Tensor, target: &Tensor, mask: &[bool], eps: f64) -> Result<(Tensor, f32)> {
+    let rows: Vec<u32> = mask.iter().enumerate().filter(|(_, &m)| m).map(|(i, _)| i as u32).collect();
+    let logits = model.forward_rows(input, cond, &rows)?;
+    let t = target.flatten_all()?.to_vec1::<u32>()?;
+    let y: Vec<u32> = rows.iter().map(|&r| t[r as usize]).collect();
+    Ok(smg_core::cross_entropy::cross_entropy_smoothed(&logits, &y, eps)?)
 }
 
 /// Held-out masked-token accuracy (and label-smoothed loss, ε = `label_smoothing`) of `model`
@@ -137,7 +132,7 @@ pub fn evaluate(model: &MaskedVit, data: &TokenData, ratios: &[f64], label_smoot
             let mask = draw_mask(&mut rng, b, seq, n);
             let m = Tensor::from_vec(mask.iter().map(|&x| x as u8).collect::<Vec<_>>(), (b, seq), &device)?;
             let input = m.where_cond(&Tensor::full(cfg.mask_id(), (b, seq), &device)?, &target)?;
-            let (l, a) = masked_loss(&model.forward(&input, &cond)?, &target, &mask, label_smoothing)?;
+            let (l, a) = masked_loss(model, &input, &cond, &target, &mask, label_smoothing)?;
             let k = (b * n) as f64;
             correct += a as f64 * k;
             loss += l.to_scalar::<f32>()? as f64 * k;
@@ -242,8 +237,7 @@ impl Trainer {
         cond = cond.broadcast_mul(&Tensor::from_vec(drop, (b, 1), &self.device)?)?;
         let m = Tensor::from_vec(mask.iter().map(|&x| x as u8).collect::<Vec<_>>(), (b, seq), &self.device)?;
         let input = m.where_cond(&Tensor::full(cfg.mask_id(), (b, seq), &self.device)?, &target)?;
-        let logits = self.model.forward(&input, &cond)?;
-        let (loss, acc) = masked_loss(&logits, &target, &mask, self.cfg.label_smoothing)?;
+        let (loss, acc) = masked_loss(&self.model, &input, &cond, &target, &mask, self.cfg.label_smoothing)?;
         let lv = loss.to_scalar::<f32>()?;
         if !lv.is_finite() {
             return Err(MaskGitError::Invalid(format!("loss became {lv} at step {}", self.step)));

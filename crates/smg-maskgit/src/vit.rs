@@ -233,27 +233,41 @@ impl MaskedVit {
     /// `(B, cond_dim)`, where an all-zero row means "unconditional" and is replaced by the
     /// learned mask token (classifier-free guidance, SPEC.md §3.4).
     pub fn forward(&self, tokens: &Tensor, cond: &Tensor) -> Result<Tensor> {
+        let (b, n) = tokens.dims2()?;
+        let all: Vec<u32> = (0..(b * n) as u32).collect();
+        self.forward_rows(tokens, cond, &all)?.reshape((b, n, self.config.vocab))
+    }
+
+    /// Logits `(R, vocab)` at the token positions `rows` only (row-major indices `b·N + t` into
+    /// the `(B, N)` grid): the final norm and the output head run on those rows alone, as the
+    /// training loss needs only the masked positions (SPEC.md §3.5).
+    pub fn forward_rows(&self, tokens: &Tensor, cond: &Tensor, rows: &[u32]) -> Result<Tensor> {
         let n = self.config.seq_len();
-        let mut h = self.embed(tokens, cond)?;
+        let h = self.embed(tokens, cond)?;
+        let (b, d, l) = (tokens.dim(0)?, self.config.dim, n + 1);
+        if let Some(&bad) = rows.iter().find(|&&r| r as usize >= b * n) {
+            candle_core::bail!("position {bad} outside the {b} × {n} token grid");
+        }
+        // Row r of the grid is row (r / N)·(N + 1) + r % N of the sequence (the conditioning
+        // element, last in each item, gets no logits).
+        let at = |r: u32| (r as usize / n) * l + r as usize % n;
         if let Some(x) = self.fused_blocks(&h, None)? {
-            // Final norm and head on the token rows only (the conditioning element is dropped).
-            let (b, d, l) = (tokens.dim(0)?, self.config.dim, n + 1);
             let norm = kernel_norm(&self.norm)?;
-            let mut rows = vec![0f32; b * n * d];
-            for bi in 0..b {
-                for t in 0..n {
-                    norm.row(&x[(bi * l + t) * d..(bi * l + t + 1) * d], &mut rows[(bi * n + t) * d..(bi * n + t + 1) * d]);
-                }
+            let mut sel = vec![0f32; rows.len() * d];
+            for (o, &r) in sel.chunks_exact_mut(d).zip(rows) {
+                norm.row(&x[at(r) * d..(at(r) + 1) * d], o);
             }
             let head = self.head.dense()?;
-            let y = head.weight.forward(&rows, b * n, Some(&head.bias), smg_core::fast::Act::None, smg_core::fast::precision());
-            return Tensor::from_vec(y, (b, n, self.config.vocab), h.device());
+            let y = head.weight.forward(&sel, rows.len(), Some(&head.bias), smg_core::fast::Act::None, smg_core::fast::precision());
+            return Tensor::from_vec(y, (rows.len(), self.config.vocab), h.device());
         }
+        let mut h = h;
         for blk in &self.blocks {
             h = blk.forward(&h)?;
         }
-        let h = self.norm.forward(&h)?.narrow(1, 0, n)?;
-        self.head.forward(&h)
+        let idx: Vec<u32> = rows.iter().map(|&r| at(r) as u32).collect();
+        let h = h.reshape((b * l, d))?.index_select(&Tensor::new(idx.as_slice(), h.device())?, 0)?;
+        self.head.forward(&self.norm.forward(&h)?)
     }
 
     /// The input sequence `(B, N + 1, D)`: token (or mask / conditional-mask) embeddings, the
