@@ -96,7 +96,7 @@ impl PackedB {
     /// Packs `B` given by its rows: `row(kk)` is `B[kk][..n]` (single-threaded; for operands
     /// built per task: the per-head values of attention, the im2col columns of a convolution).
     pub fn from_k_rows<'a>(n: usize, k: usize, row: impl Fn(usize) -> &'a [f32]) -> Self {
-        let mut b = Self::zeros(n, k);
+        let mut b = Self::uninit(n, k);
         let ptr = SendPtr(b.tiles.as_mut_ptr());
         for t in 0..b.kb {
             // Safety: `ptr` addresses the whole zeroed tile buffer of `b`.
@@ -108,7 +108,7 @@ impl PackedB {
     /// [`PackedB::from_k_rows`] with the 32-row bands of `K` packed in parallel (large operands:
     /// a batch's activations as the `B` of a weight gradient).
     pub fn from_k_rows_par<'a>(n: usize, k: usize, row: impl Fn(usize) -> &'a [f32] + Sync) -> Self {
-        let mut b = Self::zeros(n, k);
+        let mut b = Self::uninit(n, k);
         let (ptr, kb) = (SendPtr(b.tiles.as_mut_ptr()), b.kb);
         (0..kb).into_par_iter().for_each(|t| {
             let ptr = ptr;
@@ -120,11 +120,18 @@ impl PackedB {
 }
 
 /// Packs rows `32·t .. 32·t + 32` of `B` (`row(kk)` = `B[kk][..n]`) into tile column `t` of
-/// every panel of the zeroed tiles at `tiles` (`kb` tiles per panel).
+/// every panel of the tiles at `tiles` (`kb` tiles per panel), padding included: where the
+/// band is short of 32 rows or the panels run past `n` columns, its tiles are zeroed first.
 ///
 /// Safety: `tiles` must address `n.div_ceil(32) * 2 * kb` tiles, and no other thread may
 /// write tile column `t` meanwhile.
 unsafe fn k_band<'a>(tiles: SendPtr<u16>, n: usize, k: usize, kb: usize, t: usize, row: &impl Fn(usize) -> &'a [f32]) {
+    let panels = n.div_ceil(32) * 2;
+    if 32 * t + 32 > k || n < panels * 16 {
+        for p in 0..panels {
+            unsafe { std::slice::from_raw_parts_mut(tiles.0.add((p * kb + t) * TILE), TILE) }.fill(0);
+        }
+    }
     #[cfg(target_arch = "x86_64")]
     let fast = std::arch::is_x86_feature_detected!("avx512bf16") && std::arch::is_x86_feature_detected!("avx512bw");
     #[cfg(not(target_arch = "x86_64"))]
@@ -177,6 +184,12 @@ impl PackedB {
     pub fn zeros(n: usize, k: usize) -> Self {
         let (kb, nb) = (k.div_ceil(32), n.div_ceil(32) * 2);
         Self { n, k, kb, nb, tiles: Aligned::zeroed(nb * kb * TILE) }
+    }
+
+    /// A `B` whose tiles [`k_band`] writes in full, padding included.
+    fn uninit(n: usize, k: usize) -> Self {
+        let (kb, nb) = (k.div_ceil(32), n.div_ceil(32) * 2);
+        Self { n, k, kb, nb, tiles: Aligned::uninit(nb * kb * TILE) }
     }
 
     /// Position of `B[kk][col]` in the tiles.
