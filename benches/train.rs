@@ -9,6 +9,8 @@
 //! untimed warm-up step. `SMG_BENCH_ONLY=<text>` keeps the rows whose trainer and configuration
 //! contain that text (`SMG_BENCH_ONLY="tokenizer medium"`), e.g. to profile one of them, and
 //! `SMG_BENCH_STEPS=<n>` times n steps per row instead of 4 (more steady state in a profile).
+//! `SMG_BENCH_REPEAT=<n>` times every row n times, its PyTorch reference in alternation with it,
+//! and prints the medians (the benchmark of record on a shared machine).
 //! With `SMG_TORCH_PYTHON` set to a Python that has torch, each row is followed at once by the
 //! same step in PyTorch f32 (`benches/train_torch.py`, same shapes, losses and optimisers, same
 //! thread count), and the table gains its time, its parameter count and the ratio. Where the CPU
@@ -162,6 +164,7 @@ fn main() {
     smg_core::threads::settle_thread_count();
     let quick = std::env::var("SMG_BENCH_QUICK").is_ok_and(|v| v == "1");
     let steps = std::env::var("SMG_BENCH_STEPS").ok().and_then(|s| s.parse().ok()).unwrap_or(if quick { 2 } else { 4 });
+    let repeat = std::env::var("SMG_BENCH_REPEAT").ok().and_then(|s| s.parse().ok()).unwrap_or(1usize).max(1);
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     println!("CPU: {}; {threads} threads; features: {}", smg_tests::cpu_name(), smg_tests::cpu_features());
     println!();
@@ -187,21 +190,37 @@ fn main() {
         if (quick && medium) || !format!("{name} {cfg}").contains(only.as_str()) {
             return;
         }
-        let (mut s, p) = f();
-        // With a bf16 column, f32 is timed again after it and the faster of its two runs kept:
-        // the first run of a model pays for the heap growing, which would favour bf16 otherwise.
-        let sb = bf16.then(|| {
-            smg_core::fast::set_train_precision(smg_core::fast::Precision::Bf16);
-            let sb = f().0;
-            smg_core::fast::set_train_precision(smg_core::fast::Precision::F32);
-            s = s.min(f().0);
-            sb
-        });
+        // `repeat` rounds of (ours f32, ours bf16, ours f32 again, PyTorch) in alternation, so a
+        // slow spell of a shared machine falls on both sides; each cell is the median of its rounds.
+        let (mut ss, mut sbs, mut tss) = (Vec::new(), Vec::new(), Vec::new());
+        let (mut p, mut tp) = (0, None);
+        for _ in 0..repeat {
+            let (mut s, n) = f();
+            p = n;
+            // With a bf16 column, f32 is timed again after it and the faster of its two runs
+            // kept: the first run of a model pays for the heap growing, which would favour bf16.
+            if bf16 {
+                smg_core::fast::set_train_precision(smg_core::fast::Precision::Bf16);
+                sbs.push(f().0);
+                smg_core::fast::set_train_precision(smg_core::fast::Precision::F32);
+                s = s.min(f().0);
+            }
+            ss.push(s);
+            if let Some(py) = &torch {
+                if let Some((ts, n)) = torch_row(py, threads, steps, &format!("{name} {cfg}")) {
+                    tss.push(ts);
+                    tp = Some(n);
+                }
+            }
+        }
+        let s = median(ss);
+        let sb = bf16.then(|| median(sbs));
         let mut cells = vec![name.to_string(), cfg.to_string(), batch.to_string(), params(p), format!("{s:.3}")];
         cells.extend(sb.map(|sb| format!("{sb:.3}")));
-        if let Some(py) = &torch {
-            match torch_row(py, threads, steps, &format!("{name} {cfg}")) {
-                Some((ts, tp)) => {
+        if torch.is_some() {
+            match tp {
+                Some(tp) => {
+                    let ts = median(tss);
                     cells.extend([params(tp), format!("{ts:.3}"), format!("{:.2}×", s / ts)]);
                     cells.extend(sb.map(|sb| format!("{:.2}×", sb / ts)));
                 }
