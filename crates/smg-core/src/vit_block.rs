@@ -5,7 +5,7 @@
 //! candle's backward gives every node's input a zero-filled gradient buffer that it then adds
 //! into, so each activation-sized gradient costs an allocation, a fill and an addition on top of
 //! its own pass, and the residual additions are candle element-wise ops. Here the forward pass
-//! keeps its intermediates (the LayerNorm outputs, `qkv`, the attention output, the MLP's
+//! keeps its intermediates (the LayerNorm outputs, `qkv`, the attention weights and output, the MLP's
 //! pre-activation and activation) and the backward pass runs the chain by hand on plain slices:
 //! the same products ([`train_ops::linear_backward`]), LayerNorm, GELU and attention kernels,
 //! the residual gradients added in place. The twelve parameters travel as one flat tensor (a
@@ -69,6 +69,8 @@ pub fn block(x: &Tensor, p: &BlockParams) -> Result<Option<Tensor>> {
 struct Saved {
     ln1: Vec<f32>,
     qkv: Vec<f32>,
+    /// The attention weights of every (item, head).
+    probs: Vec<f32>,
     att: Vec<f32>,
     x1: Vec<f32>,
     ln2: Vec<f32>,
@@ -114,7 +116,7 @@ impl BlockOp {
         let m = self.b * self.l;
         let ln1 = layer_norm_forward(x, g1, b1, self.eps);
         let qkv = linear_forward(&ln1, wqkv, bqkv, m, 3 * d, d);
-        let att = smg_kernels::attention::attention(&qkv, self.b, self.l, self.heads, d / self.heads);
+        let (att, probs) = smg_kernels::attention::attention_saving(&qkv, self.b, self.l, self.heads, d / self.heads);
         let mut x1 = linear_forward(&att, wp, bp, m, d, d);
         add_into(&mut x1, x);
         let ln2 = layer_norm_forward(&x1, g2, b2, self.eps);
@@ -123,7 +125,7 @@ impl BlockOp {
         act.par_chunks_mut(CHUNK).for_each(smg_kernels::gelu::gelu_inplace);
         let mut y = linear_forward(&act, w2, bf2, m, d, h);
         add_into(&mut y, &x1);
-        Ok((y, Saved { ln1, qkv, att, x1, ln2, pre, act }))
+        Ok((y, Saved { ln1, qkv, probs, att, x1, ln2, pre, act }))
     }
 }
 
@@ -168,7 +170,8 @@ impl CustomOp2 for BlockOp {
             add_into(&mut dx1, dy);
             // Attention: x1 = x + proj(attn(qkv(LN1 x))).
             let (datt, dwp, dbp) = linear_backward(&dx1, wp, &s.att, m, d, d);
-            let dqkv = smg_kernels::attention::attention_backward(&s.qkv, &datt, self.b, self.l, self.heads, d / self.heads);
+            let dqkv =
+                smg_kernels::attention::attention_backward_saved(&s.qkv, &s.probs, &datt, self.b, self.l, self.heads, d / self.heads);
             let (dln1, dwqkv, dbqkv) = linear_backward(&dqkv, wqkv, &s.ln1, m, 3 * d, d);
             let (mut dx, dg1, dbeta1) = layer_norm_backward(xs, g1, &dln1, self.eps);
             add_into(&mut dx, &dx1);

@@ -3,7 +3,7 @@
 //! `softmax(q·kᵀ/√d)·v` with two strided gemm calls and a vectorised softmax, writing its head's
 //! columns of the output. Nothing is permuted or copied into per-head tensors first.
 
-use crate::matmul::gemm_raw;
+use crate::matmul::{gemm_raw, gemm_strided};
 use crate::SendPtr;
 use rayon::prelude::*;
 
@@ -122,15 +122,58 @@ pub fn attention_into(
 /// `dS = s·P ⊙ (dP − rowsum(P ⊙ dP))`, `dQ = dS·K`, `dK = dSᵀ·Q`, `dV = Pᵀ·dO`
 /// (FlashAttention's backward pass without the tiling; `s = hd^−½`). One item per task.
 pub fn attention_backward(qkv: &[f32], dout: &[f32], b: usize, l: usize, heads: usize, hd: usize) -> Vec<f32> {
+    backward_impl(qkv, None, dout, b, l, heads, hd)
+}
+
+/// [`attention`] that also returns the attention weights `P` of every (item, head), `b·heads`
+/// blocks of `l × l`, for [`attention_backward_saved`] (training: the backward pass then reads
+/// them instead of recomputing `QKᵀ` and the softmax).
+pub fn attention_saving(qkv: &[f32], b: usize, l: usize, heads: usize, hd: usize) -> (Vec<f32>, Vec<f32>) {
+    let d = heads * hd;
+    assert_eq!(qkv.len(), b * l * 3 * d, "qkv is not {b}·{l} × 3·{d}");
+    let scale = (hd as f32).powf(-0.5);
+    let mut out = crate::uninit_f32(b * l * d);
+    let mut probs = crate::uninit_f32(b * heads * l * l);
+    let dst = SendPtr(out.as_mut_ptr());
+    probs.par_chunks_mut(l * l).enumerate().for_each_init(
+        || vec![0f32; l * hd],
+        |o, (bh, s)| {
+            let (bi, h) = (bh / heads, bh % heads);
+            let base = qkv[bi * l * 3 * d..].as_ptr();
+            // Safety: q, k, v are strided views inside `qkv`; each (row, head) segment of `out`
+            // is written by exactly one task.
+            unsafe {
+                let (q, k, v) = (base.add(h * hd), base.add(d + h * hd), base.add(2 * d + h * hd));
+                gemm_raw(l, l, hd, s.as_mut_ptr(), l, false, q, 3 * d, (k, 3 * d as isize, 1), gemm::Parallelism::None);
+                softmax_rows(s, l, scale);
+                gemm_raw(l, hd, l, o.as_mut_ptr(), hd, false, s.as_ptr(), l, (v, 1, 3 * d as isize), gemm::Parallelism::None);
+                for (r, row) in o.chunks(hd).enumerate() {
+                    let dst = dst;
+                    std::ptr::copy_nonoverlapping(row.as_ptr(), dst.0.add((bi * l + r) * d + h * hd), hd);
+                }
+            }
+        },
+    );
+    (out, probs)
+}
+
+/// [`attention_backward`] from the weights `probs` that [`attention_saving`] returned.
+pub fn attention_backward_saved(qkv: &[f32], probs: &[f32], dout: &[f32], b: usize, l: usize, heads: usize, hd: usize) -> Vec<f32> {
+    assert_eq!(probs.len(), b * heads * l * l, "attention weights are not {b}·{heads} × {l} × {l}");
+    backward_impl(qkv, Some(probs), dout, b, l, heads, hd)
+}
+
+fn backward_impl(qkv: &[f32], probs: Option<&[f32]>, dout: &[f32], b: usize, l: usize, heads: usize, hd: usize) -> Vec<f32> {
     let d = heads * hd;
     assert_eq!(qkv.len(), b * l * 3 * d, "qkv is not {b}·{l} × 3·{d}");
     assert_eq!(dout.len(), b * l * d, "output gradient is not {b}·{l} × {d}");
     let scale = (hd as f32).powf(-0.5);
-    let mut dqkv = vec![0f32; b * l * 3 * d];
+    // Every value is written: dQ, dK and dV of every head cover each row's 3·d columns.
+    let mut dqkv = crate::uninit_f32(b * l * 3 * d);
     let none = gemm::Parallelism::None;
     dqkv.par_chunks_mut(l * 3 * d).enumerate().for_each_init(
-        || (vec![0f32; l * l], vec![0f32; l * l], vec![0f32; l * l]),
-        |(p, dp, t), (bi, dblk)| {
+        || (vec![0f32; l * l], vec![0f32; l * l]),
+        |(p, dp), (bi, dblk)| {
             let base = qkv[bi * l * 3 * d..].as_ptr();
             let dob = dout[bi * l * d..].as_ptr();
             for h in 0..heads {
@@ -138,21 +181,46 @@ pub fn attention_backward(qkv: &[f32], dout: &[f32], b: usize, l: usize, heads: 
                 // views lie inside this task's block `dblk`.
                 unsafe {
                     let (q, k, v, dov) = (base.add(h * hd), base.add(d + h * hd), base.add(2 * d + h * hd), dob.add(h * hd));
-                    gemm_raw(l, l, hd, p.as_mut_ptr(), l, false, q, 3 * d, (k, 3 * d as isize, 1), none);
-                    softmax_rows(p, l, scale);
+                    let p: &[f32] = match probs {
+                        Some(saved) => &saved[(bi * heads + h) * l * l..(bi * heads + h + 1) * l * l],
+                        None => {
+                            gemm_raw(l, l, hd, p.as_mut_ptr(), l, false, q, 3 * d, (k, 3 * d as isize, 1), none);
+                            softmax_rows(p, l, scale);
+                            p
+                        }
+                    };
                     gemm_raw(l, l, hd, dp.as_mut_ptr(), l, false, dov, d, (v, 3 * d as isize, 1), none);
                     for (pr, dr) in p.chunks(l).zip(dp.chunks_mut(l)) {
                         let delta = dot(pr, dr);
                         dr.iter_mut().zip(pr).for_each(|(g, &pv)| *g = scale * pv * (*g - delta));
                     }
-                    // dV = Pᵀ·dO
-                    transpose(p, t, l);
-                    gemm_raw(l, hd, l, dblk.as_mut_ptr().add(2 * d + h * hd), 3 * d, false, t.as_ptr(), l, (dov, 1, d as isize), none);
+                    // dV = Pᵀ·dO (Pᵀ as a view with its strides swapped)
+                    let lt = (l as isize, 1);
+                    gemm_strided(
+                        l,
+                        hd,
+                        l,
+                        dblk.as_mut_ptr().add(2 * d + h * hd),
+                        3 * d,
+                        false,
+                        (p.as_ptr(), lt.0, lt.1),
+                        (dov, 1, d as isize),
+                        none,
+                    );
                     // dQ = dS·K
                     gemm_raw(l, hd, l, dblk.as_mut_ptr().add(h * hd), 3 * d, false, dp.as_ptr(), l, (k, 1, 3 * d as isize), none);
                     // dK = dSᵀ·Q
-                    transpose(dp, t, l);
-                    gemm_raw(l, hd, l, dblk.as_mut_ptr().add(d + h * hd), 3 * d, false, t.as_ptr(), l, (q, 1, 3 * d as isize), none);
+                    gemm_strided(
+                        l,
+                        hd,
+                        l,
+                        dblk.as_mut_ptr().add(d + h * hd),
+                        3 * d,
+                        false,
+                        (dp.as_ptr(), lt.0, lt.1),
+                        (q, 1, 3 * d as isize),
+                        none,
+                    );
                 }
             }
         },
@@ -171,20 +239,6 @@ fn dot(a: &[f32], b: &[f32]) -> f32 {
         }
     }
     acc.iter().sum::<f32>() + tail
-}
-
-/// `dst = srcᵀ` for a square `n × n` row-major matrix.
-fn transpose(src: &[f32], dst: &mut [f32], n: usize) {
-    const T: usize = 16;
-    for i0 in (0..n).step_by(T) {
-        for j0 in (0..n).step_by(T) {
-            for i in i0..(i0 + T).min(n) {
-                for j in j0..(j0 + T).min(n) {
-                    dst[j * n + i] = src[i * n + j];
-                }
-            }
-        }
-    }
 }
 
 /// The bf16 tile operands of attention, per (batch item, head): `Q (l × hd)` as the left
@@ -360,6 +414,19 @@ mod tests {
         assert_eq!(exp(f32::NEG_INFINITY), 0.0);
         assert_eq!(exp(-90.0), 0.0);
         assert!(exp(-85.9).is_normal());
+    }
+
+    /// The saving forward pass gives the same output, and the backward pass from its weights
+    /// the same gradient as recomputing them.
+    #[test]
+    fn saved_weights_match_recomputed() {
+        let (b, l, heads, hd) = (3, 21, 2, 8);
+        let d = heads * hd;
+        let qkv: Vec<f32> = (0..b * l * 3 * d).map(|i| ((i * 7919) % 1000) as f32 * 2e-3 - 1.0).collect();
+        let dout: Vec<f32> = (0..b * l * d).map(|i| ((i * 104729) % 1000) as f32 * 2e-3 - 1.0).collect();
+        let (out, probs) = attention_saving(&qkv, b, l, heads, hd);
+        assert_eq!(out, attention(&qkv, b, l, heads, hd));
+        assert_eq!(attention_backward_saved(&qkv, &probs, &dout, b, l, heads, hd), attention_backward(&qkv, &dout, b, l, heads, hd));
     }
 
     #[test]
