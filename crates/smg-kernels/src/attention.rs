@@ -100,20 +100,27 @@ pub fn attention_into(
         || (vec![0f32; l * l], vec![0f32; l * hd]),
         |(s, o), bh| {
             let (bi, h) = (bh / heads, bh % heads);
-            let base = qkv[bi * l * 3 * d..].as_ptr();
-            // Safety: q, k, v are strided views inside `qkv`.
-            unsafe {
-                let (q, k, v) = (base.add(h * hd), base.add(d + h * hd), base.add(2 * d + h * hd));
-                // s (l × l) = q (l × hd, row stride 3d) · kᵀ (hd × l: column stride 3d).
-                gemm_raw(l, l, hd, s.as_mut_ptr(), l, false, q, 3 * d, (k, 3 * d as isize, 1), gemm::Parallelism::None);
-                softmax_rows(s, l, scale);
-                gemm_raw(l, hd, l, o.as_mut_ptr(), hd, false, s.as_ptr(), l, (v, 1, 3 * d as isize), gemm::Parallelism::None);
-            }
+            one_head(qkv, (bi, h), (l, heads, hd), scale, s, o);
             for (r, row) in o.chunks(hd).enumerate() {
                 sink(bi * l + r, h * hd, row);
             }
         },
     );
+}
+
+/// Head `h` of item `bi` in f32: the weights `s = softmax(scale·QKᵀ)` (`l × l`) and the output
+/// `o = s·V` (`l × hd`), from the packed `qkv` rows of `l` tokens, `heads` heads of `hd`.
+fn one_head(qkv: &[f32], (bi, h): (usize, usize), (l, heads, hd): (usize, usize, usize), scale: f32, s: &mut [f32], o: &mut [f32]) {
+    let d = heads * hd;
+    let base = qkv[bi * l * 3 * d..].as_ptr();
+    // Safety: q, k, v are strided views inside `qkv`; `s` and `o` hold `l·l` and `l·hd` values.
+    unsafe {
+        let (q, k, v) = (base.add(h * hd), base.add(d + h * hd), base.add(2 * d + h * hd));
+        // s (l × l) = q (l × hd, row stride 3d) · kᵀ (hd × l: column stride 3d).
+        gemm_raw(l, l, hd, s.as_mut_ptr(), l, false, q, 3 * d, (k, 3 * d as isize, 1), gemm::Parallelism::None);
+        softmax_rows(s, l, scale);
+        gemm_raw(l, hd, l, o.as_mut_ptr(), hd, false, s.as_ptr(), l, (v, 1, 3 * d as isize), gemm::Parallelism::None);
+    }
 }
 
 /// Gradient of [`attention`] (f32) with respect to its packed `qkv`, given the gradient `dout`
@@ -139,18 +146,11 @@ pub fn attention_saving(qkv: &[f32], b: usize, l: usize, heads: usize, hd: usize
         || vec![0f32; l * hd],
         |o, (bh, s)| {
             let (bi, h) = (bh / heads, bh % heads);
-            let base = qkv[bi * l * 3 * d..].as_ptr();
-            // Safety: q, k, v are strided views inside `qkv`; each (row, head) segment of `out`
-            // is written by exactly one task.
-            unsafe {
-                let (q, k, v) = (base.add(h * hd), base.add(d + h * hd), base.add(2 * d + h * hd));
-                gemm_raw(l, l, hd, s.as_mut_ptr(), l, false, q, 3 * d, (k, 3 * d as isize, 1), gemm::Parallelism::None);
-                softmax_rows(s, l, scale);
-                gemm_raw(l, hd, l, o.as_mut_ptr(), hd, false, s.as_ptr(), l, (v, 1, 3 * d as isize), gemm::Parallelism::None);
-                for (r, row) in o.chunks(hd).enumerate() {
-                    let dst = dst;
-                    std::ptr::copy_nonoverlapping(row.as_ptr(), dst.0.add((bi * l + r) * d + h * hd), hd);
-                }
+            one_head(qkv, (bi, h), (l, heads, hd), scale, s, o);
+            for (r, row) in o.chunks(hd).enumerate() {
+                let dst = dst;
+                // Safety: each (row, head) segment of `out` is written by exactly one task.
+                unsafe { std::ptr::copy_nonoverlapping(row.as_ptr(), dst.0.add((bi * l + r) * d + h * hd), hd) };
             }
         },
     );
