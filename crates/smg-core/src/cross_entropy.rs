@@ -36,7 +36,7 @@ pub fn cross_entropy_smoothed(logits: &Tensor, targets: &[u32], eps: f64) -> Res
         return composed(logits, targets, eps);
     }
     let correct = Arc::new(Mutex::new(0usize));
-    let op = CrossEntropy { targets: targets.to_vec(), v, eps: eps as f32, correct: correct.clone() };
+    let op = CrossEntropy { targets: targets.to_vec(), v, eps: eps as f32, correct: correct.clone(), shifts: Mutex::new(None) };
     let loss = logits.contiguous()?.apply_op1(op)?;
     let hits = *correct.lock().expect("cross-entropy state");
     Ok((loss, hits as f32 / r as f32))
@@ -59,6 +59,9 @@ struct CrossEntropy {
     eps: f32,
     /// Rows whose argmax is the target (written by the forward pass).
     correct: Arc<Mutex<usize>>,
+    /// Each row's `max + log Σ exp(x − max)` from the forward pass, so that the backward pass
+    /// takes one exponential per logit (recomputed if a second backward pass asks).
+    shifts: Mutex<Option<Vec<f32>>>,
 }
 
 /// Row maximum, its first index and `log Σ exp(x − max)`.
@@ -82,14 +85,16 @@ impl CustomOp1 for CrossEntropy {
         let x = cpu_f32(s, l, "cross-entropy")?;
         let (v, eps) = (self.v, self.eps as f64);
         // Per task: (loss sum in f64, hits), summed in task order (bit-reproducible).
+        let mut shifts = vec![0f32; self.targets.len()];
         let parts: Vec<(f64, usize)> = x
             .par_chunks(ROWS * v)
-            .zip(self.targets.par_chunks(ROWS))
-            .map(|(rows, ys)| {
+            .zip(self.targets.par_chunks(ROWS).zip(shifts.par_chunks_mut(ROWS)))
+            .map(|(rows, (ys, sh))| {
                 let (mut loss, mut hits) = (0f64, 0usize);
-                for (row, &y) in rows.chunks_exact(v).zip(ys) {
+                for ((row, &y), sh) in rows.chunks_exact(v).zip(ys).zip(sh) {
                     let (m, at, lse) = row_stats(row);
-                    let lse = (m + lse) as f64;
+                    *sh = m + lse;
+                    let lse = *sh as f64;
                     let mean = row.iter().map(|&v| v as f64).sum::<f64>() / v as f64;
                     loss += lse - (1.0 - eps) * row[y as usize] as f64 - eps * mean;
                     hits += usize::from(at == y as usize);
@@ -99,6 +104,7 @@ impl CustomOp1 for CrossEntropy {
             .collect();
         let (loss, hits) = parts.iter().fold((0f64, 0usize), |(a, h), &(b, k)| (a + b, h + k));
         *self.correct.lock().expect("cross-entropy state") = hits;
+        *self.shifts.lock().expect("cross-entropy state") = Some(shifts);
         let mean = (loss / self.targets.len() as f64) as f32;
         if !mean.is_finite() {
             candle_core::bail!("cross-entropy: the loss is {mean} (non-finite logits)");
@@ -110,13 +116,15 @@ impl CustomOp1 for CrossEntropy {
         let (v, eps) = (self.v, self.eps);
         let r = self.targets.len();
         let mut dx = smg_kernels::uninit_f32(r * v);
+        let saved = self.shifts.lock().expect("cross-entropy state").take();
         with_f32s([x, grad], |[xs, g]| {
+            let shifts = saved.unwrap_or_else(|| xs.chunks_exact(v).map(row_stats).map(|(m, _, lse)| m + lse).collect());
             let scale = g[0] / r as f32;
             let (hit, rest) = ((1.0 - eps) * scale, eps / v as f32 * scale);
-            dx.par_chunks_mut(ROWS * v).zip(xs.par_chunks(ROWS * v)).zip(self.targets.par_chunks(ROWS)).for_each(|((d, rows), ys)| {
-                for ((d, row), &y) in d.chunks_exact_mut(v).zip(rows.chunks_exact(v)).zip(ys) {
-                    let (m, _, lse) = row_stats(row);
-                    let shift = m + lse;
+            let work =
+                dx.par_chunks_mut(ROWS * v).zip(xs.par_chunks(ROWS * v)).zip(self.targets.par_chunks(ROWS).zip(shifts.par_chunks(ROWS)));
+            work.for_each(|((d, rows), (ys, sh))| {
+                for (((d, row), &y), &shift) in d.chunks_exact_mut(v).zip(rows.chunks_exact(v)).zip(ys).zip(sh) {
                     d.iter_mut().zip(row).for_each(|(d, &x)| *d = (x - shift).exp() * scale - rest);
                     d[y as usize] -= hit;
                 }
