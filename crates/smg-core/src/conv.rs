@@ -12,6 +12,8 @@ use candle_core::{CpuStorage, CustomOp3, Layout, Module, Result, Shape, Tensor};
 use candle_nn::{Conv2dConfig, VarBuilder};
 use rayon::prelude::*;
 
+mod few_out;
+
 /// Geometry of one convolution: kernel, stride, symmetric zero padding, input size.
 #[derive(Debug, Clone, Copy)]
 struct Geom {
@@ -57,10 +59,14 @@ impl Geom {
 }
 
 /// `(B, C, H, W)` → `(C·kh·kw, B·oh·ow)`, zero outside the image: the columns of every item side
-/// by side, so the whole batch is one product `W (Cout, C·kh·kw) · cols`.
+/// by side, so the whole batch is one product `W (Cout, C·kh·kw) · cols`. At a column stride
+/// `s > 1` the planes are first split by column phase ([`split_cols`]), so that every row of
+/// `cols` is a contiguous copy rather than a strided gather.
 fn im2col(g: Geom, x: &[f32], b: usize) -> Vec<f32> {
     let (oh, ow) = g.out_hw();
     let (kk, hw, ohw) = (g.kh * g.kw, g.h * g.w, oh * ow);
+    let (s, wp) = (g.sw, g.w.div_ceil(g.sw));
+    let split = (s > 1).then(|| split_cols(x, b * g.c, g.h, g.w, s));
     // Every element is written below, the zeros outside the image included.
     let mut dst = smg_kernels::uninit_f32(g.c * kk * b * ohw);
     // One chunk per (row of cols, item): row = c·kk + i·kw + j.
@@ -68,7 +74,7 @@ fn im2col(g: Geom, x: &[f32], b: usize) -> Vec<f32> {
         let (row, item) = (seg / b, seg % b);
         let (c, ij) = (row / kk, row % kk);
         let (i, j) = (ij / g.kw, ij % g.kw);
-        let plane = &x[(item * g.c + c) * hw..(item * g.c + c + 1) * hw];
+        let plane = item * g.c + c;
         let (lo, hi) = g.valid_cols(j, ow);
         for (oy, dst_row) in out.chunks_exact_mut(ow).enumerate() {
             let iy = (oy * g.sh + i) as isize - g.ph as isize;
@@ -76,46 +82,70 @@ fn im2col(g: Geom, x: &[f32], b: usize) -> Vec<f32> {
                 dst_row.fill(0.0);
                 continue;
             }
-            let src = &plane[iy as usize * g.w..(iy as usize + 1) * g.w];
-            let x0 = lo * g.sw + j - g.pw;
+            let iy = iy as usize;
+            let x0 = lo * s + j - g.pw;
             dst_row[..lo].fill(0.0);
             dst_row[hi..].fill(0.0);
             let inside = &mut dst_row[lo..hi];
-            if g.sw == 1 {
-                inside.copy_from_slice(&src[x0..x0 + inside.len()]);
-            } else {
-                for (k, d) in inside.iter_mut().enumerate() {
-                    *d = src[x0 + k * g.sw];
-                }
-            }
+            let src = match &split {
+                // Column x0 + k·s of the plane is column x0 / s + k of phase x0 % s.
+                Some(sp) => &sp[((plane * s + x0 % s) * g.h + iy) * wp + x0 / s..][..inside.len()],
+                None => &x[plane * hw + iy * g.w + x0..][..inside.len()],
+            };
+            inside.copy_from_slice(src);
         }
     });
     dst
 }
 
+/// Planes `(n, h, w)` → `(n, s, h, ⌈w / s⌉)`: phase `p` of a plane holds its columns `p, p + s,
+/// p + 2s, …` (zero past the last column), so stride-`s` column runs become contiguous.
+fn split_cols(x: &[f32], n: usize, h: usize, w: usize, s: usize) -> Vec<f32> {
+    let wp = w.div_ceil(s);
+    let mut out = smg_kernels::uninit_f32(n * s * h * wp);
+    out.par_chunks_mut(s * h * wp).zip(x.par_chunks(h * w)).take(n).for_each(|(o, plane)| {
+        for (y, row) in plane.chunks_exact(w).enumerate() {
+            for p in 0..s {
+                let dst = &mut o[(p * h + y) * wp..][..wp];
+                for (q, d) in dst.iter_mut().enumerate() {
+                    *d = row.get(q * s + p).copied().unwrap_or(0.0);
+                }
+            }
+        }
+    });
+    out
+}
+
 /// `(C·kh·kw, B·oh·ow)` → `(B, C, H, W)`, summing overlapping patches (adjoint of [`im2col`]).
+/// At a column stride `s > 1` the sums run on column phases (contiguous additions), merged
+/// into the planes at the end.
 fn col2im(g: Geom, cols: &[f32], b: usize) -> Vec<f32> {
     let (oh, ow) = g.out_hw();
     let (kk, hw, ohw) = (g.kh * g.kw, g.h * g.w, oh * ow);
-    let mut dst = vec![0f32; b * g.c * hw];
+    let (s, wp) = (g.sw, g.w.div_ceil(g.sw));
+    let mut dst = smg_kernels::uninit_f32(b * g.c * hw);
     dst.par_chunks_mut(hw).enumerate().for_each(|(bc, plane)| {
         let (item, c) = (bc / g.c, bc % g.c);
+        // The plane itself at stride 1; its column phases `(s, H, ⌈W / s⌉)` otherwise.
+        let mut acc = vec![0f32; s * g.h * wp];
         for i in 0..g.kh {
             for j in 0..g.kw {
                 let row = c * kk + i * g.kw + j;
                 let seg = &cols[(row * b + item) * ohw..(row * b + item + 1) * ohw];
                 g.for_each_row(i, j, (oh, ow), |oy, iy, span, x0| {
-                    let out = &mut plane[iy * g.w..(iy + 1) * g.w];
                     let src = &seg[oy * ow..(oy + 1) * ow][span];
-                    if g.sw == 1 {
-                        // Contiguous: a slice add that vectorises.
-                        out[x0..x0 + src.len()].iter_mut().zip(src).for_each(|(o, v)| *o += v);
-                    } else {
-                        for (k, v) in src.iter().enumerate() {
-                            out[x0 + k * g.sw] += v;
-                        }
-                    }
+                    let out = &mut acc[((x0 % s) * g.h + iy) * wp + x0 / s..][..src.len()];
+                    out.iter_mut().zip(src).for_each(|(o, v)| *o += v);
                 });
+            }
+        }
+        if s == 1 {
+            plane.copy_from_slice(&acc);
+        } else {
+            for (y, out) in plane.chunks_exact_mut(g.w).enumerate() {
+                for (x, o) in out.iter_mut().enumerate() {
+                    *o = acc[((x % s) * g.h + y) * wp + x / s];
+                }
             }
         }
     });
@@ -242,8 +272,6 @@ impl SliceConv {
     /// `conv(x) + bias` for a batch of `b` items.
     pub fn forward(&self, x: &[f32], b: usize, w: &[f32], bias: &[f32]) -> Vec<f32> {
         let (g, cout) = (self.g, self.cout);
-        let (oh, ow) = g.out_hw();
-        let (k, p) = (g.c * g.kh * g.kw, oh * ow);
         if g.is_3x3_same() && amx_conv(g.c, cout) {
             use smg_kernels::conv3x3_amx as amx;
             let taps = amx::PackedTaps::forward(w, cout, g.c);
@@ -266,6 +294,17 @@ impl SliceConv {
             let hw = g.h * g.w;
             return y.chunks(CB * hw).flat_map(|item| item[..cout * hw].iter().copied()).collect();
         }
+        if few_out::applies(&g, cout) {
+            return few_out::forward(g, x, b, w, bias, cout);
+        }
+        self.forward_im2col(x, b, w, bias)
+    }
+
+    /// [`Self::forward`] as im2col + one product over the batch.
+    fn forward_im2col(&self, x: &[f32], b: usize, w: &[f32], bias: &[f32]) -> Vec<f32> {
+        let (g, cout) = (self.g, self.cout);
+        let (oh, ow) = g.out_hw();
+        let (k, p) = (g.c * g.kh * g.kw, oh * ow);
         let cols = im2col(g, x, b);
         let mut prod = smg_kernels::uninit_f32(cout * b * p);
         smg_kernels::matmul::gemm_nn(cout, b * p, k, &mut prod, w, &cols);
@@ -295,6 +334,21 @@ impl SliceConv {
         if amx || (g.is_3x3_same() && smg_kernels::conv3x3::applies(g.c, g.w) && direct_conv()) {
             return self.backward_direct(x, b, w, dy, amx, (want_x, want_w));
         }
+        if few_out::applies(&g, cout) {
+            let (oh, ow) = g.out_hw();
+            let p = oh * ow;
+            let db = (0..cout)
+                .map(|co| (0..b).map(|i| dy[(i * cout + co) * p..][..p].iter().map(|&v| v as f64).sum::<f64>()).sum::<f64>() as f32)
+                .collect();
+            let (dx, dw) = few_out::backward(g, x, b, w, dy, cout, (want_x, want_w));
+            return (dx, dw, db);
+        }
+        self.backward_im2col(x, b, w, dy, (want_x, want_w))
+    }
+
+    /// [`Self::backward_some`] as `col2im` of one product and one product for the weight.
+    fn backward_im2col(&self, x: &[f32], b: usize, w: &[f32], dy: &[f32], (want_x, want_w): (bool, bool)) -> Grads {
+        let (g, cout) = (self.g, self.cout);
         let (oh, ow) = g.out_hw();
         let (k, p) = (g.c * g.kh * g.kw, oh * ow);
         let n = b * p;
@@ -513,6 +567,9 @@ mod tests {
             (8, 16, 6, 40, 3, 1, 1),
             // one output channel: a zero-padded block of the direct kernel (forward)
             (16, 1, 5, 40, 3, 1, 1),
+            // few output channels from many: the channels-last path (a discriminator's last layer)
+            (32, 1, 9, 15, 4, 1, 1),
+            (16, 2, 10, 16, 4, 2, 1),
         ] {
             let x = Var::from_tensor(&rand(&[2, cin, h, w], 1)).unwrap();
             let wt = Var::from_tensor(&rand(&[cout, cin, k, k], 2)).unwrap();
@@ -579,6 +636,41 @@ mod tests {
             let lhs = (&cols * &c).unwrap().sum_all().unwrap().to_scalar::<f32>().unwrap();
             let rhs = (&x * &back).unwrap().sum_all().unwrap().to_scalar::<f32>().unwrap();
             assert!((lhs - rhs).abs() < 1e-4 * (1.0 + lhs.abs()), "{lhs} vs {rhs} for {h}×{w} k{k} s{stride} p{pad}");
+        }
+    }
+
+    /// The channels-last path for few output channels equals im2col + gemm (values, both
+    /// gradients, the bias gradient) at square and non-square kernels, strides and paddings, and
+    /// a channel count that is not a multiple of the vector lanes.
+    #[test]
+    fn few_output_channels_match_the_patch_matrix_route() {
+        for &(cin, cout, h, w, (kh, kw), (sh, sw), (ph, pw)) in &[
+            (128, 1, 9, 15, (4, 4), (1, 1), (1, 1)),
+            (16, 2, 10, 16, (4, 4), (2, 2), (1, 1)),
+            (37, 3, 7, 11, (3, 5), (1, 2), (2, 0)),
+            (20, 4, 6, 5, (1, 1), (1, 1), (0, 0)),
+        ] {
+            let g = Geom { c: cin, h, w, kh, kw, sh, sw, ph, pw };
+            assert!(few_out::applies(&g, cout));
+            let conv = SliceConv { g, cout };
+            let b = 3;
+            let vals = |shape: &[usize], seed| rand(shape, seed).flatten_all().unwrap().to_vec1::<f32>().unwrap();
+            let (x, wt, bias) = (vals(&[b, cin, h, w], 1), vals(&[cout, cin, kh, kw], 2), vals(&[cout], 3));
+            let (oh, ow) = g.out_hw();
+            let dy = vals(&[b, cout, oh, ow], 4);
+            let close = |a: &[f32], r: &[f32], what: &str| {
+                assert_eq!(a.len(), r.len());
+                let d = a.iter().zip(r).map(|(a, r)| (a - r).abs()).fold(0f32, f32::max);
+                assert!(d < 1e-4, "{what} differs by {d} for {cin}->{cout} k{kh}x{kw} s{sh}x{sw} p{ph}x{pw}");
+            };
+            close(&conv.forward(&x, b, &wt, &bias), &conv.forward_im2col(&x, b, &wt, &bias), "output");
+            let (dx, dw, db) = conv.backward_some(&x, b, &wt, &dy, (true, true));
+            let (rx, rw, rb) = conv.backward_im2col(&x, b, &wt, &dy, (true, true));
+            close(&dx.unwrap(), &rx.unwrap(), "input gradient");
+            close(&dw.unwrap(), &rw.unwrap(), "weight gradient");
+            close(&db, &rb, "bias gradient");
+            let (dx, dw, _) = conv.backward_some(&x, b, &wt, &dy, (false, true));
+            assert!(dx.is_none() && dw.is_some());
         }
     }
 
