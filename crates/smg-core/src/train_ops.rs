@@ -91,24 +91,71 @@ pub fn add_bias(y: &Tensor, b: &Tensor) -> Result<Tensor> {
 /// crate packs with contiguous copies (or bf16 dot products, [`crate::fast::train_bf16`]), then
 /// the bias.
 pub(crate) fn linear_forward(x: &[f32], w: &[f32], b: &[f32], m: usize, n: usize, k: usize) -> Vec<f32> {
+    linear_forward_then(x, w, b, (m, n, k), None, |_: usize, _: &mut [f32], _: Option<&mut [f32]>| {})
+}
+
+/// [`linear_forward`], then `then(row, values, second)` on each finished row of `y` (bias
+/// added; the same row of `second` where given) in the same pass as the bias: a residual added,
+/// an activation written beside the pre-activation, without more passes over memory.
+pub(crate) fn linear_forward_then<E>(
+    x: &[f32],
+    w: &[f32],
+    b: &[f32],
+    (m, n, k): (usize, usize, usize),
+    second: Option<&mut [f32]>,
+    then: E,
+) -> Vec<f32>
+where
+    E: Fn(usize, &mut [f32], Option<&mut [f32]>) + Sync,
+{
     let mut y = smg_kernels::uninit_f32(m * n);
+    let epilogue = |r: usize, v: &mut [f32], s: Option<&mut [f32]>| {
+        v.iter_mut().zip(b).for_each(|(o, &b)| *o += b);
+        then(r, v, s);
+    };
     if crate::fast::train_bf16() {
         dot_bf16::gemm(m, n, k, &mut y, Operand::plain(x), Operand::t(w));
     } else {
         let wt = smg_kernels::matmul::transpose(w, n, k);
         smg_kernels::matmul::gemm_nn(m, n, k, &mut y, x, &wt);
     }
-    y.par_chunks_mut(rows_per_task(n) * n).for_each(|c| {
-        for row in c.chunks_exact_mut(n) {
-            row.iter_mut().zip(b).for_each(|(o, &b)| *o += b);
-        }
-    });
+    // One pass over whole rows in order (as the hardware prefetcher likes it): run as an
+    // epilogue of each 32-column AMX unit, the same work read and wrote a tall strip of 32
+    // columns per unit and was slower.
+    let rows = rows_per_task(n);
+    match second {
+        Some(s) => y.par_chunks_mut(rows * n).zip(s.par_chunks_mut(rows * n)).enumerate().for_each(|(t, (c, s))| {
+            for (i, (row, srow)) in c.chunks_exact_mut(n).zip(s.chunks_exact_mut(n)).enumerate() {
+                epilogue(t * rows + i, row, Some(srow));
+            }
+        }),
+        None => y.par_chunks_mut(rows * n).enumerate().for_each(|(t, c)| {
+            for (i, row) in c.chunks_exact_mut(n).enumerate() {
+                epilogue(t * rows + i, row, None);
+            }
+        }),
+    }
     y
 }
 
 /// Gradients of [`linear_forward`] from `dy (m × n)`: `dx = dY · W`, `dW = dYᵀ · x` (with `dY`
 /// transposed first in f32), `db` by column sums.
 pub(crate) fn linear_backward(dy: &[f32], w: &[f32], x: &[f32], m: usize, n: usize, k: usize) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
+    linear_backward_then(dy, w, x, (m, n, k), |_: usize, _: &mut [f32]| {})
+}
+
+/// [`linear_backward`], then `then(row, values)` on each finished row of `dx`: the backward
+/// pass of an element-wise function applied before this layer, in place on the product.
+pub(crate) fn linear_backward_then<E>(
+    dy: &[f32],
+    w: &[f32],
+    x: &[f32],
+    (m, n, k): (usize, usize, usize),
+    then: E,
+) -> (Vec<f32>, Vec<f32>, Vec<f32>)
+where
+    E: Fn(usize, &mut [f32]) + Sync,
+{
     let mut dx = smg_kernels::uninit_f32(m * k);
     let mut dw = smg_kernels::uninit_f32(n * k);
     if crate::fast::train_bf16() {
@@ -119,6 +166,12 @@ pub(crate) fn linear_backward(dy: &[f32], w: &[f32], x: &[f32], m: usize, n: usi
         let dyt = smg_kernels::matmul::transpose(dy, m, n);
         smg_kernels::matmul::gemm_nn(n, k, m, &mut dw, &dyt, x);
     }
+    let rows = rows_per_task(k);
+    dx.par_chunks_mut(rows * k).enumerate().for_each(|(t, c)| {
+        for (i, row) in c.chunks_exact_mut(k).enumerate() {
+            then(t * rows + i, row);
+        }
+    });
     (dx, dw, column_sums(dy, n))
 }
 

@@ -13,7 +13,9 @@
 //! inputs. Checked against candle's own ops in the tests below.
 
 use crate::fast::{cpu_custom_ops, cpu_f32, with_f32s};
-use crate::train_ops::{layer_norm_backward, layer_norm_forward, linear_backward, linear_forward};
+use crate::train_ops::{
+    layer_norm_backward, layer_norm_forward, linear_backward, linear_backward_then, linear_forward, linear_forward_then,
+};
 use candle_core::{CpuStorage, CustomOp2, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 use std::sync::Mutex;
@@ -108,6 +110,11 @@ fn add_into(a: &mut [f32], b: &[f32]) {
     a.par_chunks_mut(CHUNK).zip(b.par_chunks(CHUNK)).for_each(|(a, b)| a.iter_mut().zip(b).for_each(|(a, b)| *a += b));
 }
 
+/// A row pass adding the matching row of `res (rows × n)`: a residual connection.
+fn residual(res: &[f32], n: usize) -> impl Fn(usize, &mut [f32], Option<&mut [f32]>) + Sync + '_ {
+    move |r, v, _| v.iter_mut().zip(&res[r * n..][..n]).for_each(|(o, &x)| *o += x)
+}
+
 impl BlockOp {
     /// The forward pass: the output and the intermediates.
     fn run(&self, x: &[f32], flat: &[f32]) -> Result<(Vec<f32>, Saved)> {
@@ -117,14 +124,15 @@ impl BlockOp {
         let ln1 = layer_norm_forward(x, g1, b1, self.eps);
         let qkv = linear_forward(&ln1, wqkv, bqkv, m, 3 * d, d);
         let (att, probs) = smg_kernels::attention::attention_saving(&qkv, self.b, self.l, self.heads, d / self.heads);
-        let mut x1 = linear_forward(&att, wp, bp, m, d, d);
-        add_into(&mut x1, x);
+        // Residual additions and the GELU in the bias's pass over each product
+        // (`linear_forward_then`), not in passes of their own.
+        let x1 = linear_forward_then(&att, wp, bp, (m, d, d), None, residual(x, d));
         let ln2 = layer_norm_forward(&x1, g2, b2, self.eps);
-        let pre = linear_forward(&ln2, w1, bf1, m, h, d);
-        let mut act = pre.clone();
-        act.par_chunks_mut(CHUNK).for_each(smg_kernels::gelu::gelu_inplace);
-        let mut y = linear_forward(&act, w2, bf2, m, d, h);
-        add_into(&mut y, &x1);
+        let mut act = smg_kernels::uninit_f32(m * h);
+        let pre = linear_forward_then(&ln2, w1, bf1, (m, h, d), Some(&mut act), |_, v, a| {
+            smg_kernels::gelu::gelu_to(a.expect("second output"), v)
+        });
+        let y = linear_forward_then(&act, w2, bf2, (m, d, h), None, residual(&x1, d));
         Ok((y, Saved { ln1, qkv, probs, att, x1, ln2, pre, act }))
     }
 }
@@ -158,12 +166,9 @@ impl CustomOp2 for BlockOp {
             let [g1, _, wqkv, _, wp, _, g2, _, w1, _, w2, _] = split(fs, d, h);
             let m = self.b * self.l;
             // MLP: y = x1 + fc2(gelu(fc1(LN2 x1))).
-            let (dact, dw2, db2) = linear_backward(dy, w2, &s.act, m, d, h);
-            let mut dpre = smg_kernels::uninit_f32(dact.len());
-            dpre.par_chunks_mut(CHUNK)
-                .zip(dact.par_chunks(CHUNK).zip(s.pre.par_chunks(CHUNK)))
-                .for_each(|(o, (g, x))| smg_kernels::gelu::gelu_backward_to(o, g, x));
-            drop(dact);
+            // GELU's backward pass in place on the product that makes its input gradient.
+            let (dpre, dw2, db2) =
+                linear_backward_then(dy, w2, &s.act, (m, d, h), |r, v| smg_kernels::gelu::gelu_backward(v, &s.pre[r * h..][..h]));
             let (dln2, dw1, db1) = linear_backward(&dpre, w1, &s.ln2, m, h, d);
             drop(dpre);
             let (mut dx1, dg2, dbeta2) = layer_norm_backward(&s.x1, g2, &dln2, self.eps);

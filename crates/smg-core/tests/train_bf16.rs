@@ -97,3 +97,64 @@ fn train_bf16_possible() -> bool {
     set_train_precision(Precision::F32);
     native
 }
+
+/// Values and gradients (input and all twelve parameters) of `Σ r ⊙ block(x)` for the fused
+/// transformer block (`smg_core::vit_block`) at the current training precision.
+fn run_block(x: &Tensor, params: &[Tensor], heads: usize) -> Vec<Vec<f32>> {
+    let vars: Vec<Var> = std::iter::once(x).chain(params).map(|t| Var::from_tensor(t).unwrap()).collect();
+    let t: Vec<&Tensor> = vars.iter().map(|v| v.as_tensor()).collect();
+    let p = smg_core::vit_block::BlockParams {
+        norm1: (t[1], t[2]),
+        qkv: (t[3], t[4]),
+        proj: (t[5], t[6]),
+        norm2: (t[7], t[8]),
+        fc1: (t[9], t[10]),
+        fc2: (t[11], t[12]),
+        eps: 1e-6,
+        heads,
+    };
+    let y = smg_core::vit_block::block(t[0], &p).unwrap().expect("the CPU path");
+    let r = rand(y.dims(), 9);
+    let g = (&y * &r).unwrap().sum_all().unwrap().backward().unwrap();
+    let mut out = vec![y.flatten_all().unwrap().to_vec1().unwrap()];
+    out.extend(vars.iter().map(|v| g.get(v.as_tensor()).unwrap().flatten_all().unwrap().to_vec1().unwrap()));
+    out
+}
+
+/// The fused transformer block with bf16 products (AMX tiles where present, with the bias,
+/// residual and GELU passes in the products' epilogues) against f32: every value and gradient
+/// within bf16's rounding, bit-reproducible. Rows (2 × 20) and the hidden width (80) leave
+/// ragged tiles.
+#[test]
+fn bf16_transformer_block_stays_near_f32() {
+    let _one = PRECISION.lock().unwrap_or_else(|e| e.into_inner());
+    let (d, h, heads) = (32, 80, 2);
+    let shapes: [&[usize]; 12] = [&[d], &[d], &[3 * d, d], &[3 * d], &[d, d], &[d], &[d], &[d], &[h, d], &[h], &[d, h], &[d]];
+    let params: Vec<Tensor> = shapes
+        .iter()
+        .enumerate()
+        .map(|(i, s)| {
+            let t = (rand(s, i as u64 + 1) * 0.6).unwrap();
+            if i == 0 || i == 6 {
+                (t + 1.0).unwrap()
+            } else {
+                t
+            }
+        })
+        .collect();
+    let x = (rand(&[2, 20, d], 50) * 2.0).unwrap();
+    set_train_precision(Precision::F32);
+    let reference = run_block(&x, &params, heads);
+    set_train_precision(Precision::Bf16);
+    let got = run_block(&x, &params, heads);
+    let again = run_block(&x, &params, heads);
+    let native = train_bf16();
+    set_train_precision(Precision::F32);
+    for (i, (a, r)) in got.iter().zip(&reference).enumerate() {
+        let scale = r.iter().fold(0f32, |m, v| m.max(v.abs())).max(1.0);
+        let err = a.iter().zip(r).fold(0f32, |m, (a, r)| m.max((a - r).abs()));
+        let tol = if native { 3e-2 } else { 1e-5 };
+        assert!(err <= tol * scale, "output {i}: {err} against scale {scale}");
+    }
+    assert!(got.iter().flatten().zip(again.iter().flatten()).all(|(a, b)| a.to_bits() == b.to_bits()));
+}

@@ -27,10 +27,42 @@ pub fn gelu(x: f32) -> f32 {
     0.5 * x * (1.0 + erf(x * std::f32::consts::FRAC_1_SQRT_2))
 }
 
+/// `f` on every value, in fixed runs of 16 first: the compiler unrolls those into whole vectors,
+/// where a plain loop over a short slice (a product's 32-value epilogue) would fall to its scalar
+/// remainder loop.
+#[inline(always)]
+fn lanes_mut(xs: &mut [f32], f: impl Fn(&mut f32)) {
+    let mut chunks = xs.chunks_exact_mut(16);
+    for c in &mut chunks {
+        c.iter_mut().for_each(&f);
+    }
+    chunks.into_remainder().iter_mut().for_each(f);
+}
+
+/// `f(dst[i], src[i])` over the common length, in fixed runs of 16 first (see [`lanes_mut`]).
+#[inline(always)]
+fn lanes2(dst: &mut [f32], src: &[f32], f: impl Fn(&mut f32, f32)) {
+    let n = dst.len().min(src.len());
+    let (dst, src) = (&mut dst[..n], &src[..n]);
+    let mut d = dst.chunks_exact_mut(16);
+    let mut s = src.chunks_exact(16);
+    for (dc, sc) in (&mut d).zip(&mut s) {
+        dc.iter_mut().zip(sc).for_each(|(d, &s)| f(d, s));
+    }
+    d.into_remainder().iter_mut().zip(s.remainder()).for_each(|(d, &s)| f(d, s));
+}
+
 crate::vectorised! {
     /// GELU in place over a slice, at the CPU's vector width ([`crate::isa`]).
     pub fn gelu_inplace(xs: &mut [f32]) {
-        xs.iter_mut().for_each(|x| *x = gelu(*x));
+        lanes_mut(xs, |x| *x = gelu(*x));
+    }
+}
+
+crate::vectorised! {
+    /// `dst[i] = gelu(src[i])`, at the CPU's vector width.
+    pub fn gelu_to(dst: &mut [f32], src: &[f32]) {
+        lanes2(dst, src, |d, s| *d = gelu(s));
     }
 }
 
@@ -53,7 +85,7 @@ crate::vectorised! {
     /// `g[i] *= gelu'(x[i])`: the backward pass of GELU onto its output gradient, at the CPU's
     /// vector width.
     pub fn gelu_backward(g: &mut [f32], x: &[f32]) {
-        g.iter_mut().zip(x).for_each(|(g, &x)| *g *= gelu_grad(x));
+        lanes2(g, x, |g, x| *g *= gelu_grad(x));
     }
 }
 
@@ -103,6 +135,9 @@ mod tests {
         let mut v = xs.clone();
         gelu_inplace(&mut v);
         assert!(v.iter().zip(&xs).all(|(a, &x)| *a == gelu(x)));
+        let mut u = vec![0f32; xs.len()];
+        gelu_to(&mut u, &xs);
+        assert_eq!(u, v);
         let bias: Vec<f32> = xs.iter().map(|x| x * 0.5).collect();
         let mut w = vec![0f32; xs.len()];
         bias_gelu(&xs, &bias, &mut w);
