@@ -6,12 +6,17 @@
 # accuracy curves as PNG, then prints the final held-out accuracies and the summed step times
 # for its TRAINING.md. Refuses a run that has not reached its last step. Once the folder exists, `smg generate`, the notebooks in full
 # mode and the studio use the medium models (quick mode keeps the small ones).
+#
+#   scripts/ship_medium.sh          # maskgit-medium
+#   scripts/ship_medium.sh nocm     # the Table 1 ablation: runs/maskgit-medium-nocm(-filled)
+#                                   # → data/checkpoints/maskgit-medium-nocm
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 smg="$(smg_bin)"
-run="$SMG_DATA_DIR/runs/maskgit-medium"
-filled="$SMG_DATA_DIR/runs/maskgit-medium-filled"
-out="$SMG_ROOT/data/checkpoints/maskgit-medium"
+name="maskgit-medium${1:+-$1}"
+run="$SMG_DATA_DIR/runs/$name"
+filled="$SMG_DATA_DIR/runs/$name-filled"
+out="$SMG_ROOT/data/checkpoints/$name"
 for r in "$run" "$filled"; do
   [[ -f "$r/state.json" ]] || die "no run in $r (scripts/train_medium.sh trains it)"
   read -r step steps < <(python3 -c "import json,sys; s=json.load(open(sys.argv[1])); print(s['step'], s['train']['steps'])" "$r/state.json")
@@ -23,9 +28,9 @@ mkdir -p "$out"
 cp "$filled/maskgit.json" "$run/metrics.jsonl" "$out/"
 cp "$filled/metrics.jsonl" "$out/metrics-filled.jsonl"
 "$smg" plot metrics "$out/metrics.jsonl" --y val.0.accuracy --y val.1.accuracy --y val.2.accuracy --y accuracy \
-  -o "$out/curve.png" --title "maskgit-medium: masked-token accuracy (held-out at ratios 0.1 / 0.5 / 0.9; train batch)"
+  -o "$out/curve.png" --title "$name: masked-token accuracy (held-out at ratios 0.1 / 0.5 / 0.9; train batch)"
 "$smg" plot metrics "$out/metrics-filled.jsonl" --y val.0.accuracy --y val.1.accuracy --y val.2.accuracy --y accuracy \
-  -o "$out/curve-filled.png" --title "maskgit-medium fine-tuned on filled windows: masked-token accuracy (held-out; train batch)"
+  -o "$out/curve-filled.png" --title "$name fine-tuned on filled windows: masked-token accuracy (held-out; train batch)"
 for m in "$out/metrics.jsonl" "$out/metrics-filled.jsonl"; do
   python3 - "$m" <<'PY'
 import json, sys
