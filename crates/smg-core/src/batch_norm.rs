@@ -5,8 +5,9 @@
 //! means, subtraction, square, square root, division, scale and shift, transpose back), each an
 //! activation-sized buffer forward and a zero-filled gradient buffer plus an addition backward:
 //! the tokenizer's PatchGAN discriminator (SPEC.md §2.3) runs three of them per pass and three
-//! passes per step. Here forward and backward are one pass each over the planes, channel sums in
-//! f64 in a fixed order (results do not depend on the thread count).
+//! passes per step. Here forward and backward are one pass each over the planes (the batch
+//! statistics computed once, before the forward pass, and kept for the backward one), channel
+//! sums in f64 in a fixed order (results do not depend on the thread count).
 
 use crate::fast::{cpu_f32, with_f32s};
 use candle_core::{CpuStorage, CustomOp3, Layout, Result, Shape, Tensor, Var};
@@ -44,7 +45,9 @@ pub fn batch_norm_train(
     }
     let x = x.contiguous()?;
     let (mean, var) = with_f32s([&x], |[xs]| channel_stats(xs, b, c, hw))?;
-    let y = x.apply_op3(&weight.contiguous()?, &bias.contiguous()?, BatchNormOp { b, c, hw, eps })?;
+    // Mean and 1 / sqrt(var + eps) per channel, computed once for the forward and backward pass.
+    let stats = mean.iter().zip(&var).map(|(&m, &v)| (m as f32, (1.0 / (v + eps).sqrt()) as f32)).collect();
+    let y = x.apply_op3(&weight.contiguous()?, &bias.contiguous()?, BatchNormOp { b, c, hw, stats })?;
     let dev = x.device();
     let unbiased = n as f64 / (n - 1) as f64;
     let m = Tensor::from_vec(mean.iter().map(|&v| v as f32).collect::<Vec<_>>(), c, dev)?;
@@ -54,6 +57,29 @@ pub fn batch_norm_train(
     Ok(y)
 }
 
+/// `Σ f(xᵢ)` (and `Σ g(xᵢ, yᵢ)`) in f64 over eight interleaved partial sums added in a fixed
+/// order: deterministic, and without one long chain of dependent additions (a single f64
+/// accumulator cannot be vectorised and waits on each addition's latency).
+#[inline]
+fn sum2(x: &[f32], y: &[f32], f: impl Fn(f32, f32) -> (f64, f64)) -> (f64, f64) {
+    let (mut a, mut b) = ([0f64; 8], [0f64; 8]);
+    let (xc, yc) = (x.chunks_exact(8), y.chunks_exact(8));
+    let (xr, yr) = (xc.remainder(), yc.remainder());
+    for (xs, ys) in xc.zip(yc) {
+        for l in 0..8 {
+            let (p, q) = f(xs[l], ys[l]);
+            a[l] += p;
+            b[l] += q;
+        }
+    }
+    for (l, (&u, &v)) in xr.iter().zip(yr).enumerate() {
+        let (p, q) = f(u, v);
+        a[l] += p;
+        b[l] += q;
+    }
+    (a.iter().sum(), b.iter().sum())
+}
+
 /// Per-channel mean and biased variance (two passes, f64 sums, items in order).
 fn channel_stats(x: &[f32], b: usize, c: usize, hw: usize) -> (Vec<f64>, Vec<f64>) {
     let n = (b * hw) as f64;
@@ -61,8 +87,8 @@ fn channel_stats(x: &[f32], b: usize, c: usize, hw: usize) -> (Vec<f64>, Vec<f64
         .into_par_iter()
         .map(|ch| {
             let planes = || (0..b).map(move |i| &x[(i * c + ch) * hw..(i * c + ch + 1) * hw]);
-            let mean = planes().map(|p| p.iter().map(|&v| v as f64).sum::<f64>()).sum::<f64>() / n;
-            let var = planes().map(|p| p.iter().map(|&v| (v as f64 - mean).powi(2)).sum::<f64>()).sum::<f64>() / n;
+            let mean = planes().map(|p| sum2(p, p, |v, _| (v as f64, 0.0)).0).sum::<f64>() / n;
+            let var = planes().map(|p| sum2(p, p, |v, _| ((v as f64 - mean).powi(2), 0.0)).0).sum::<f64>() / n;
             (mean, var)
         })
         .unzip()
@@ -72,15 +98,8 @@ struct BatchNormOp {
     b: usize,
     c: usize,
     hw: usize,
-    eps: f64,
-}
-
-impl BatchNormOp {
-    /// Per channel: mean and 1 / sqrt(var + eps).
-    fn stats(&self, x: &[f32]) -> Vec<(f32, f32)> {
-        let (mean, var) = channel_stats(x, self.b, self.c, self.hw);
-        mean.iter().zip(&var).map(|(&m, &v)| (m as f32, (1.0 / (v + self.eps).sqrt()) as f32)).collect()
-    }
+    /// Per channel: the batch mean and 1 / sqrt(var + eps).
+    stats: Vec<(f32, f32)>,
 }
 
 impl CustomOp3 for BatchNormOp {
@@ -98,7 +117,7 @@ impl CustomOp3 for BatchNormOp {
         l3: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
         let (x, w, bias) = (cpu_f32(s1, l1, "batch norm")?, cpu_f32(s2, l2, "batch norm")?, cpu_f32(s3, l3, "batch norm")?);
-        let st = self.stats(x);
+        let st = &self.stats;
         let mut y = smg_kernels::uninit_f32(x.len());
         y.par_chunks_mut(self.hw).zip(x.par_chunks(self.hw)).enumerate().for_each(|(p, (out, src))| {
             let ch = p % self.c;
@@ -120,17 +139,14 @@ impl CustomOp3 for BatchNormOp {
     ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
         let (b, c, hw) = (self.b, self.c, self.hw);
         let (dx, dw, db) = with_f32s([x, w, grad], |[xs, ws, dy]| {
-            let st = self.stats(xs);
+            let st = &self.stats;
             let sums: Vec<(f64, f64)> = (0..c)
                 .into_par_iter()
                 .map(|ch| {
                     let (m, r) = st[ch];
                     (0..b).fold((0f64, 0f64), |(s, sx), i| {
                         let at = (i * c + ch) * hw..(i * c + ch + 1) * hw;
-                        let (p, q) = xs[at.clone()]
-                            .iter()
-                            .zip(&dy[at])
-                            .fold((0f64, 0f64), |(s, sx), (&v, &g)| (s + g as f64, sx + g as f64 * ((v - m) * r) as f64));
+                        let (p, q) = sum2(&xs[at.clone()], &dy[at], |v, g| (g as f64, g as f64 * ((v - m) * r) as f64));
                         (s + p, sx + q)
                     })
                 })
