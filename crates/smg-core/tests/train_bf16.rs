@@ -1,6 +1,6 @@
-//! Linear layers and 3 × 3 convolutions trained with bf16 products (`smg train --precision bf16`) against the f32
-//! reference: values and gradients within bf16's rounding. A test binary of its own because the
-//! training precision is process-wide.
+//! Linear layers, 3 × 3 convolutions and the fused transformer block trained with bf16 products
+//! (`smg train --precision bf16`) against the f32 reference: values and gradients within bf16's
+//! rounding. A test binary of its own because the training precision is process-wide.
 use candle_core::{Tensor, Var};
 use smg_core::fast::{set_train_precision, train_bf16, Precision};
 use smg_core::test_util::rand;
@@ -12,13 +12,14 @@ static PRECISION: Mutex<()> = Mutex::new(());
 
 /// Values and gradients of `Σ r ⊙ linear(x, W, b)` at the current training precision.
 fn run(x: &Tensor, w: &Tensor, b: &Tensor) -> Vec<Vec<f32>> {
-    values_and_grads(x, w, b, |x, w, b| linear(x, w, Some(b)).unwrap())
+    values_and_grads(&[x, w, b], |t| linear(t[0], t[1], Some(t[2])).unwrap())
 }
 
-/// Values and gradients of `Σ r ⊙ layer(x, W, b)` (`r` seeded) at the current training precision.
-fn values_and_grads(x: &Tensor, w: &Tensor, b: &Tensor, layer: impl Fn(&Tensor, &Tensor, &Tensor) -> Tensor) -> Vec<Vec<f32>> {
-    let vars = [x, w, b].map(|t| Var::from_tensor(t).unwrap());
-    let y = layer(vars[0].as_tensor(), vars[1].as_tensor(), vars[2].as_tensor());
+/// The output and the gradients of every input of `Σ r ⊙ layer(inputs)` (`r` seeded) at the
+/// current training precision.
+fn values_and_grads(inputs: &[&Tensor], layer: impl Fn(&[&Tensor]) -> Tensor) -> Vec<Vec<f32>> {
+    let vars: Vec<Var> = inputs.iter().map(|t| Var::from_tensor(t).unwrap()).collect();
+    let y = layer(&vars.iter().map(|v| v.as_tensor()).collect::<Vec<_>>());
     let r = rand(y.dims(), 9);
     let g = (&y * &r).unwrap().sum_all().unwrap().backward().unwrap();
     let mut out = vec![y.flatten_all().unwrap().to_vec1().unwrap()];
@@ -26,37 +27,38 @@ fn values_and_grads(x: &Tensor, w: &Tensor, b: &Tensor, layer: impl Fn(&Tensor, 
     out
 }
 
+/// Runs `run` in f32 and twice with bf16 products and checks every output: within `tol` of the
+/// largest f32 magnitude where bf16 products are expected (`bf16`, by default where the CPU
+/// computes them natively), the first `differ` outputs then not equal to f32; else equal to
+/// f32 rounding (1e-5). The two bf16 runs are bit-identical (seeded runs stay reproducible).
+fn check_against_f32(run: impl Fn() -> Vec<Vec<f32>>, bf16: Option<bool>, tol: f32, differ: usize) {
+    set_train_precision(Precision::F32);
+    let reference = run();
+    set_train_precision(Precision::Bf16);
+    let got = run();
+    let again = run();
+    let bf16 = bf16.unwrap_or_else(train_bf16);
+    set_train_precision(Precision::F32);
+    for (i, (a, r)) in got.iter().zip(&reference).enumerate() {
+        let scale = r.iter().fold(0f32, |m, v| m.max(v.abs())).max(1.0);
+        let err = a.iter().zip(r).fold(0f32, |m, (a, r)| m.max((a - r).abs()));
+        let tol = if bf16 { tol } else { 1e-5 };
+        assert!(err <= tol * scale, "output {i}: {err} against scale {scale}");
+        if bf16 && i < differ {
+            assert!(err > 0.0, "output {i}: bf16 products gave exactly the f32 result");
+        }
+    }
+    assert!(got.iter().flatten().zip(again.iter().flatten()).all(|(a, b)| a.to_bits() == b.to_bits()));
+}
+
 #[test]
 fn bf16_linear_values_and_gradients_stay_near_f32() {
     // Rows as in a masked-ViT batch (several items × tokens), odd depths and ragged tiles.
     let _one = PRECISION.lock().unwrap_or_else(|e| e.into_inner());
     let (x, w, b) = (rand(&[3, 70, 129], 1), rand(&[45, 129], 2), rand(&[45], 3));
-    set_train_precision(Precision::F32);
-    let reference = run(&x, &w, &b);
-    set_train_precision(Precision::Bf16);
-    let bf16 = run(&x, &w, &b);
-    let again = run(&x, &w, &b);
-    let native = train_bf16();
-    set_train_precision(Precision::F32);
-    for (i, (a, r)) in bf16.iter().zip(&reference).enumerate() {
-        let scale = r.iter().fold(0f32, |m, v| m.max(v.abs())).max(1.0);
-        let err = a.iter().zip(r).fold(0f32, |m, (a, r)| m.max((a - r).abs()));
-        // bf16 keeps 8 significant bits: relative error ≈ 2^-8 per product, averaging over the
-        // depth; without native bf16 the products stay f32 and agree to f32 rounding.
-        let tol = if native { 2e-2 } else { 1e-5 };
-        assert!(err <= tol * scale, "output {i}: {err} against scale {scale}");
-        // The bias gradient (a column sum) is f32 either way.
-        if native && i < 3 {
-            assert!(err > 0.0, "output {i}: bf16 products gave exactly the f32 result");
-        }
-    }
-    // Seeded runs stay bit-reproducible.
-    assert!(bf16.iter().flatten().zip(again.iter().flatten()).all(|(a, b)| a.to_bits() == b.to_bits()));
-}
-
-/// Values and gradients of `Σ r ⊙ conv2d(x, W, b)` at the current precision.
-fn run_conv(x: &Tensor, w: &Tensor, b: &Tensor, stride: usize, padding: usize) -> Vec<Vec<f32>> {
-    values_and_grads(x, w, b, |x, w, b| smg_core::conv::conv2d(x, w, Some(b), stride, padding).unwrap())
+    // bf16 keeps 8 significant bits: relative error ≈ 2^-8 per product, averaging over the depth.
+    // The bias gradient (a column sum) is f32 either way: only the first three must differ.
+    check_against_f32(|| run(&x, &w, &b), None, 2e-2, 3);
 }
 
 /// A convolution's values and gradients with bf16 products against f32: within `1e-2` of the
@@ -64,22 +66,8 @@ fn run_conv(x: &Tensor, w: &Tensor, b: &Tensor, stride: usize, padding: usize) -
 /// bit-reproducible either way.
 fn check_conv(x: &[usize], w: &[usize], stride: usize, padding: usize, bf16: bool) {
     let (x, w, b) = (rand(x, 1), rand(w, 2), rand(&[w[0]], 3));
-    set_train_precision(Precision::F32);
-    let reference = run_conv(&x, &w, &b, stride, padding);
-    set_train_precision(Precision::Bf16);
-    let got = run_conv(&x, &w, &b, stride, padding);
-    let again = run_conv(&x, &w, &b, stride, padding);
-    set_train_precision(Precision::F32);
-    for (i, (a, r)) in got.iter().zip(&reference).enumerate() {
-        let scale = r.iter().fold(0f32, |m, v| m.max(v.abs())).max(1.0);
-        let err = a.iter().zip(r).fold(0f32, |m, (a, r)| m.max((a - r).abs()));
-        let tol = if bf16 { 1e-2 } else { 1e-5 };
-        assert!(err <= tol * scale, "output {i}: {err} against scale {scale}");
-        if bf16 && i < 3 {
-            assert!(err > 0.0, "output {i}: bf16 products gave exactly the f32 result");
-        }
-    }
-    assert!(got.iter().flatten().zip(again.iter().flatten()).all(|(a, b)| a.to_bits() == b.to_bits()));
+    let run = || values_and_grads(&[&x, &w, &b], |t| smg_core::conv::conv2d(t[0], t[1], Some(t[2]), stride, padding).unwrap());
+    check_against_f32(run, Some(bf16), 1e-2, 3);
 }
 
 #[test]
@@ -101,28 +89,24 @@ fn train_bf16_possible() -> bool {
 /// Values and gradients (input and all twelve parameters) of `Σ r ⊙ block(x)` for the fused
 /// transformer block (`smg_core::vit_block`) at the current training precision.
 fn run_block(x: &Tensor, params: &[Tensor], heads: usize) -> Vec<Vec<f32>> {
-    let vars: Vec<Var> = std::iter::once(x).chain(params).map(|t| Var::from_tensor(t).unwrap()).collect();
-    let t: Vec<&Tensor> = vars.iter().map(|v| v.as_tensor()).collect();
-    let p = smg_core::vit_block::BlockParams {
-        norm1: (t[1], t[2]),
-        qkv: (t[3], t[4]),
-        proj: (t[5], t[6]),
-        norm2: (t[7], t[8]),
-        fc1: (t[9], t[10]),
-        fc2: (t[11], t[12]),
-        eps: 1e-6,
-        heads,
-    };
-    let y = smg_core::vit_block::block(t[0], &p).unwrap().expect("the CPU path");
-    let r = rand(y.dims(), 9);
-    let g = (&y * &r).unwrap().sum_all().unwrap().backward().unwrap();
-    let mut out = vec![y.flatten_all().unwrap().to_vec1().unwrap()];
-    out.extend(vars.iter().map(|v| g.get(v.as_tensor()).unwrap().flatten_all().unwrap().to_vec1().unwrap()));
-    out
+    let inputs: Vec<&Tensor> = std::iter::once(x).chain(params).collect();
+    values_and_grads(&inputs, |t| {
+        let p = smg_core::vit_block::BlockParams {
+            norm1: (t[1], t[2]),
+            qkv: (t[3], t[4]),
+            proj: (t[5], t[6]),
+            norm2: (t[7], t[8]),
+            fc1: (t[9], t[10]),
+            fc2: (t[11], t[12]),
+            eps: 1e-6,
+            heads,
+        };
+        smg_core::vit_block::block(t[0], &p).unwrap().expect("the CPU path")
+    })
 }
 
-/// The fused transformer block with bf16 products (AMX tiles where present, with the bias,
-/// residual and GELU passes in the products' epilogues) against f32: every value and gradient
+/// The fused transformer block with bf16 products (AMX tiles where present; the bias,
+/// residual and GELU passes over each product's rows) against f32: every value and gradient
 /// within bf16's rounding, bit-reproducible. Rows (2 × 20) and the hidden width (80) leave
 /// ragged tiles.
 #[test]
@@ -143,18 +127,5 @@ fn bf16_transformer_block_stays_near_f32() {
         })
         .collect();
     let x = (rand(&[2, 20, d], 50) * 2.0).unwrap();
-    set_train_precision(Precision::F32);
-    let reference = run_block(&x, &params, heads);
-    set_train_precision(Precision::Bf16);
-    let got = run_block(&x, &params, heads);
-    let again = run_block(&x, &params, heads);
-    let native = train_bf16();
-    set_train_precision(Precision::F32);
-    for (i, (a, r)) in got.iter().zip(&reference).enumerate() {
-        let scale = r.iter().fold(0f32, |m, v| m.max(v.abs())).max(1.0);
-        let err = a.iter().zip(r).fold(0f32, |m, (a, r)| m.max((a - r).abs()));
-        let tol = if native { 3e-2 } else { 1e-5 };
-        assert!(err <= tol * scale, "output {i}: {err} against scale {scale}");
-    }
-    assert!(got.iter().flatten().zip(again.iter().flatten()).all(|(a, b)| a.to_bits() == b.to_bits()));
+    check_against_f32(|| run_block(&x, &params, heads), None, 3e-2, 0);
 }
