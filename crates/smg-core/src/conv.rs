@@ -126,22 +126,27 @@ fn col2im(g: Geom, cols: &[f32], b: usize) -> Vec<f32> {
     let mut dst = smg_kernels::uninit_f32(b * g.c * hw);
     dst.par_chunks_mut(hw).enumerate().for_each(|(bc, plane)| {
         let (item, c) = (bc / g.c, bc % g.c);
-        // The plane itself at stride 1; its column phases `(s, H, ⌈W / s⌉)` otherwise.
-        let mut acc = vec![0f32; s * g.h * wp];
-        for i in 0..g.kh {
-            for j in 0..g.kw {
-                let row = c * kk + i * g.kw + j;
-                let seg = &cols[(row * b + item) * ohw..(row * b + item + 1) * ohw];
-                g.for_each_row(i, j, (oh, ow), |oy, iy, span, x0| {
-                    let src = &seg[oy * ow..(oy + 1) * ow][span];
-                    let out = &mut acc[((x0 % s) * g.h + iy) * wp + x0 / s..][..src.len()];
-                    out.iter_mut().zip(src).for_each(|(o, v)| *o += v);
-                });
+        // Adds every tap's columns into `acc`: the plane itself at stride 1 (`wp = W`), its
+        // column phases `(s, H, ⌈W / s⌉)` otherwise.
+        let add_taps = |acc: &mut [f32]| {
+            for i in 0..g.kh {
+                for j in 0..g.kw {
+                    let row = c * kk + i * g.kw + j;
+                    let seg = &cols[(row * b + item) * ohw..(row * b + item + 1) * ohw];
+                    g.for_each_row(i, j, (oh, ow), |oy, iy, span, x0| {
+                        let src = &seg[oy * ow..(oy + 1) * ow][span];
+                        let out = &mut acc[((x0 % s) * g.h + iy) * wp + x0 / s..][..src.len()];
+                        out.iter_mut().zip(src).for_each(|(o, v)| *o += v);
+                    });
+                }
             }
-        }
+        };
         if s == 1 {
-            plane.copy_from_slice(&acc);
+            plane.fill(0.0);
+            add_taps(plane);
         } else {
+            let mut acc = vec![0f32; s * g.h * wp];
+            add_taps(&mut acc);
             for (y, out) in plane.chunks_exact_mut(g.w).enumerate() {
                 for (x, o) in out.iter_mut().enumerate() {
                     *o = acc[((x % s) * g.h + y) * wp + x / s];
