@@ -50,13 +50,18 @@ struct Col2Im(Geom);
 /// `(B, C, L)` → `(B, C·k, Lout)` (see [`Im2Col`]).
 fn im2col(g: Geom, x: &[f32]) -> Vec<f32> {
     let lout = g.out_len();
-    let mut dst = vec![0f32; g.c * g.k * g.b * lout];
+    // Every element is written below, the zeros outside the signal included: a zeroed
+    // allocation would be one serial `memset` of the whole patch matrix first.
+    let mut dst = smg_kernels::uninit_f32(g.c * g.k * g.b * lout);
     dst.par_chunks_mut(lout).enumerate().for_each(|(row, out)| {
         let (b, c, j) = (row / (g.c * g.k), (row / g.k) % g.c, row % g.k);
         let (lo, hi) = g.valid(j, lout);
         if lo >= hi {
+            out.fill(0.0);
             return;
         }
+        out[..lo].fill(0.0);
+        out[hi..].fill(0.0);
         let x0 = lo * g.stride + j * g.dilation - g.pad;
         let src = &x[(b * g.c + c) * g.l..(b * g.c + c + 1) * g.l];
         let dst = &mut out[lo..hi];
