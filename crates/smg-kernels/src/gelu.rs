@@ -28,8 +28,8 @@ pub fn gelu(x: f32) -> f32 {
 }
 
 /// `f` on every value, in fixed runs of 16 first: the compiler unrolls those into whole vectors,
-/// where a plain loop over a short slice (a product's 32-value epilogue) would fall to its scalar
-/// remainder loop.
+/// where a plain loop over a short slice (a row of 32 values) would fall to its scalar remainder
+/// loop.
 #[inline(always)]
 fn lanes_mut(xs: &mut [f32], f: impl Fn(&mut f32)) {
     let mut chunks = xs.chunks_exact_mut(16);
