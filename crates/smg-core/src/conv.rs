@@ -239,6 +239,14 @@ impl CustomOp3 for Conv {
     }
 }
 
+/// The bias gradient of `dy (B, cout, P)`: per channel, f64 sums per item added in item order.
+fn bias_grad(dy: &[f32], b: usize, cout: usize, p: usize) -> Vec<f32> {
+    (0..cout)
+        .into_par_iter()
+        .map(|co| (0..b).map(|i| dy[(i * cout + co) * p..][..p].iter().map(|&v| v as f64).sum::<f64>()).sum::<f64>() as f32)
+        .collect()
+}
+
 /// Gradients `(dx, dW, dbias)` of a convolution; `None` where not asked for.
 pub type Grads = (Option<Vec<f32>>, Option<Vec<f32>>, Vec<f32>);
 
@@ -342,9 +350,7 @@ impl SliceConv {
         if few_out::applies(&g, cout) {
             let (oh, ow) = g.out_hw();
             let p = oh * ow;
-            let db = (0..cout)
-                .map(|co| (0..b).map(|i| dy[(i * cout + co) * p..][..p].iter().map(|&v| v as f64).sum::<f64>()).sum::<f64>() as f32)
-                .collect();
+            let db = bias_grad(dy, b, cout, p);
             let (dx, dw) = few_out::backward(g, x, b, w, dy, cout, (want_x, want_w));
             return (dx, dw, db);
         }
@@ -388,13 +394,7 @@ impl SliceConv {
         use smg_kernels::{conv3x3, conv3x3_amx};
         let (g, cout) = (self.g, self.cout);
         let hw = g.h * g.w;
-        let db: Vec<f32> = (0..cout)
-            .into_par_iter()
-            .map(|co| {
-                (0..b).map(|i| dy[(i * cout + co) * hw..(i * cout + co + 1) * hw].iter().map(|&v| v as f64).sum::<f64>()).sum::<f64>()
-                    as f32
-            })
-            .collect();
+        let db = bias_grad(dy, b, cout, hw);
         if amx {
             let dx = want_x.then(|| {
                 let taps = conv3x3_amx::PackedTaps::input_grad(w, cout, g.c);

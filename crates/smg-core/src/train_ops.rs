@@ -141,7 +141,17 @@ where
 /// Gradients of [`linear_forward`] from `dy (m × n)`: `dx = dY · W`, `dW = dYᵀ · x` (with `dY`
 /// transposed first in f32), `db` by column sums.
 pub(crate) fn linear_backward(dy: &[f32], w: &[f32], x: &[f32], m: usize, n: usize, k: usize) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
-    linear_backward_then(dy, w, x, (m, n, k), |_: usize, _: &mut [f32]| {})
+    let mut dx = smg_kernels::uninit_f32(m * k);
+    let mut dw = smg_kernels::uninit_f32(n * k);
+    if crate::fast::train_bf16() {
+        dot_bf16::gemm(m, k, n, &mut dx, Operand::plain(dy), Operand::plain(w));
+        dot_bf16::gemm(n, k, m, &mut dw, Operand::t(dy), Operand::plain(x));
+    } else {
+        smg_kernels::matmul::gemm_nn(m, k, n, &mut dx, dy, w);
+        let dyt = smg_kernels::matmul::transpose(dy, m, n);
+        smg_kernels::matmul::gemm_nn(n, k, m, &mut dw, &dyt, x);
+    }
+    (dx, dw, column_sums(dy, n))
 }
 
 /// [`linear_backward`], then `then(row, values)` on each finished row of `dx`: the backward
@@ -156,23 +166,14 @@ pub(crate) fn linear_backward_then<E>(
 where
     E: Fn(usize, &mut [f32]) + Sync,
 {
-    let mut dx = smg_kernels::uninit_f32(m * k);
-    let mut dw = smg_kernels::uninit_f32(n * k);
-    if crate::fast::train_bf16() {
-        dot_bf16::gemm(m, k, n, &mut dx, Operand::plain(dy), Operand::plain(w));
-        dot_bf16::gemm(n, k, m, &mut dw, Operand::t(dy), Operand::plain(x));
-    } else {
-        smg_kernels::matmul::gemm_nn(m, k, n, &mut dx, dy, w);
-        let dyt = smg_kernels::matmul::transpose(dy, m, n);
-        smg_kernels::matmul::gemm_nn(n, k, m, &mut dw, &dyt, x);
-    }
+    let (mut dx, dw, db) = linear_backward(dy, w, x, m, n, k);
     let rows = rows_per_task(k);
     dx.par_chunks_mut(rows * k).enumerate().for_each(|(t, c)| {
         for (i, row) in c.chunks_exact_mut(k).enumerate() {
             then(t * rows + i, row);
         }
     });
-    (dx, dw, column_sums(dy, n))
+    (dx, dw, db)
 }
 
 /// A linear layer `(x, W, b) → x·Wᵀ + b` over the last axis of `x` as one autograd node (no
