@@ -177,11 +177,11 @@ pub fn direct_conv() -> bool {
     DIRECT.get()
 }
 
-/// Whether a 3 × 3 same-size convolution of `ci` → `co` channels runs on the bf16 AMX kernels
-/// (`smg_kernels::conv3x3_amx`): training in bf16 ([`crate::fast::train_bf16`]) on a machine
-/// with AMX, direct kernels on, at least 32 channels each way (below that the f32 direct kernels
-/// are faster: `--example conv3x3_speed`).
-fn amx_conv(ci: usize, co: usize) -> bool {
+/// Whether a 3 × 3 same-size convolution of `ci` → `co` channels runs on the bf16 kernels
+/// (`smg_kernels::conv3x3_amx`: AMX tiles, or the AVX-512 BF16 dot product without AMX):
+/// training in bf16 ([`crate::fast::train_bf16`]), direct kernels on, at least 32 channels each
+/// way (below that the f32 direct kernels are faster: `--example conv3x3_speed`).
+fn bf16_conv(ci: usize, co: usize) -> bool {
     direct_conv() && crate::fast::train_bf16() && smg_kernels::conv3x3_amx::applies(ci, co)
 }
 
@@ -270,22 +270,22 @@ impl SliceConv {
         self.g.out_hw()
     }
 
-    /// Whether both passes run on the bf16 AMX 3 × 3 kernels.
-    pub fn runs_amx(&self) -> bool {
-        self.g.is_3x3_same() && amx_conv(self.g.c, self.cout)
+    /// Whether both passes run on the bf16 3 × 3 kernels (AMX tiles or the dot product).
+    pub fn runs_bf16(&self) -> bool {
+        self.g.is_3x3_same() && bf16_conv(self.g.c, self.cout)
     }
 
-    /// Whether both passes run on the direct 3 × 3 kernels (f32 or bf16 AMX tiles), not im2col.
+    /// Whether both passes run on the direct 3 × 3 kernels (f32 or bf16), not im2col.
     pub fn runs_direct(&self) -> bool {
         let (g, cout) = (self.g, self.cout);
         let direct = |n: usize| smg_kernels::conv3x3::applies(n, g.w);
-        g.is_3x3_same() && direct_conv() && (amx_conv(g.c, cout) || (direct(cout) && direct(g.c)))
+        g.is_3x3_same() && direct_conv() && (bf16_conv(g.c, cout) || (direct(cout) && direct(g.c)))
     }
 
     /// `conv(x) + bias` for a batch of `b` items.
     pub fn forward(&self, x: &[f32], b: usize, w: &[f32], bias: &[f32]) -> Vec<f32> {
         let (g, cout) = (self.g, self.cout);
-        if g.is_3x3_same() && amx_conv(g.c, cout) {
+        if g.is_3x3_same() && bf16_conv(g.c, cout) {
             use smg_kernels::conv3x3_amx as amx;
             let taps = amx::PackedTaps::forward(w, cout, g.c);
             return amx::forward(&amx::pack_pairs(x, b, g.c, g.h, g.w), b, g.c, g.h, g.w, &taps, Some(bias), cout);
@@ -343,9 +343,9 @@ impl SliceConv {
     /// gradient always: it is one sum), e.g. none for a frozen layer's weight.
     pub fn backward_some(&self, x: &[f32], b: usize, w: &[f32], dy: &[f32], (want_x, want_w): (bool, bool)) -> Grads {
         let (g, cout) = (self.g, self.cout);
-        let amx = g.is_3x3_same() && amx_conv(g.c, cout);
-        if amx || (g.is_3x3_same() && smg_kernels::conv3x3::applies(g.c, g.w) && direct_conv()) {
-            return self.backward_direct(x, b, w, dy, amx, (want_x, want_w));
+        let bf16 = g.is_3x3_same() && bf16_conv(g.c, cout);
+        if bf16 || (g.is_3x3_same() && smg_kernels::conv3x3::applies(g.c, g.w) && direct_conv()) {
+            return self.backward_direct(x, b, w, dy, bf16, (want_x, want_w));
         }
         if few_out::applies(&g, cout) {
             let (oh, ow) = g.out_hw();
@@ -389,13 +389,13 @@ impl SliceConv {
     }
 
     /// The backward pass of a 3 × 3 same-size convolution on the direct kernels (f32, or bf16
-    /// AMX tiles when `amx`): no patch matrix.
-    fn backward_direct(&self, x: &[f32], b: usize, w: &[f32], dy: &[f32], amx: bool, (want_x, want_w): (bool, bool)) -> Grads {
+    /// when `bf16`): no patch matrix.
+    fn backward_direct(&self, x: &[f32], b: usize, w: &[f32], dy: &[f32], bf16: bool, (want_x, want_w): (bool, bool)) -> Grads {
         use smg_kernels::{conv3x3, conv3x3_amx};
         let (g, cout) = (self.g, self.cout);
         let hw = g.h * g.w;
         let db = bias_grad(dy, b, cout, hw);
-        if amx {
+        if bf16 {
             let dx = want_x.then(|| {
                 let taps = conv3x3_amx::PackedTaps::input_grad(w, cout, g.c);
                 conv3x3_amx::forward(&conv3x3_amx::pack_pairs(dy, b, cout, g.h, g.w), b, cout, g.h, g.w, &taps, None, g.c)

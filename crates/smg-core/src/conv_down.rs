@@ -25,10 +25,11 @@ pub fn conv2d_down(x: &Tensor, w: &Tensor, bias: Option<&Tensor>) -> Result<Tens
     if cin_w != c || (kh, kw) != (3, 3) {
         candle_core::bail!("down-sampling conv: expected a ({c}, 3, 3) kernel per output, got {:?}", w.dims());
     }
-    // Four times the products pays on AMX tiles and on the f32 kernels up to 32 channels; at
-    // 64 channels in f32 the strided im2col product was faster (`--example conv_down_speed`).
+    // Four times the products pays on AMX tiles and on the f32 or bf16 dot-product kernels up to
+    // 32 channels; at 64 channels and more the strided im2col product was faster there
+    // (`--example conv_down_speed`).
     let same = SliceConv::new(c, cout, (h, wd), 3, 1, 1);
-    let pays = same.runs_amx() || (c.max(cout) <= 32 && same.runs_direct());
+    let pays = (same.runs_bf16() && crate::fast::amx_available()) || (c.max(cout) <= 32 && same.runs_direct());
     let direct = h % 2 == 0 && wd % 2 == 0 && pays;
     if direct && crate::fast::cpu_custom_ops(x) {
         let bias = crate::fast::bias_or_zeros(bias, cout, x)?;

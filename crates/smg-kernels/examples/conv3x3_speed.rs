@@ -1,7 +1,8 @@
 //! The tokenizer's 3 × 3 convolutions (batch 16 of 80 × 128 crops, SpecVQGAN medium's channel
 //! counts per level): forward, input gradient and weight gradient on the f32 direct kernels
-//! (`conv3x3`) against bf16 AMX tiles (`conv3x3_amx`), each time including the packing of its
-//! operands. `cargo run --release -p smg-kernels --example conv3x3_speed` (AMX machines only).
+//! (`conv3x3`) against bf16 products (`conv3x3_amx`: AMX tiles, or the AVX-512 BF16 dot product
+//! where there is no AMX), each time including the packing of its operands.
+//! `cargo run --release -p smg-kernels --example conv3x3_speed` (machines with either).
 use smg_kernels::{conv3x3, conv3x3_amx as amx};
 use std::time::Instant;
 
@@ -17,12 +18,13 @@ fn best<R>(mut f: impl FnMut() -> R) -> f64 {
 }
 
 fn main() {
-    if !smg_kernels::amx::available() {
-        println!("no AMX on this machine");
+    if !amx::applies(32, 32) {
+        println!("no AMX and no AVX-512 BF16 on this machine");
         return;
     }
+    let kind = if smg_kernels::amx::available() { "AMX" } else { "dot" };
     let b = 16;
-    println!("| shape (ci → co, h × w) | forward f32 / AMX ms | input grad f32 / AMX ms | weight grad f32 / AMX ms | sum ratio |");
+    println!("| shape (ci → co, h × w) | forward f32 / {kind} ms | input grad f32 / {kind} ms | weight grad f32 / {kind} ms | sum ratio |");
     println!("|---|---|---|---|---|");
     for &(ci, co, h, w) in &[
         (16usize, 16usize, 80usize, 128usize),

@@ -19,11 +19,12 @@ use crate::amx::{self, TILE};
 use crate::{bf16, Aligned, SendPtr};
 use rayon::prelude::*;
 
-/// Whether these kernels take a convolution of `ci` → `co` channels: AMX available and at least
+/// Whether these kernels take a convolution of `ci` → `co` channels: AMX or the AVX-512 BF16 dot
+/// product available ([`crate::conv3x3_dot`] runs the same products without AMX) and at least
 /// 32 channels each way (fewer leave most of a tile idle). Any image size: positions run flat
 /// across rows in blocks of 32.
 pub fn applies(ci: usize, co: usize) -> bool {
-    ci >= 32 && co >= 32 && amx::available()
+    ci >= 32 && co >= 32 && (amx::available() || crate::conv3x3_dot::available())
 }
 
 /// Row length of the padded planes for images `w` wide: the image's columns and a zero column on
@@ -33,7 +34,7 @@ pub fn padded_width(w: usize) -> usize {
 }
 
 /// Positions of the padded planes covered by whole blocks of 32 (the output positions computed).
-fn positions(h: usize, w: usize) -> usize {
+pub(crate) fn positions(h: usize, w: usize) -> usize {
     (h * padded_width(w)).div_ceil(32) * 32
 }
 
@@ -111,6 +112,11 @@ impl PackedTaps {
         Self { tiles, oblocks, kblocks }
     }
 
+    /// The tiles, and the blocks of 16 output channels and of 32 input channels per tap.
+    pub(crate) fn parts(&self) -> (&[u16], usize, usize) {
+        (&self.tiles, self.oblocks, self.kblocks)
+    }
+
     /// PyTorch's `(co, ci, 3, 3)` weight, for the forward pass.
     pub fn forward(weight: &[f32], co: usize, ci: usize) -> Self {
         assert_eq!(weight.len(), co * ci * 9, "conv3x3_amx: weight is not {co} × {ci} × 3 × 3");
@@ -127,13 +133,17 @@ impl PackedTaps {
 
 /// `y (B, co, H, W) = bias + conv(x, weight)` from `xv = pack_pairs(x)` and the packed taps
 /// (`PackedTaps::forward`, or `PackedTaps::input_grad` with `co` = the input's channels for the
-/// input gradient). `ci` is the channel count `xv` was packed with.
+/// input gradient). `ci` is the channel count `xv` was packed with. On AMX tiles, else on the
+/// AVX-512 BF16 dot product ([`crate::conv3x3_dot`]).
 #[allow(clippy::too_many_arguments)]
 pub fn forward(xv: &[u16], b: usize, ci: usize, h: usize, w: usize, taps: &PackedTaps, bias: Option<&[f32]>, co: usize) -> Vec<f32> {
     let (wp, pairs) = (padded_width(w), ci.div_ceil(32) * 16);
     let plane = (h + 2) * wp;
     assert!(taps.kblocks * 16 == pairs && taps.oblocks * 16 >= co, "conv3x3_amx: packed taps do not match {ci} → {co} channels");
     assert!(xv.len() >= b * pairs * plane * 2 + spare(w), "conv3x3_amx: packed input is shorter than {b} items");
+    if !amx::available() {
+        return crate::conv3x3_dot::forward(xv, b, ci, h, w, taps, bias, co);
+    }
     let mut y = crate::uninit_f32(b * co * h * w);
     let (npos, opairs) = (positions(h, w), co.div_ceil(32));
     let yp = SendPtr(y.as_mut_ptr());
@@ -157,38 +167,59 @@ pub fn forward(xv: &[u16], b: usize, ci: usize, h: usize, w: usize, taps: &Packe
                     }
                 }
                 store_c(buf.as_mut_ptr());
-                // Output positions p0.. of the padded-width grid: keep columns < w of rows < h,
-                // as runs of consecutive columns (at most 12 per block of 32: rows are at least 3 long).
-                let mut runs = [(0usize, 0usize, 0usize); 12];
-                let mut nruns = 0;
-                let mut p = p0;
-                while p < p0 + 32 && p / wp < h {
-                    let (yy, xx) = (p / wp, p % wp);
-                    let end = (p0 + 32).min(yy * wp + w);
-                    if end > p {
-                        runs[nruns] = (p - p0, yy * w + xx, end - p);
-                        nruns += 1;
-                    }
-                    p = (yy + 1) * wp;
-                }
-                for r in 0..32 {
-                    let o = op * 32 + r;
-                    if o >= co {
-                        break;
-                    }
-                    let bo = bias.map_or(0.0, |bs| bs[o]);
-                    let row = yp.0.add((i * co + o) * h * w);
-                    for &(j, at, n) in &runs[..nruns] {
-                        for (k, &v) in buf[r * 32 + j..][..n].iter().enumerate() {
-                            *row.add(at + k) = v + bo;
-                        }
-                    }
-                }
+                scatter(&buf, yp.0, i, op, p0, co, h, w, bias);
             }
             tiles_off();
         }
     });
     y
+}
+
+/// Writes the block `buf` (32 output channels `32·op ..` × 32 positions `p0 ..` of the
+/// padded-width grid, row-major) into item `i` of `y (B, co, H, W)`, plus the bias: columns
+/// `< w` of rows `< h`, as runs of consecutive columns.
+///
+/// # Safety
+/// `y` addresses `B·co·H·W` floats, and no other thread writes these outputs.
+#[allow(clippy::too_many_arguments)]
+pub(crate) unsafe fn scatter(
+    buf: &[f32; 1024],
+    y: *mut f32,
+    i: usize,
+    op: usize,
+    p0: usize,
+    co: usize,
+    h: usize,
+    w: usize,
+    bias: Option<&[f32]>,
+) {
+    let wp = padded_width(w);
+    // At most 12 runs per block of 32: rows are at least 3 long.
+    let mut runs = [(0usize, 0usize, 0usize); 12];
+    let mut nruns = 0;
+    let mut p = p0;
+    while p < p0 + 32 && p / wp < h {
+        let (yy, xx) = (p / wp, p % wp);
+        let end = (p0 + 32).min(yy * wp + w);
+        if end > p {
+            runs[nruns] = (p - p0, yy * w + xx, end - p);
+            nruns += 1;
+        }
+        p = (yy + 1) * wp;
+    }
+    for r in 0..32 {
+        let o = op * 32 + r;
+        if o >= co {
+            break;
+        }
+        let bo = bias.map_or(0.0, |bs| bs[o]);
+        let row = y.add((i * co + o) * h * w);
+        for &(j, at, n) in &runs[..nruns] {
+            for (k, &v) in buf[r * 32 + j..][..n].iter().enumerate() {
+                *row.add(at + k) = v + bo;
+            }
+        }
+    }
 }
 
 /// The input as zero-padded bf16 planes (`[item·channels (padded to 32)][plane]`), for the
@@ -234,23 +265,19 @@ pub fn pack_grad_pairs(dy: &[f32], b: usize, co: usize, h: usize, w: usize) -> A
 }
 
 /// `dW (co, ci, 3, 3)` from `xb = pack_planes(x)` and `dyv = pack_grad_pairs(dy)`, summed over
-/// the items in order.
+/// the items in order. On AMX tiles, else on the AVX-512 BF16 dot product
+/// ([`crate::conv3x3_dot`]).
 pub fn weight_grad(xb: &[u16], dyv: &[u16], b: usize, ci: usize, co: usize, h: usize, w: usize) -> Vec<f32> {
-    let (wp, cip, cop) = (padded_width(w), ci.div_ceil(32) * 32, co.div_ceil(32) * 32);
-    let (plane, npos) = ((h + 2) * wp, positions(h, w));
+    let (cip, cop) = (ci.div_ceil(32) * 32, co.div_ceil(32) * 32);
+    let (plane, npos) = ((h + 2) * padded_width(w), positions(h, w));
     assert!(xb.len() >= b * cip * plane + spare(w), "conv3x3_amx: packed input is shorter than {b} items");
     assert!(dyv.len() >= b * npos * cop, "conv3x3_amx: packed output gradient is shorter than {b} items");
-    let (ib, ob) = (cip / 32, cop / 32);
-    let mut dw = vec![0f32; co * ci * 9];
-    let dp = SendPtr(dw.as_mut_ptr());
-    (0..9 * ib * ob).into_par_iter().for_each(|task| {
-        let dp = dp;
-        let (t, cb, o2) = (task / (ib * ob), (task / ob) % ib, task % ob);
-        let off = (t / 3) * wp + t % 3;
-        let mut buf = [0f32; 1024];
+    if !amx::available() {
+        return crate::conv3x3_dot::weight_grad(xb, dyv, b, ci, co, h, w);
+    }
+    weight_grad_blocks(ci, co, w, |cb, o2, off, buf| {
         // Safety: AMX is available; A reads rows of `xb` from the tap's offset (the spare covers
-        // the overreach of the last plane), B reads whole packed rows of `dyv`; this task alone
-        // writes tap `t` of channels (32·o2 .., 32·cb ..).
+        // the overreach of the last plane), B reads whole packed rows of `dyv`.
         unsafe {
             tiles_on();
             zero_c();
@@ -264,18 +291,35 @@ pub fn weight_grad(xb: &[u16], dyv: &[u16], b: usize, ci: usize, co: usize, h: u
             }
             store_c(buf.as_mut_ptr());
             tiles_off();
-            for r in 0..32 {
-                let ii = cb * 32 + r;
-                if ii >= ci {
+        }
+    })
+}
+
+/// `dW (co, ci, 3, 3)` from blocks computed in parallel, one per tap and 32 × 32 channels:
+/// `block(cb, o2, off, buf)` fills `buf` (input channels `32·cb ..` × output channels `32·o2 ..`,
+/// row-major) for the tap whose offset into the padded planes of images `w` wide is `off`.
+pub(crate) fn weight_grad_blocks(ci: usize, co: usize, w: usize, block: impl Fn(usize, usize, usize, &mut [f32; 1024]) + Sync) -> Vec<f32> {
+    let (wp, ib, ob) = (padded_width(w), ci.div_ceil(32), co.div_ceil(32));
+    let mut dw = vec![0f32; co * ci * 9];
+    let dp = SendPtr(dw.as_mut_ptr());
+    (0..9 * ib * ob).into_par_iter().for_each(|task| {
+        let dp = dp;
+        let (t, cb, o2) = (task / (ib * ob), (task / ob) % ib, task % ob);
+        let mut buf = [0f32; 1024];
+        block(cb, o2, (t / 3) * wp + t % 3, &mut buf);
+        for r in 0..32 {
+            let ii = cb * 32 + r;
+            if ii >= ci {
+                break;
+            }
+            for c in 0..32 {
+                let o = o2 * 32 + c;
+                if o >= co {
                     break;
                 }
-                for c in 0..32 {
-                    let o = o2 * 32 + c;
-                    if o >= co {
-                        break;
-                    }
-                    *dp.0.add((o * ci + ii) * 9 + t) = buf[r * 32 + c];
-                }
+                // Safety: in bounds (o < co, ii < ci, t < 9); this task alone writes tap `t`
+                // of channels (32·o2 .., 32·cb ..).
+                unsafe { *dp.0.add((o * ci + ii) * 9 + t) = buf[r * 32 + c] };
             }
         }
     });
@@ -359,13 +403,31 @@ mod tests {
         a.iter().zip(b).fold(0f32, |d, (x, y)| d.max((x - y).abs())) / m
     }
 
-    /// Against the f32 direct kernels, on shapes with ragged channel and position blocks.
+    type Forward = fn(&[u16], usize, usize, usize, usize, &PackedTaps, Option<&[f32]>, usize) -> Vec<f32>;
+    type WeightGrad = fn(&[u16], &[u16], usize, usize, usize, usize, usize) -> Vec<f32>;
+
+    /// What the public entry points pick (AMX tiles where present), against the f32 kernels.
     #[test]
     fn matches_the_f32_kernels_within_bf16_rounding() {
-        if !amx::available() {
-            eprintln!("no AMX on this machine: the bf16 convolution kernels are not used here");
+        if !applies(32, 32) {
+            eprintln!("no AMX and no AVX-512 BF16 on this machine: the bf16 convolution kernels are not used here");
             return;
         }
+        check(forward, weight_grad);
+    }
+
+    /// The dot-product kernels on their own (on an AMX machine the entry points never pick them).
+    #[test]
+    fn dot_product_kernels_match_the_f32_kernels_within_bf16_rounding() {
+        if !crate::conv3x3_dot::available() {
+            eprintln!("no AVX-512 BF16 on this machine: the dot-product convolution kernels are not used here");
+            return;
+        }
+        check(crate::conv3x3_dot::forward, crate::conv3x3_dot::weight_grad);
+    }
+
+    /// Against the f32 direct kernels, on shapes with ragged channel and position blocks.
+    fn check(forward: Forward, weight_grad: WeightGrad) {
         for &(b, ci, co, h, w) in
             &[(2, 32, 32, 5, 32), (3, 48, 40, 7, 40), (2, 64, 96, 4, 64), (2, 32, 64, 5, 8), (3, 64, 32, 3, 13), (2, 32, 32, 9, 1)]
         {

@@ -22,6 +22,7 @@ pub mod conv1d;
 pub mod conv2d;
 pub mod conv3x3;
 pub mod conv3x3_amx;
+pub mod conv3x3_dot;
 mod conv3x3_dw;
 pub mod dot_bf16;
 pub mod gelu;
