@@ -13,7 +13,9 @@
 //!   gradient as position pairs (`[pair][out-channel][2]`), packed once.
 //!
 //! Each output is summed by one task in a fixed order, so results do not depend on the thread
-//! count. Callers check [`applies`] (AMX present, enough channels).
+//! count. Callers check [`applies`] (AMX or the AVX-512 BF16 dot product present, enough
+//! channels); without AMX the entry points run the same products on the dot product
+//! ([`crate::conv3x3_dot`]).
 
 use crate::amx::{self, TILE};
 use crate::{bf16, Aligned, SendPtr};
