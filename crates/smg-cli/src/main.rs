@@ -171,10 +171,10 @@ enum Command {
     },
     /// Train a model.
     Train {
-        /// Arithmetic of the products of linear layers (and, on AMX machines, of 3 × 3
-        /// convolutions of 32 channels or more): `f32` (the reference) or `bf16` (bf16
-        /// products, f32 sums, weights and optimiser state; runs in f32 where the CPU has no
-        /// native bf16 dot product, AVX-512 BF16).
+        /// Arithmetic of the products of linear layers and of 3 × 3 convolutions (of 32
+        /// channels or more on AMX tiles, 16 or more on the AVX-512 BF16 dot product): `f32`
+        /// (the reference) or `bf16` (bf16 products, f32 sums, weights and optimiser state;
+        /// runs in f32 where the CPU has no native bf16 dot product, AVX-512 BF16).
         #[arg(long, value_enum, default_value = "f32", global = true)]
         precision: TrainPrecision,
         #[command(subcommand)]

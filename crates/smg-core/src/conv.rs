@@ -179,8 +179,9 @@ pub fn direct_conv() -> bool {
 
 /// Whether a 3 × 3 same-size convolution of `ci` → `co` channels runs on the bf16 kernels
 /// (`smg_kernels::conv3x3_amx`: AMX tiles, or the AVX-512 BF16 dot product without AMX):
-/// training in bf16 ([`crate::fast::train_bf16`]), direct kernels on, at least 32 channels each
-/// way (below that the f32 direct kernels are faster: `--example conv3x3_speed`).
+/// training in bf16 ([`crate::fast::train_bf16`]), direct kernels on, and enough channels for
+/// the bf16 kernels to beat the f32 direct ones (`conv3x3_amx::applies`: 32 each way on AMX
+/// tiles, 16 on the dot product; `--example conv3x3_speed`).
 fn bf16_conv(ci: usize, co: usize) -> bool {
     direct_conv() && crate::fast::train_bf16() && smg_kernels::conv3x3_amx::applies(ci, co)
 }

@@ -104,6 +104,16 @@ impl<T: Zeroable> Aligned<T> {
         Self { lines: vec![Line([0; 64]); bytes.div_ceil(64)], len, _t: std::marker::PhantomData }
     }
 
+    /// [`Self::zeroed`] with the zeroing spread over rayon's pool, for the big packed operands
+    /// of the training kernels: on heap memory a previous step freed, `calloc` zeroes the whole
+    /// block on the calling thread while the other cores wait.
+    pub(crate) fn zeroed_par(len: usize) -> Self {
+        use rayon::prelude::*;
+        let mut a = Self::uninit(len);
+        a.lines.par_chunks_mut(1024).for_each(|c| c.fill(Line([0; 64])));
+        a
+    }
+
     /// A buffer whose contents are unspecified, for callers that write every element before
     /// any is read (as [`uninit_f32`], whose reasons apply: zeroing a packed operand that is
     /// then overwritten cost ≈ 5 % of a masked-ViT training step).
