@@ -128,8 +128,6 @@ pub(crate) fn weight_grad(xb: &[u16], dyv: &[u16], b: usize, ci: usize, co: usiz
     conv3x3_amx::weight_grad_blocks(ci, co, w, |cb, o2, off, buf| {
         // Blocks of 8 input channels and halves of 16 output channels holding real channels
         // (the packing pads both to 32 with zeros; narrow layers skip those products).
-        // Blocks of 8 input channels and halves of 16 output channels holding real channels
-        // (the packing pads both to 32 with zeros; narrow layers skip those products).
         let wide = co - o2 * 32 > 16;
         for r8 in 0..(ci - cb * 32).min(32).div_ceil(8) {
             // Safety: the CPU has AVX-512 BF16; x reads run from the tap's offset over `npos`
@@ -150,9 +148,9 @@ pub(crate) fn weight_grad(xb: &[u16], dyv: &[u16], b: usize, ci: usize, co: usiz
 }
 
 /// 8 input channels × `16·H` output channels of one tap's weight gradient (rows of 32 in `out`;
-/// `H` = 1 leaves the second half untouched), summed over `b` items of
-/// `npairs` position pairs: x rows from `x0` (item stride `xs`, channel stride `plane`, in bf16),
-/// output-gradient pairs from `d0` (item stride `ds`, pair stride `qs`, in bf16), into `out`.
+/// `H` = 1 leaves the second half untouched), summed over `b` items of `npairs` position pairs:
+/// x rows from `x0` (item stride `xs`, channel stride `plane`, in bf16), output-gradient pairs
+/// from `d0` (item stride `ds`, pair stride `qs`, in bf16), into `out`.
 ///
 /// # Safety
 /// AVX-512F and AVX-512 BF16 present; every read in bounds.
