@@ -263,9 +263,10 @@ pub fn pack_grad_pairs(dy: &[f32], b: usize, co: usize, h: usize, w: usize) -> A
         let mut rows = vec![0u16; co * len];
         for y in 0..h {
             let s = (y * wp) % 2;
-            rows.fill(0);
-            for o in 0..co {
-                bf16::convert(&dy[((i * co + o) * h + y) * w..][..w], &mut rows[o * len + s..][..w]);
+            for (o, row) in rows.chunks_exact_mut(len).enumerate() {
+                row[..s].fill(0);
+                bf16::convert(&dy[((i * co + o) * h + y) * w..][..w], &mut row[s..s + w]);
+                row[s + w..].fill(0);
             }
             let q0 = (y * wp - s) / 2;
             for j in 0..(w + s).div_ceil(2) {
