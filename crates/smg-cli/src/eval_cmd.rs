@@ -15,7 +15,8 @@ use std::path::PathBuf;
 
 #[derive(clap::Args)]
 pub struct GenerationEvalArgs {
-    /// Generated clips per category (prompts cycle through the held-out captions of the category).
+    /// Generated clips per category (prompts cycle through the held-out captions of the category);
+    /// 0 judges only the real clips and their tokenizer reconstructions (no generator runs).
     #[arg(long, default_value_t = 20)]
     per_category: usize,
     /// CFG scale of the guided run (linear warm-up from 0, SPEC.md §3.6).
@@ -174,13 +175,35 @@ pub fn run(a: &GenerationEvalArgs) -> Result<()> {
             }
         })
     };
-    let (_, train_mels, train_y) = part(Split::Train)?;
-    let (_, valid_mels, valid_y) = part(Split::Valid)?;
+    // Real clips' embeddings are kept beside the corpus's mel cache: they depend only on the
+    // clip, the embedder and the vocoder's settings.
+    let cache_file = ds.mel_cache_dir(&p.mel).join(format!(
+        "judge-{}-{:016x}.safetensors",
+        a.features,
+        smg_data::split::stable_hash(&format!("{:?}", p.vocoder))
+    ));
+    let real_feats = |idx: &[usize], mels: &[ndarray::Array2<f32>], what: &str| -> Result<Vec<Vec<f64>>> {
+        match &embedder {
+            None => feats(mels, what),
+            Some(e) => {
+                let ids: Vec<String> = idx.iter().map(|&i| ds.records[i].id.clone()).collect();
+                let bar = indicatif::ProgressBar::new(mels.len() as u64).with_message(format!("Griffin-Lim + aiSFX: {what}"));
+                let f = judge::embedding_features_cached(&p, e.as_ref(), &cache_file, &ids, mels, || bar.inc(1))?;
+                bar.finish_and_clear();
+                Ok(f)
+            }
+        }
+    };
+    let (train_idx, train_mels, train_y) = part(Split::Train)?;
+    let (valid_idx, valid_mels, valid_y) = part(Split::Valid)?;
     let (held_idx, held_mels, held_y) = part(split)?;
-    let held_f = feats(&held_mels, "held-out clips")?;
+    let held_f = real_feats(&held_idx, &held_mels, "held-out clips")?;
     eprintln!("fitting the judge on {} real training clips ({} features)", train_mels.len(), a.features);
-    let judge =
-        Judge::fit((&feats(&train_mels, "training clips")?, &train_y), (&feats(&valid_mels, "validation clips")?, &valid_y), &held_f)?;
+    let judge = Judge::fit(
+        (&real_feats(&train_idx, &train_mels, "training clips")?, &train_y),
+        (&real_feats(&valid_idx, &valid_mels, "validation clips")?, &valid_y),
+        &held_f,
+    )?;
     let mut sets = vec![judge.score(&format!("real {} clips", a.split), &held_f, &held_y)?];
     sets[0].sustain = Some(judge::mean_sustain(&held_mels)?);
     let rec_mels = judge::reconstruct_mels(&p, &held_mels)?;
@@ -212,6 +235,9 @@ pub fn run(a: &GenerationEvalArgs) -> Result<()> {
     ];
     if a.unconditional {
         runs.push(("generated, unconditional".to_string(), Box::new(Guidance::Off), true));
+    }
+    if a.per_category == 0 {
+        runs.clear();
     }
     for (name, guidance, uncond) in runs {
         let mut s = Sampler {

@@ -298,6 +298,17 @@ struct TokenizerTrainArgs {
     /// First step with the adversarial loss.
     #[arg(long, default_value_t = 30001)]
     disc_start: usize,
+    /// Weight of the adversarial (hinge) term in the generator's loss (SpecVQGAN: 0.8).
+    #[arg(long, default_value_t = 0.8)]
+    disc_weight: f64,
+    /// Start from this trained tokenizer (a folder with config.json + tokenizer.safetensors)
+    /// instead of a random initialisation; ignored when --resume continues a run.
+    #[arg(long)]
+    init: Option<PathBuf>,
+    /// Train only the decoder, with the encoder and codebook frozen (needs --init): every clip
+    /// keeps its codes, so generators trained on this tokenizer keep working with the result.
+    #[arg(long, requires = "init")]
+    decoder_only: bool,
     /// Validate (and checkpoint) every this many steps.
     #[arg(long, default_value_t = 100)]
     val_every: usize,
@@ -680,6 +691,8 @@ fn train_tokenizer(a: &TokenizerTrainArgs) -> Result<()> {
         lr: a.lr,
         seed: a.seed,
         disc_start: a.disc_start,
+        disc_weight: a.disc_weight,
+        decoder_only: a.decoder_only,
         crop_frames: a.crop,
         lr_decay_start: a.lr_decay_from,
         val_every: a.val_every,
@@ -690,6 +703,9 @@ fn train_tokenizer(a: &TokenizerTrainArgs) -> Result<()> {
     let mut t = smg_tokenizer::Trainer::new(&model_cfg, cfg, &out, a.resume, &device.device)?;
     if t.step > 0 {
         eprintln!("resuming at step {}", t.step);
+    } else if let Some(init) = &a.init {
+        t.init_from(init).with_context(|| format!("starting from the tokenizer in {}", init.display()))?;
+        eprintln!("starting from the tokenizer in {}", init.display());
     }
     let m = t.fit(&train, &valid, true)?;
     if let Some(last) = m.iter().rev().find(|m| m.val_l1.is_some()) {

@@ -75,6 +75,36 @@ pub fn embedding_features_all(
         .collect()
 }
 
+/// [`embedding_features_all`] for clips with stable ids (real corpus clips), kept in `file`
+/// (safetensors, one f64 vector per id): ids found there are read back, the others are computed
+/// and the file rewritten atomically. The caller names a file per embedder and vocoder setting.
+pub fn embedding_features_cached(
+    p: &Pipeline,
+    embedder: &dyn smg_embed::Embedder,
+    file: &std::path::Path,
+    ids: &[String],
+    mels: &[Array2<f32>],
+    mut progress: impl FnMut(),
+) -> Result<Vec<Vec<f64>>> {
+    use candle_core::{Device, Tensor};
+    let mut map = candle_core::safetensors::load(file, &Device::Cpu).unwrap_or_default();
+    let missing: Vec<usize> = (0..ids.len()).filter(|&i| !map.contains_key(&ids[i])).collect();
+    if !missing.is_empty() {
+        let todo: Vec<Array2<f32>> = missing.iter().map(|&i| mels[i].clone()).collect();
+        let feats = embedding_features_all(p, embedder, &todo, &mut progress)?;
+        for (&i, f) in missing.iter().zip(feats) {
+            map.insert(ids[i].clone(), Tensor::new(f, &Device::Cpu)?);
+        }
+        if let Some(dir) = file.parent() {
+            std::fs::create_dir_all(dir).map_err(candle_core::Error::from)?;
+        }
+        let tmp = file.with_extension("partial");
+        candle_core::safetensors::save(&map, &tmp)?;
+        std::fs::rename(&tmp, file).map_err(candle_core::Error::from)?;
+    }
+    ids.iter().map(|id| Ok(map[id].to_vec1::<f64>()?)).collect()
+}
+
 /// One set of clips as the judge sees it.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct SetScore {

@@ -457,6 +457,17 @@ impl SpecVqGan {
         Ok(Forward { reconstruction, quantized: q })
     }
 
+    /// Training pass that reaches only the decoder (and `post_quant_conv`): the encoder and
+    /// codebook run without gradient, so the codes of every clip stay what they were and a
+    /// generator trained on them stays valid (decoder fine-tuning, e.g. adversarial; SPEC.md §2.3).
+    pub fn forward_decoder_train(&self, x: &Tensor) -> Result<Forward> {
+        let z = self.encode_latent(x)?.detach();
+        let mut q = self.quantize.forward_train(&z)?;
+        q.zq = q.zq.detach();
+        let reconstruction = self.decoder.forward(&self.post_quant_conv.forward(&q.zq)?)?;
+        Ok(Forward { reconstruction, quantized: q })
+    }
+
     /// Number of parameters of a model built with this configuration.
     pub fn parameter_count(cfg: &Config) -> Result<usize> {
         let vm = candle_nn::VarMap::new();

@@ -1,7 +1,8 @@
 //! Training SpecVQGAN (SPEC.md §2.3): L1 reconstruction + codebook loss, hinge GAN loss from a
 //! configurable step with the fixed 0.8 weight, two Adam optimisers (β = 0.5, 0.9); seeded,
 //! with a progress bar, a metrics log, periodic validation, atomic checkpoints and exact resume.
-//! EMA codebook updates with dead-code restarts when the model's config asks for them.
+//! EMA codebook updates with dead-code restarts when the model's config asks for them. A run can
+//! start from a trained tokenizer and fine-tune its decoder alone, the codes staying fixed.
 
 use crate::adam::Adam;
 use crate::discriminator::Discriminator;
@@ -43,6 +44,11 @@ pub struct TrainConfig {
     /// `steps` (a decay phase after constant-rate training); `None` keeps it constant.
     #[serde(default)]
     pub lr_decay_start: Option<usize>,
+    /// Train the decoder (and `post_quant_conv`) alone, with the encoder and codebook frozen:
+    /// every clip keeps its codes, so a generator trained on them stays valid. The loss is the
+    /// reconstruction L1 (+ the adversarial term from `disc_start`); no codebook updates.
+    #[serde(default)]
+    pub decoder_only: bool,
 }
 
 impl Default for TrainConfig {
@@ -63,6 +69,7 @@ impl Default for TrainConfig {
             restart_below: 0.03,
             crop_frames: 0,
             lr_decay_start: None,
+            decoder_only: false,
         }
     }
 }
@@ -120,8 +127,10 @@ impl Trainer {
         let model = SpecVqGan::new(model_cfg, sg.var_builder(DType::F32, device))?;
         let disc = Discriminator::new(cfg.disc_ndf, 3, sd.var_builder(DType::F32, device).pp("loss.discriminator"))?;
         let (vm_g, vm_d) = (sg.varmap, sd.varmap);
-        let ema = model_cfg.ema;
-        let g_vars = named_vars(&vm_g, |n| ema && n.starts_with("quantize."));
+        let (ema, decoder_only) = (model_cfg.ema, cfg.decoder_only);
+        let g_vars = named_vars(&vm_g, |n| {
+            (ema && n.starts_with("quantize.")) || (decoder_only && !(n.starts_with("decoder.") || n.starts_with("post_quant_conv.")))
+        });
         let d_vars = named_vars(&vm_d, |n| n.contains("running_"));
         let mut t = Self {
             opt_g: Adam::new(g_vars, cfg.lr, cfg.beta1, cfg.beta2)?,
@@ -187,6 +196,26 @@ impl Trainer {
         Ok(())
     }
 
+    /// Starts a fresh run from the tokenizer saved in `dir` (by [`Self::export`] or `smg half`;
+    /// f16/bf16 weights are widened), e.g. to fine-tune its decoder. The configurations must
+    /// match; a run that has already taken steps is left alone.
+    pub fn init_from(&mut self, dir: &Path) -> Result<()> {
+        if self.step > 0 {
+            return Ok(());
+        }
+        let text = std::fs::read_to_string(dir.join(crate::pretrained::CONFIG_FILE))
+            .map_err(|e| candle_core::Error::Msg(format!("{}: {e}", dir.join(crate::pretrained::CONFIG_FILE).display())))?;
+        let cfg: Config = serde_json::from_str(&text).map_err(|e| candle_core::Error::Msg(format!("{}: {e}", dir.display())))?;
+        if cfg != self.model.config {
+            candle_core::bail!("the tokenizer in {} has another configuration than the one being trained", dir.display());
+        }
+        let map = candle_core::safetensors::load(dir.join(crate::pretrained::WEIGHTS_FILE), &self.device)?
+            .into_iter()
+            .map(|(n, t)| Ok((n, t.to_dtype(DType::F32)?)))
+            .collect::<Result<HashMap<_, _>>>()?;
+        checkpoint::restore_vars(&map, &named_vars(&self.vm_g, |_| false))
+    }
+
     fn codebook_vars(&self) -> Option<(Var, Var, Var)> {
         let data = self.vm_g.data().lock().expect("varmap lock");
         Some((
@@ -217,9 +246,10 @@ impl Trainer {
     fn train_step_here(&mut self, x: &Tensor) -> Result<Metrics> {
         let step = self.step;
         let adv = step >= self.cfg.disc_start;
-        let f = self.model.forward_train(x)?;
+        let decoder_only = self.cfg.decoder_only;
+        let f = if decoder_only { self.model.forward_decoder_train(x)? } else { self.model.forward_train(x)? };
         let rec = (&f.reconstruction - x)?.abs()?.mean_all()?;
-        let mut g_loss = (&rec + &f.quantized.loss)?;
+        let mut g_loss = if decoder_only { rec.clone() } else { (&rec + &f.quantized.loss)? };
         let mut g_adv = 0f32;
         if adv {
             let logits = self.disc.frozen()?.forward_t(&f.reconstruction, true)?;
@@ -232,7 +262,7 @@ impl Trainer {
         self.opt_d.lr = self.opt_g.lr;
         self.opt_g.step(&grads)?;
         let mut restarts = 0;
-        if self.model.config.ema {
+        if self.model.config.ema && !decoder_only {
             if let Some((w, cs, es)) = self.codebook_vars() {
                 let mut rng = rand::rngs::StdRng::seed_from_u64(self.cfg.seed ^ (step as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
                 restarts = self.model.quantize.ema_update((&w, &cs, &es), &f.quantized, self.cfg.restart_below, &mut rng)?;

@@ -152,3 +152,42 @@ fn learning_rate_decay_phase_is_a_half_cosine() {
     let constant = Trainer::new(&tiny(), tcfg(10), dir.path(), false, &Device::Cpu).unwrap();
     assert_eq!(constant.lr_at(9), lr);
 }
+
+#[test]
+fn decoder_fine_tuning_keeps_every_code_and_changes_the_decoder() {
+    use smg_tokenizer::SpecVqGan;
+    let dir = tempfile::tempdir().unwrap();
+    let mut base = Trainer::new(&tiny(), tcfg(3), dir.path(), false, &Device::Cpu).unwrap();
+    base.fit(&data(8), &[], false).unwrap();
+    let src = dir.path().join("base");
+    base.export(&src).unwrap();
+    let ft_dir = dir.path().join("ft");
+    let cfg = TrainConfig { decoder_only: true, disc_start: 0, ..tcfg(4) };
+    let mut ft = Trainer::new(&tiny(), cfg, &ft_dir, false, &Device::Cpu).unwrap();
+    ft.init_from(&src).unwrap();
+    let m = ft.fit(&data(8), &[], false).unwrap();
+    assert!(m.iter().all(|m| m.g_adv != 0.0 && m.d_loss > 0.0), "adversarial from step 0: {m:?}");
+    let out = dir.path().join("ft-export");
+    ft.export(&out).unwrap();
+    let (a, b) = (SpecVqGan::from_pretrained(&src, &Device::Cpu).unwrap(), SpecVqGan::from_pretrained(&out, &Device::Cpu).unwrap());
+    let load = |p: &std::path::Path| candle_core::safetensors::load(p.join("tokenizer.safetensors"), &Device::Cpu).unwrap();
+    let (wa, wb) = (load(&src), load(&out));
+    let mut decoder_changed = false;
+    for (n, t) in &wa {
+        let d = (t - &wb[n]).unwrap().abs().unwrap().flatten_all().unwrap().max(0).unwrap().to_scalar::<f32>().unwrap();
+        if n.starts_with("decoder.") || n.starts_with("post_quant_conv.") {
+            decoder_changed |= d > 0.0;
+        } else {
+            assert_eq!(d, 0.0, "{n} must stay frozen");
+        }
+    }
+    assert!(decoder_changed);
+    let x = Tensor::stack(&data(3), 0).unwrap();
+    let codes = |m: &SpecVqGan| m.encode(&x).unwrap().flatten_all().unwrap().to_vec1::<u32>().unwrap();
+    assert_eq!(codes(&a), codes(&b));
+    // Starting from a tokenizer of another configuration is refused with a reason.
+    let other = Config { n_embed: 16, ..tiny() };
+    let mut t = Trainer::new(&other, tcfg(1), &dir.path().join("other"), false, &Device::Cpu).unwrap();
+    let e = t.init_from(&src).expect_err("must fail").to_string();
+    assert!(e.contains("another configuration"), "{e}");
+}
