@@ -301,6 +301,10 @@ struct TokenizerTrainArgs {
     /// Weight of the adversarial (hinge) term in the generator's loss (SpecVQGAN: 0.8).
     #[arg(long, default_value_t = 0.8)]
     disc_weight: f64,
+    /// Balance the adversarial term against the L1 term: its gradient at the reconstruction is
+    /// scaled to the L1 gradient's norm times --disc-weight (SpecVQGAN's weight is fixed).
+    #[arg(long)]
+    disc_adaptive: bool,
     /// Start from this trained tokenizer (a folder with config.json + tokenizer.safetensors)
     /// instead of a random initialisation; ignored when --resume continues a run.
     #[arg(long)]
@@ -692,6 +696,7 @@ fn train_tokenizer(a: &TokenizerTrainArgs) -> Result<()> {
         seed: a.seed,
         disc_start: a.disc_start,
         disc_weight: a.disc_weight,
+        disc_adaptive: a.disc_adaptive,
         decoder_only: a.decoder_only,
         crop_frames: a.crop,
         lr_decay_start: a.lr_decay_from,

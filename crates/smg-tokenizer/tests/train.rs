@@ -162,11 +162,12 @@ fn decoder_fine_tuning_keeps_every_code_and_changes_the_decoder() {
     let src = dir.path().join("base");
     base.export(&src).unwrap();
     let ft_dir = dir.path().join("ft");
-    let cfg = TrainConfig { decoder_only: true, disc_start: 0, ..tcfg(4) };
+    let cfg = TrainConfig { decoder_only: true, disc_start: 0, disc_adaptive: true, ..tcfg(4) };
     let mut ft = Trainer::new(&tiny(), cfg, &ft_dir, false, &Device::Cpu).unwrap();
     ft.init_from(&src).unwrap();
     let m = ft.fit(&data(8), &[], false).unwrap();
     assert!(m.iter().all(|m| m.g_adv != 0.0 && m.d_loss > 0.0), "adversarial from step 0: {m:?}");
+    assert!(m.iter().all(|m| m.adv_weight.is_finite() && m.adv_weight > 0.0), "balanced weight: {m:?}");
     let out = dir.path().join("ft-export");
     ft.export(&out).unwrap();
     let (a, b) = (SpecVqGan::from_pretrained(&src, &Device::Cpu).unwrap(), SpecVqGan::from_pretrained(&out, &Device::Cpu).unwrap());
