@@ -27,7 +27,7 @@ run() { # report-file command...
   "$@" --out "$report.part" | tee "${report%.json}.md" && mv "$report.part" "$report"
 }
 for corpus in medium small; do
-  run "tokenizer_$corpus.json" "$smg" eval tokenizer "$ck/tokenizer-small" "$ck/tokenizer-medium" --corpus "$corpus"
+  run "tokenizer_$corpus.json" "$smg" eval tokenizer "$ck/tokenizer-small" "$ck/tokenizer-medium-l1" "$ck/tokenizer-medium" --corpus "$corpus"
 done
 for size in small medium; do # the audio branch: retrieval and zero-shot accuracy on sound-medium
   f="$out/clap_$size.txt"

@@ -12,7 +12,9 @@
 #   1. the corpus (`smg data fetch --set medium`, `smg data build --config medium`)
 #   2. tokenizer (≈3 h, validating every 250 steps): 128-frame crops (batch 16) to step 3000,
 #      whole clips (batch 8) to 4000, then whole clips with the learning rate decaying (half
-#      cosine) to 0 by 5000
+#      cosine) to 0 by 5000; then (≈15 min) its decoder alone against a discriminator (hinge
+#      weight 0.01), the encoder and codebook frozen so every clip keeps its codes: 825 steps at
+#      a constant rate, then a half-cosine decay to 1600 (runs/tokenizer-medium-gan)
 #   3. CLAP audio branch (`AudioEncoderConfig::medium()`, ≈1 h): 3000 steps
 #   4. masked ViT (`Config::medium()`, ≈2.5 h): 8000 steps on the medium tokenizer's tokens,
 #      conditioned through the medium audio branch (audio and caption embeddings mixed), with
@@ -63,6 +65,16 @@ else
   [[ -n "${TOK_DISC_START:-}" ]] && disc=(--disc-start "$TOK_DISC_START")
   "$smg" train tokenizer --config medium --steps "$TOK_P3" --batch 8 --crop 0 --seed 0 --val-every 250 --ckpt-every 50 --out "$tok" --resume \
     --lr-decay-from "$TOK_P2" "${disc[@]}"
+  # The adversarial decoder fine-tuning; the ViT below trains on the same codes either way.
+  gan="$runs/tokenizer-medium-gan"
+  GAN_P1=${GAN_P1:-825} GAN_P2=${GAN_P2:-1600}
+  stage "tokenizer decoder against the discriminator at step $(steps_done "$gan") of $GAN_P2"
+  common=(--config medium --precision bf16 --init "$tok" --decoder-only --disc-start 0 --disc-weight 0.01 --lr 2e-4 --batch 16 --crop 128
+    --seed 0 --val-every 250 --ckpt-every 25 --out "$gan" --resume)
+  if (($(steps_done "$gan") < GAN_P1)); then
+    "$smg" train tokenizer "${common[@]}" --steps "$GAN_P1"
+  fi
+  "$smg" train tokenizer "${common[@]}" --steps "$GAN_P2" --lr-decay-from "$GAN_P1"
 fi
 
 clap="$runs/clap-medium"
