@@ -1,5 +1,6 @@
 //! Training SpecVQGAN (SPEC.md §2.3): L1 reconstruction + codebook loss, hinge GAN loss from a
-//! configurable step with the fixed 0.8 weight, two Adam optimisers (β = 0.5, 0.9); seeded,
+//! configurable step with a fixed weight (SpecVQGAN's 0.8 by default) or one balanced against
+//! the L1 gradient, two Adam optimisers (β = 0.5, 0.9); seeded,
 //! with a progress bar, a metrics log, periodic validation, atomic checkpoints and exact resume.
 //! EMA codebook updates with dead-code restarts when the model's config asks for them. A run can
 //! start from a trained tokenizer and fine-tune its decoder alone, the codes staying fixed.
