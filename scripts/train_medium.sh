@@ -59,17 +59,20 @@ else
   if (($(steps_done "$tok") < TOK_P2)); then
     "$smg" train tokenizer --config medium --steps "$TOK_P2" --batch 8 --crop 0 --seed 0 --val-every 250 --ckpt-every 50 --out "$tok" --resume
   fi
-  # TOK_DISC_START=N turns the discriminator on from step N (off by default: its hinge term has a fixed
-  # weight, not SpecVQGAN's adaptive one, and dominates an L1 of ≈0.08).
+  # TOK_DISC_START=N turns the discriminator on from step N (off by default: SpecVQGAN's fixed hinge
+  # weight drags the L1 up step after step; the decoder meets the discriminator in the next stage).
   disc=()
   [[ -n "${TOK_DISC_START:-}" ]] && disc=(--disc-start "$TOK_DISC_START")
   "$smg" train tokenizer --config medium --steps "$TOK_P3" --batch 8 --crop 0 --seed 0 --val-every 250 --ckpt-every 50 --out "$tok" --resume \
     --lr-decay-from "$TOK_P2" "${disc[@]}"
   # The adversarial decoder fine-tuning; the ViT below trains on the same codes either way.
-  gan="$runs/tokenizer-medium-gan"
+  # It starts from phase 3's f16 copy (as shipped in data/checkpoints/tokenizer-medium-l1).
+  gan="$runs/tokenizer-medium-gan" l1="$runs/tokenizer-medium-l1"
   GAN_P1=${GAN_P1:-825} GAN_P2=${GAN_P2:-1600}
   stage "tokenizer decoder against the discriminator at step $(steps_done "$gan") of $GAN_P2"
-  common=(--config medium --precision bf16 --init "$tok" --decoder-only --disc-start 0 --disc-weight 0.01 --lr 2e-4 --batch 16 --crop 128
+  mkdir -p "$l1" && cp "$tok/config.json" "$l1/"
+  "$smg" half "$tok/tokenizer.safetensors" "$l1/tokenizer.safetensors"
+  common=(--config medium --precision bf16 --init "$l1" --decoder-only --disc-start 0 --disc-weight 0.01 --lr 2e-4 --batch 16 --crop 128
     --seed 0 --val-every 250 --ckpt-every 25 --out "$gan" --resume)
   if (($(steps_done "$gan") < GAN_P1)); then
     "$smg" train tokenizer "${common[@]}" --steps "$GAN_P1"
