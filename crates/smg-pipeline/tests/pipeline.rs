@@ -107,3 +107,30 @@ fn auto_picks_medium_only_where_both_medium_checkpoints_exist() {
     assert_eq!(smg_pipeline::resolve_size("small", dir.path()), "small");
     assert_eq!(smg_pipeline::resolve_size("medium", dir.path()), "medium");
 }
+
+#[test]
+fn real_clip_embeddings_are_cached_by_id() {
+    let p = pipeline();
+    let e = smg_embed::MelStats::default();
+    let mel = MelTransform::hifigan();
+    let mels: Vec<_> =
+        [1.0f32, 0.5, 0.25].iter().map(|&k| mel.log_mel(&chirp(40000).iter().map(|x| x * k).collect::<Vec<_>>()).unwrap()).collect();
+    let ids: Vec<String> = ["a", "b", "c"].iter().map(|s| s.to_string()).collect();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("cache/judge-mel.safetensors");
+    let mut n = 0;
+    let first = smg_pipeline::judge::embedding_features_cached(&p, &e, &file, &ids[..2], &mels[..2], || n += 1).unwrap();
+    assert_eq!(n, 2);
+    let direct = smg_pipeline::judge::embedding_features_all(&p, &e, &mels[..2], || {}).unwrap();
+    assert_eq!(first, direct);
+    // Known ids are read back; only the new one is computed, and the order follows `ids`.
+    let mut m = 0;
+    let order = [ids[2].clone(), ids[0].clone(), ids[1].clone()];
+    let again =
+        smg_pipeline::judge::embedding_features_cached(&p, &e, &file, &order, &[mels[2].clone(), mels[0].clone(), mels[1].clone()], || {
+            m += 1
+        })
+        .unwrap();
+    assert_eq!(m, 1);
+    assert_eq!((&again[1], &again[2]), (&first[0], &first[1]));
+}
