@@ -26,15 +26,20 @@ pub fn save_pretrained(tensors: &HashMap<String, Tensor>, cfg: &Config, dir: &Pa
     Ok(())
 }
 
+/// The [`Config`] saved in `dir` by [`save_pretrained`].
+pub(crate) fn read_config(dir: &Path) -> Result<Config> {
+    let path = dir.join(CONFIG_FILE);
+    let text = std::fs::read_to_string(&path).map_err(|e| msg(format!("{}: {e}", path.display())))?;
+    serde_json::from_str(&text).map_err(|e| msg(format!("{}: {e}", path.display())))
+}
+
 impl SpecVqGan {
     /// Loads a tokenizer saved by [`save_pretrained`], or the latest checkpoint of a training
     /// folder (`state.json` + `checkpoint.safetensors`). A missing tensor or one of the wrong
     /// shape is an error that names it.
     pub fn from_pretrained(dir: &Path, device: &Device) -> Result<Self> {
         let (cfg, weights) = if dir.join(CONFIG_FILE).is_file() {
-            let text = std::fs::read_to_string(dir.join(CONFIG_FILE))?;
-            let cfg: Config = serde_json::from_str(&text).map_err(|e| msg(format!("{}: {e}", dir.join(CONFIG_FILE).display())))?;
-            (cfg, dir.join(WEIGHTS_FILE))
+            (read_config(dir)?, dir.join(WEIGHTS_FILE))
         } else if dir.join("state.json").is_file() {
             let text = std::fs::read_to_string(dir.join("state.json"))?;
             let v: serde_json::Value = serde_json::from_str(&text).map_err(msg)?;

@@ -215,10 +215,7 @@ impl Trainer {
         if self.step > 0 {
             return Ok(());
         }
-        let text = std::fs::read_to_string(dir.join(crate::pretrained::CONFIG_FILE))
-            .map_err(|e| candle_core::Error::Msg(format!("{}: {e}", dir.join(crate::pretrained::CONFIG_FILE).display())))?;
-        let cfg: Config = serde_json::from_str(&text).map_err(|e| candle_core::Error::Msg(format!("{}: {e}", dir.display())))?;
-        if cfg != self.model.config {
+        if crate::pretrained::read_config(dir)? != self.model.config {
             candle_core::bail!("the tokenizer in {} has another configuration than the one being trained", dir.display());
         }
         let map = candle_core::safetensors::load(dir.join(crate::pretrained::WEIGHTS_FILE), &self.device)?
