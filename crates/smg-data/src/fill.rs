@@ -24,6 +24,7 @@ pub const SUSTAINED: &[&str] = &[
     "birds",
     "car and engine",
     "crowd and applause",
+    "dog",
     "farm animals",
     "fire",
     "footsteps",

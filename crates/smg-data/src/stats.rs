@@ -124,6 +124,7 @@ pub fn data_card(sets: &[(String, Stats)]) -> String {
             carry the licence and author named per kit in the table above. The broad corpus's further packages \
             (`scripts/assets-medium.lock`: Asterisk core sounds, KTuberling, freedesktop sound theme, 0 A.D., Widelands, \
             SuperTux, SuperTuxKart, Hedgewars, Warmux, Warzone 2100, FreedroidRPG, Frozen Bubble, Extreme Tux Racer, \
-            Emilia Pinball) credit their authors in each package's `usr/share/doc/<package>/copyright`.\n";
+            Emilia Pinball; the dog barks of Lugaru, Scorched3D, Trophy, Eat The Whistle and the MATE sound theme) credit \
+            their authors in each package's `usr/share/doc/<package>/copyright`.\n";
     out
 }
