@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
-# Copies the finished medium masked ViT from its run folders ($SMG_DATA_DIR/runs/maskgit-medium
-# and the fine-tuning on filled windows, runs/maskgit-medium-filled, written by
-# scripts/train_medium.sh) into data/checkpoints/maskgit-medium: the fine-tuned weights as f16
-# (`smg half`), maskgit.json, both stages' metrics (metrics.jsonl, metrics-filled.jsonl) and
+# Copies the finished medium masked ViT from its run folders ($SMG_DATA_DIR/runs/maskgit-medium,
+# the fine-tuning on filled windows, runs/maskgit-medium-filled, and its continuation,
+# runs/maskgit-medium-refilled, written by scripts/train_medium.sh) into
+# data/checkpoints/maskgit-medium: the last stage's weights as f16 (`smg half`), maskgit.json,
+# every stage's metrics (metrics.jsonl, metrics-filled.jsonl, metrics-refilled.jsonl) and
 # accuracy curves as PNG, then prints the final held-out accuracies and the summed step times
 # for its TRAINING.md. Refuses a run that has not reached its last step. Once the folder exists, `smg generate`, the notebooks in full
 # mode and the studio use the medium models (quick mode keeps the small ones).
 #
 #   scripts/ship_medium.sh          # maskgit-medium
 #   scripts/ship_medium.sh nocm     # the Table 1 ablation: runs/maskgit-medium-nocm(-filled)
+#                                   # (no continuation: its last stage is -filled)
 #                                   # → data/checkpoints/maskgit-medium-nocm
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
@@ -17,21 +19,31 @@ name="maskgit-medium${1:+-$1}"
 run="$SMG_DATA_DIR/runs/$name"
 filled="$SMG_DATA_DIR/runs/$name-filled"
 out="$SMG_ROOT/data/checkpoints/$name"
-for r in "$run" "$filled"; do
+stages=("$run" "$filled")
+[[ -z "${1:-}" ]] && stages+=("$SMG_DATA_DIR/runs/$name-refilled")
+last="${stages[-1]}"
+for r in "${stages[@]}"; do
   [[ -f "$r/state.json" ]] || die "no run in $r (scripts/train_medium.sh trains it)"
   read -r step steps < <(python3 -c "import json,sys; s=json.load(open(sys.argv[1])); print(s['step'], s['train']['steps'])" "$r/state.json")
   ((step >= steps)) || die "the run in $r is at step $step of $steps: let scripts/train_medium.sh finish it"
   [[ -f "$r/maskgit.safetensors" ]] || die "$r has no exported generator (maskgit.safetensors)"
 done
 mkdir -p "$out"
-"$smg" half "$filled/maskgit.safetensors" "$out/maskgit.safetensors"
-cp "$filled/maskgit.json" "$run/metrics.jsonl" "$out/"
+"$smg" half "$last/maskgit.safetensors" "$out/maskgit.safetensors"
+cp "$last/maskgit.json" "$run/metrics.jsonl" "$out/"
 cp "$filled/metrics.jsonl" "$out/metrics-filled.jsonl"
+metrics=("$out/metrics.jsonl" "$out/metrics-filled.jsonl")
+if [[ "$last" != "$filled" ]]; then
+  cp "$last/metrics.jsonl" "$out/metrics-refilled.jsonl"
+  metrics+=("$out/metrics-refilled.jsonl")
+  "$smg" plot metrics "$out/metrics-refilled.jsonl" --y val.0.accuracy --y val.1.accuracy --y val.2.accuracy --y accuracy \
+    -o "$out/curve-refilled.png" --title "$name, fine-tuning continued: masked-token accuracy (held-out; train batch)"
+fi
 "$smg" plot metrics "$out/metrics.jsonl" --y val.0.accuracy --y val.1.accuracy --y val.2.accuracy --y accuracy \
   -o "$out/curve.png" --title "$name: masked-token accuracy (held-out at ratios 0.1 / 0.5 / 0.9; train batch)"
 "$smg" plot metrics "$out/metrics-filled.jsonl" --y val.0.accuracy --y val.1.accuracy --y val.2.accuracy --y accuracy \
   -o "$out/curve-filled.png" --title "$name fine-tuned on filled windows: masked-token accuracy (held-out; train batch)"
-for m in "$out/metrics.jsonl" "$out/metrics-filled.jsonl"; do
+for m in "${metrics[@]}"; do
   python3 - "$m" <<'PY'
 import json, sys
 rows = [json.loads(l) for l in open(sys.argv[1])]

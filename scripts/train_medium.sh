@@ -24,6 +24,10 @@
 #      3e-4, fresh warm-up and cosine) with short recordings of ongoing sounds repeated through
 #      their training windows (`--fill-sustained`), so that "a dog barking" or "a man speaking"
 #      goes on through the clip instead of stopping after one event
+#   6. the same fine-tuning continued (≈20 min): 1500 more steps from stage 5's weights, fresh
+#      warm-up and cosine, on the corpus with its dog recordings (stages 2-5 of the shipped models
+#      ran before those were added: their recordings had been three single barks, folded into
+#      "animal")
 # Finished models are exported into their run folders; committing them (f16) with their
 # TRAINING.md is a separate, deliberate step (scripts/ship_medium.sh copies the finished ViT
 # into data/checkpoints/maskgit-medium).
@@ -104,4 +108,13 @@ stage "masked ViT fine-tuning on filled windows at step $(steps_done "$filled") 
 "$smg" train --precision "$VIT_PRECISION" maskgit --config medium --steps "$FILL_STEPS" --lr 3e-4 --val-every "$VIT_VAL_EVERY" --tokenizer "$tok" --clap "$clap" \
   --cond mix --fill-sustained --init "$vit" --out "$filled" --resume
 
-stage "all stages done: $tok, $clap, $vit, $filled"
+# Stage 6 starts from stage 5's f16 copy, as it ran (from the generator then shipped).
+refilled="$runs/maskgit-medium-refilled" half5="$runs/maskgit-medium-filled-f16"
+REFILL_STEPS=${REFILL_STEPS:-1500}
+stage "masked ViT, fine-tuning continued at step $(steps_done "$refilled") of $REFILL_STEPS"
+mkdir -p "$half5" && cp "$filled/maskgit.json" "$half5/"
+"$smg" half "$filled/maskgit.safetensors" "$half5/maskgit.safetensors"
+"$smg" train --precision "$VIT_PRECISION" maskgit --config medium --steps "$REFILL_STEPS" --lr 3e-4 --val-every "$VIT_VAL_EVERY" --tokenizer "$tok" --clap "$clap" \
+  --cond mix --fill-sustained --init "$half5" --out "$refilled" --resume
+
+stage "all stages done: $tok, $clap, $vit, $filled, $refilled"
