@@ -382,7 +382,11 @@ const SOURCES: &[Source] = &[
         package: "lugaru-data",
         root: "usr/share/games/lugaru/Sounds",
         licence: "CC-BY-SA-3.0 (Lugaru data)",
-        rules: &[("barkgrowl", Rule::Fixed("dog", "dog barking and growling")), ("bark", Rule::Fixed("dog", "dog barking")), ("", Rule::Skip)],
+        rules: &[
+            ("barkgrowl", Rule::Fixed("dog", "dog barking and growling")),
+            ("bark", Rule::Fixed("dog", "dog barking")),
+            ("", Rule::Skip),
+        ],
         fallback: None,
     },
     Source {
