@@ -7,9 +7,9 @@
 #   2. generators on sound-medium's held-out captions: the mel-statistics judge (balanced over
 #      categories, per category, with CFG 3 and without), Fréchet distances, sustain; then the
 #      aiSFX judge and FAD-aisfx to the real held-out clips (one held-out-mix prompt per clip);
-#   3. sustain and span of four everyday prompts ("a dog barking", …) over 8 seeds
+#   3. sustain and span of four everyday prompts ("a dog barking", …) over 32 seeds
 #      (`smg eval sustain`).
-# Runs ≈1.5 h on 2 cores; each report is skipped when it exists (delete it to re-run).
+# Runs ≈2.5 h on 2 cores; each report is skipped when it exists (delete it to re-run).
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 smg="$(smg_bin)"
@@ -41,9 +41,12 @@ for features in mel aisfx; do
       --tokenizer "$ck/tokenizer-$size" --cfg 3 --cfg-schedule constant --seed 0 --features "$features" --fd-per-clip "$per_clip"
   done
 done
-for size in small medium; do # do four everyday prompts give sound that lasts the clip? (8 seeds each)
-  f="$out/sustain_$size.json"
-  [[ -f "$f" ]] || { "$smg" eval sustain --seeds 8 --cfg 3 --generator "$ck/maskgit-$size" --tokenizer "$ck/tokenizer-$size" \
+# Do four everyday prompts give sound that lasts the clip? (32 seeds each; the medium generator
+# also through the reconstruction-only decoder, tokenizer-medium-l1.)
+for run in small:small medium:medium medium-l1:medium; do
+  tok="${run%%:*}" size="${run##*:}"
+  f="$out/sustain_$tok.json"
+  [[ -f "$f" ]] || { "$smg" eval sustain --seeds 32 --cfg 3 --generator "$ck/maskgit-$size" --tokenizer "$ck/tokenizer-$tok" \
     --out "$f.part" | tee "${f%.json}.md" && mv "$f.part" "$f"; }
 done
 log "reports in $out"
