@@ -45,8 +45,6 @@ done
 # also through the reconstruction-only decoder, tokenizer-medium-l1.)
 for run in small:small medium:medium medium-l1:medium; do
   tok="${run%%:*}" size="${run##*:}"
-  f="$out/sustain_$tok.json"
-  [[ -f "$f" ]] || { "$smg" eval sustain --seeds 32 --cfg 3 --generator "$ck/maskgit-$size" --tokenizer "$ck/tokenizer-$tok" \
-    --out "$f.part" | tee "${f%.json}.md" && mv "$f.part" "$f"; }
+  run "sustain_$tok.json" "$smg" eval sustain --seeds 32 --cfg 3 --generator "$ck/maskgit-$size" --tokenizer "$ck/tokenizer-$tok"
 done
 log "reports in $out"
