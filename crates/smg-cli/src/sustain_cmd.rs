@@ -5,7 +5,7 @@
 //! half second spans the clip with a sustain of ≈ 0.3).
 
 use anyhow::{bail, Context, Result};
-use smg_maskgit::{Guidance, Sampler};
+use smg_maskgit::{Gumbel, Sampler};
 use smg_pipeline::judge;
 use std::path::PathBuf;
 
@@ -19,6 +19,16 @@ pub struct SustainEvalArgs {
     /// Constant CFG scale (0: no guidance).
     #[arg(long, default_value_t = 3.0)]
     cfg: f64,
+    /// Guidance rescale φ ∈ [0, 1] (0: plain CFG; `smg generate` uses 1).
+    #[arg(long, default_value_t = 0.0)]
+    cfg_rescale: f64,
+    /// Gumbel temperature of the re-masking confidence, annealed to 0 (paper: 1.5).
+    #[arg(long, default_value_t = 1.5)]
+    temperature: f64,
+    /// How each token is drawn: `categorical` (the paper's), `temperature:T` (`smg generate`
+    /// uses 0.8), `top-p:P` or `top-k:K`.
+    #[arg(long, default_value = "categorical")]
+    draw: smg_maskgit::Draw,
     /// Generator folder (default: the shipped small generator).
     #[arg(long)]
     generator: Option<PathBuf>,
@@ -53,12 +63,20 @@ pub fn run(a: &SustainEvalArgs) -> Result<()> {
     let prompts: Vec<String> =
         if a.prompts.is_empty() { DEFAULT_PROMPTS.iter().map(|s| s.to_string()).collect() } else { a.prompts.clone() };
     let p = crate::eval_cmd::text_pipeline(a.generator.clone(), a.tokenizer.clone())?;
-    let guidance = if a.cfg == 0.0 { Guidance::Off } else { Guidance::Constant(a.cfg) };
+    if !(0.0..=20.0).contains(&a.temperature) {
+        bail!("--temperature must be between 0 and 20, not {}", a.temperature);
+    }
     let mut rows = Vec::new();
     for prompt in &prompts {
         let (mut sustain, mut span) = (Vec::new(), Vec::new());
         for seed in 0..a.seeds {
-            let s = Sampler { seed, guidance: Box::new(guidance), ..Default::default() };
+            let s = Sampler {
+                seed,
+                guidance: crate::generate_cmd::guidance(a.cfg, "constant", a.cfg_rescale)?,
+                temperature: Box::new(Gumbel::Annealed(a.temperature)),
+                draw: Box::new(a.draw),
+                ..Default::default()
+            };
             let out = p.text_to_tokens(&[prompt.as_str()], &s)?;
             let mel = p.decode_mels(&out.tokens)?.remove(0);
             sustain.push(judge::loudness_and_sustain(&mel)?.1);
@@ -71,7 +89,10 @@ pub fn run(a: &SustainEvalArgs) -> Result<()> {
         rows.push(PromptSustain { prompt: prompt.clone(), sustain, span, mean, min, max, mean_span });
     }
     let gdir = a.generator.as_ref().map_or("the shipped small generator".to_string(), |g| g.display().to_string());
-    println!("generator {gdir}; {} seeds per prompt, CFG {} (constant)", a.seeds, a.cfg);
+    println!(
+        "generator {gdir}; {} seeds per prompt, CFG {} (constant, rescale {}), Gumbel {} annealed, {} draws",
+        a.seeds, a.cfg, a.cfg_rescale, a.temperature, a.draw
+    );
     println!("| prompt | mean sustain | min | max | mean span |");
     println!("|---|---|---|---|---|");
     for r in &rows {

@@ -209,7 +209,6 @@ fn generate_is_seeded_and_refuses_absurd_settings() {
     }
 }
 
-/// A stereo 48 kHz 16-bit recording of `seconds`, written as WAV.
 #[test]
 fn eval_sustain_scores_each_prompt_over_its_seeds() {
     minilm_present();
@@ -229,8 +228,26 @@ fn eval_sustain_scores_each_prompt_over_its_seeds() {
     }
     let (ok, _, err) = smg(&["eval", "sustain", "--seeds", "0"]);
     assert!(!ok && err.contains("--seeds"), "{err}");
+    // The sampler `smg generate` uses by default, with a warmer re-masking temperature.
+    let warm = dir.path().join("warm.json");
+    let args =
+        ["eval", "sustain", "a church bell", "--seeds", "1", "--draw", "temperature:0.8", "--cfg-rescale", "1", "--temperature", "3"];
+    let (ok, table, err) = smg(&[&args[..], &["--out", warm.to_str().unwrap()]].concat());
+    assert!(ok, "{err}");
+    assert!(table.contains("rescale 1") && table.contains("Gumbel 3 annealed") && table.contains("temperature:0.8 draws"), "{table}");
+    let bell = |f: &std::path::Path| {
+        serde_json::from_str::<serde_json::Value>(&std::fs::read_to_string(f).unwrap()).unwrap()[0]["sustain"][0].clone()
+    };
+    assert_ne!(bell(&warm), bell(&out), "the sampler settings changed nothing");
+    let bad: [(&[&str], &str); 3] =
+        [(&["--temperature=-1"], "--temperature"), (&["--cfg-rescale", "2"], "rescale"), (&["--draw", "top-k:0"], "--draw")];
+    for (flags, needle) in bad {
+        let (ok, _, err) = smg(&[&["eval", "sustain", "rain", "--seeds", "1"], flags].concat());
+        assert!(!ok && err.contains(needle), "{flags:?}: {err}");
+    }
 }
 
+/// A stereo 48 kHz 16-bit recording of `seconds`, written as WAV.
 fn stereo_recording(path: &std::path::Path, seconds: f64) {
     let spec = hound::WavSpec { channels: 2, sample_rate: 48000, bits_per_sample: 16, sample_format: hound::SampleFormat::Int };
     let mut w = hound::WavWriter::create(path, spec).unwrap();
