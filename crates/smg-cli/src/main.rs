@@ -305,6 +305,10 @@ struct TokenizerTrainArgs {
     /// scaled to the L1 gradient's norm times --disc-weight (SpecVQGAN's weight is fixed).
     #[arg(long)]
     disc_adaptive: bool,
+    /// Weight of the feature-matching term from --disc-start on: L1 between the
+    /// discriminator's hidden activations on each clip and on its reconstruction (0 = off).
+    #[arg(long, default_value_t = 0.0)]
+    feature_matching: f64,
     /// Start from this trained tokenizer (a folder with config.json + tokenizer.safetensors)
     /// instead of a random initialisation; ignored when --resume continues a run.
     #[arg(long)]
@@ -679,6 +683,11 @@ fn train_tokenizer(a: &TokenizerTrainArgs) -> Result<()> {
     let Some(model_cfg) = smg_tokenizer::Config::by_name(config) else {
         bail!("unknown tokenizer configuration '{config}' (small, medium, paper)")
     };
+    for (flag, w) in [("--disc-weight", a.disc_weight), ("--feature-matching", a.feature_matching)] {
+        if !(w.is_finite() && w >= 0.0) {
+            bail!("{flag} must be a finite weight of at least 0, not {w}");
+        }
+    }
     let clip = ClipConfig::by_name(config)?;
     let ds = Dataset::open_sound(&data_dir(), &clip)?;
     let mt = MelTransform::hifigan();
@@ -697,6 +706,7 @@ fn train_tokenizer(a: &TokenizerTrainArgs) -> Result<()> {
         disc_start: a.disc_start,
         disc_weight: a.disc_weight,
         disc_adaptive: a.disc_adaptive,
+        feature_matching: a.feature_matching,
         decoder_only: a.decoder_only,
         crop_frames: a.crop,
         lr_decay_start: a.lr_decay_from,

@@ -472,3 +472,15 @@ fn half_checkpoint_loads_in_place_of_the_original() {
     let (ok, _, err) = smg(&["half", fixture("audio/speech.wav").to_str().unwrap(), h.to_str().unwrap()]);
     assert!(!ok && err.contains("reading"), "{err}");
 }
+
+#[test]
+fn tokenizer_training_refuses_negative_or_nan_loss_weights() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("run");
+    for flag in ["--feature-matching=-1", "--disc-weight=NaN"] {
+        let (ok, _, err) = smg(&["train", "tokenizer", "--config", "small", "--steps", "1", flag, "--out", out.to_str().unwrap()]);
+        let name = flag.split('=').next().unwrap();
+        assert!(!ok && err.contains(name), "{flag}: {err}");
+        assert!(!out.exists(), "nothing is written for a refused run");
+    }
+}

@@ -74,10 +74,12 @@ impl Discriminator {
     }
 }
 
-impl ModuleT for Discriminator {
-    /// Patch logits (B, 1, h, w) of (B, 1, n_mels, T) images; `train` uses batch statistics.
-    fn forward_t(&self, x: &Tensor, train: bool) -> Result<Tensor> {
+impl Discriminator {
+    /// Patch logits (B, 1, h, w) and the activations of every hidden layer before them (after
+    /// each leaky ReLU), for feature matching; `train` uses batch statistics.
+    pub fn forward_features_t(&self, x: &Tensor, train: bool) -> Result<(Tensor, Vec<Tensor>)> {
         let mut h = leaky(&self.first.forward(x)?)?;
+        let mut features = vec![h.clone()];
         for (c, bn) in &self.mid {
             let y = c.forward(&h)?;
             h = leaky(&match bn.weight_and_bias() {
@@ -88,8 +90,16 @@ impl ModuleT for Discriminator {
                 }
                 _ => bn.forward_t(&y, train)?,
             })?;
+            features.push(h.clone());
         }
-        self.last.forward(&h)
+        Ok((self.last.forward(&h)?, features))
+    }
+}
+
+impl ModuleT for Discriminator {
+    /// Patch logits (B, 1, h, w) of (B, 1, n_mels, T) images; `train` uses batch statistics.
+    fn forward_t(&self, x: &Tensor, train: bool) -> Result<Tensor> {
+        Ok(self.forward_features_t(x, train)?.0)
     }
 }
 

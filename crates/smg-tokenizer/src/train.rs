@@ -57,6 +57,12 @@ pub struct TrainConfig {
     /// reconstruction away from its input as the discriminator improves.
     #[serde(default)]
     pub disc_adaptive: bool,
+    /// Weight of the feature-matching term from `disc_start` on (MelGAN, HiFi-GAN): the mean
+    /// over the discriminator's hidden layers of the L1 distance between its activations on the
+    /// clip and on the reconstruction, a reconstruction loss in the discriminator's learnt
+    /// features; 0 = off.
+    #[serde(default)]
+    pub feature_matching: f64,
 }
 
 impl Default for TrainConfig {
@@ -79,6 +85,7 @@ impl Default for TrainConfig {
             lr_decay_start: None,
             decoder_only: false,
             disc_adaptive: false,
+            feature_matching: 0.0,
         }
     }
 }
@@ -100,6 +107,9 @@ pub struct Metrics {
     /// Weight the adversarial term had (`disc_weight`, times the balance when adaptive).
     #[serde(default)]
     pub adv_weight: f64,
+    /// The feature-matching term (unweighted; 0 when off).
+    #[serde(default)]
+    pub fm: f32,
     pub val_l1: Option<f32>,
     pub val_codes_used: Option<usize>,
 }
@@ -267,6 +277,12 @@ impl Trainer {
             adv_weight = weight;
             g_loss = (g_loss + (g * weight)?)?;
         }
+        let mut fm = 0f32;
+        if adv && self.cfg.feature_matching > 0.0 {
+            let term = self.feature_matching(x, &f.reconstruction)?;
+            fm = term.to_scalar::<f32>()?;
+            g_loss = (g_loss + (term * self.cfg.feature_matching)?)?;
+        }
         let grads = g_loss.backward()?;
         self.opt_g.lr = self.lr_at(step);
         self.opt_d.lr = self.opt_g.lr;
@@ -301,6 +317,7 @@ impl Trainer {
             restarts,
             seconds: 0.0,
             adv_weight,
+            fm,
             val_l1: None,
             val_codes_used: None,
         })
@@ -309,6 +326,24 @@ impl Trainer {
     /// The generator's hinge term −mean D(x̂), with the fixed weight.
     fn adversarial(&self, rec: &Tensor) -> Result<(Tensor, f64)> {
         Ok((self.disc.frozen()?.forward_t(rec, true)?.mean_all()?.neg()?, self.cfg.disc_weight))
+    }
+
+    /// Mean over the discriminator's hidden layers of the mean |D_l(x) − D_l(x̂)|, the clip's
+    /// activations held fixed; gradients reach the reconstruction only.
+    fn feature_matching(&self, x: &Tensor, rec: &Tensor) -> Result<Tensor> {
+        let d = self.disc.frozen()?;
+        let (_, real) = d.forward_features_t(x, true)?;
+        let (_, fake) = d.forward_features_t(rec, true)?;
+        let n = real.len() as f64;
+        let mut total: Option<Tensor> = None;
+        for (r, f) in real.iter().zip(&fake) {
+            let l = (f - r.detach())?.abs()?.mean_all()?;
+            total = Some(match total {
+                None => l,
+                Some(t) => (t + l)?,
+            });
+        }
+        total.ok_or_else(|| candle_core::Error::Msg("the discriminator has no hidden layers".into()))?.affine(1.0 / n, 0.0)
     }
 
     /// The hinge term through its gradient at the reconstruction: `Σ x̂ ⊙ sg(∇x̂ g)` has the value

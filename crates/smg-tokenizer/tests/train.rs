@@ -192,3 +192,24 @@ fn decoder_fine_tuning_keeps_every_code_and_changes_the_decoder() {
     let e = t.init_from(&src).expect_err("must fail").to_string();
     assert!(e.contains("another configuration"), "{e}");
 }
+
+#[test]
+fn feature_matching_is_logged_from_disc_start_and_moves_the_decoder() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |name: &str, fm: f64| {
+        let cfg = TrainConfig { feature_matching: fm, ..tcfg(5) };
+        let mut t = Trainer::new(&tiny(), cfg, &dir.path().join(name), false, &Device::Cpu).unwrap();
+        (t.fit(&data(8), &[], false).unwrap(), t)
+    };
+    let (with, a) = run("fm", 1.0);
+    let (without, b) = run("plain", 0.0);
+    assert!(with[..3].iter().all(|m| m.fm == 0.0), "no term before disc_start: {with:?}");
+    assert!(with[3..].iter().all(|m| m.fm.is_finite() && m.fm > 0.0), "the term from disc_start on: {with:?}");
+    assert!(without.iter().all(|m| m.fm == 0.0));
+    // The same seed and data: the runs agree until the term starts, then the decoders part.
+    assert_eq!(with[3].rec_l1, without[3].rec_l1);
+    let x = Tensor::stack(&data(2), 0).unwrap();
+    let rec = |t: &Trainer| t.model.decode(&t.model.encode(&x).unwrap()).unwrap();
+    let d = (rec(&a) - rec(&b)).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
+    assert!(d > 0.0, "feature matching changed nothing");
+}
