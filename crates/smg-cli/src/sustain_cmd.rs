@@ -60,23 +60,23 @@ pub fn run(a: &SustainEvalArgs) -> Result<()> {
     if !(0.0..=20.0).contains(&a.cfg) {
         bail!("--cfg must be between 0 and 20, not {}", a.cfg);
     }
-    let prompts: Vec<String> =
-        if a.prompts.is_empty() { DEFAULT_PROMPTS.iter().map(|s| s.to_string()).collect() } else { a.prompts.clone() };
-    let p = crate::eval_cmd::text_pipeline(a.generator.clone(), a.tokenizer.clone())?;
     if !(0.0..=20.0).contains(&a.temperature) {
         bail!("--temperature must be between 0 and 20, not {}", a.temperature);
     }
+    let mut s = Sampler {
+        guidance: crate::generate_cmd::guidance(a.cfg, "constant", a.cfg_rescale)?,
+        temperature: Box::new(Gumbel::Annealed(a.temperature)),
+        draw: Box::new(a.draw),
+        ..Default::default()
+    };
+    let prompts: Vec<String> =
+        if a.prompts.is_empty() { DEFAULT_PROMPTS.iter().map(|s| s.to_string()).collect() } else { a.prompts.clone() };
+    let p = crate::eval_cmd::text_pipeline(a.generator.clone(), a.tokenizer.clone())?;
     let mut rows = Vec::new();
     for prompt in &prompts {
         let (mut sustain, mut span) = (Vec::new(), Vec::new());
         for seed in 0..a.seeds {
-            let s = Sampler {
-                seed,
-                guidance: crate::generate_cmd::guidance(a.cfg, "constant", a.cfg_rescale)?,
-                temperature: Box::new(Gumbel::Annealed(a.temperature)),
-                draw: Box::new(a.draw),
-                ..Default::default()
-            };
+            s.seed = seed;
             let out = p.text_to_tokens(&[prompt.as_str()], &s)?;
             let mel = p.decode_mels(&out.tokens)?.remove(0);
             sustain.push(judge::loudness_and_sustain(&mel)?.1);

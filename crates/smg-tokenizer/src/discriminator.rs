@@ -72,9 +72,7 @@ impl Discriminator {
             .collect::<Result<Vec<_>>>()?;
         Ok(Self { first: self.first.detach(), mid, last: self.last.detach() })
     }
-}
 
-impl Discriminator {
     /// Patch logits (B, 1, h, w) and the activations of every hidden layer before them (after
     /// each leaky ReLU), for feature matching; `train` uses batch statistics.
     pub fn forward_features_t(&self, x: &Tensor, train: bool) -> Result<(Tensor, Vec<Tensor>)> {
