@@ -317,6 +317,14 @@ struct TokenizerTrainArgs {
     /// keeps its codes, so generators trained on this tokenizer keep working with the result.
     #[arg(long, requires = "init")]
     decoder_only: bool,
+    /// Decoder widths per level, finest first, as multiples of the configuration's base width
+    /// (e.g. 2,2,4,8,8); default: the encoder's. With --decoder-only the decoder starts fresh
+    /// on the --init tokenizer's codes.
+    #[arg(long, value_delimiter = ',')]
+    decoder_width: Option<Vec<usize>>,
+    /// Res blocks per decoder level, minus one (taming's num_res_blocks); default: the encoder's.
+    #[arg(long)]
+    decoder_blocks: Option<usize>,
     /// Validate (and checkpoint) every this many steps.
     #[arg(long, default_value_t = 100)]
     val_every: usize,
@@ -680,9 +688,14 @@ fn load_tokenizer(dir: Option<PathBuf>) -> Result<smg_tokenizer::SpecVqGan> {
 fn train_tokenizer(a: &TokenizerTrainArgs) -> Result<()> {
     use smg_data::{ClipConfig, Dataset, Split};
     let config = a.config.as_str();
-    let Some(model_cfg) = smg_tokenizer::Config::by_name(config) else {
+    let Some(mut model_cfg) = smg_tokenizer::Config::by_name(config) else {
         bail!("unknown tokenizer configuration '{config}' (small, medium, paper)")
     };
+    model_cfg.decoder_ch_mult = a.decoder_width.clone();
+    model_cfg.decoder_res_blocks = a.decoder_blocks;
+    if let Err(e) = model_cfg.validate() {
+        bail!("--decoder-width: {e}");
+    }
     for (flag, w) in [("--disc-weight", a.disc_weight), ("--feature-matching", a.feature_matching)] {
         if !(w.is_finite() && w >= 0.0) {
             bail!("{flag} must be a finite weight of at least 0, not {w}");

@@ -36,6 +36,14 @@ pub struct Config {
     pub ema_decay: f64,
     /// Commitment weight β (taming legacy form: on the codebook term; SPEC.md §2.2).
     pub beta: f64,
+    /// Decoder widths per level (`ch` × these, finest first) when they differ from the
+    /// encoder's `ch_mult`: a wider decoder on the same codes. `None`: the encoder's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub decoder_ch_mult: Option<Vec<usize>>,
+    /// Res blocks per decoder level, minus one (taming's `num_res_blocks`), when they differ
+    /// from the encoder's. `None`: `num_res_blocks`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub decoder_res_blocks: Option<usize>,
 }
 
 impl Config {
@@ -57,6 +65,8 @@ impl Config {
             ema: false,
             ema_decay: 0.99,
             beta: 0.25,
+            decoder_ch_mult: None,
+            decoder_res_blocks: None,
         }
     }
 
@@ -97,6 +107,41 @@ impl Config {
     /// Downsampling factor per axis (2^(levels − 1)).
     pub fn factor(&self) -> usize {
         1 << (self.ch_mult.len() - 1)
+    }
+
+    /// The decoder's widths per level (finest first): `decoder_ch_mult` or the encoder's.
+    pub fn decoder_mult(&self) -> &[usize] {
+        self.decoder_ch_mult.as_deref().unwrap_or(&self.ch_mult)
+    }
+
+    /// The decoder's res blocks per level, minus one: `decoder_res_blocks` or the encoder's.
+    pub fn decoder_blocks(&self) -> usize {
+        self.decoder_res_blocks.unwrap_or(self.num_res_blocks)
+    }
+
+    /// The same encoder and codebook (so the same codes for every clip) with another decoder.
+    pub fn same_codes(&self, other: &Self) -> bool {
+        let strip = |c: &Self| Self { decoder_ch_mult: None, decoder_res_blocks: None, ..c.clone() };
+        strip(self) == strip(other)
+    }
+
+    /// Checks what `new` would otherwise panic or fail obscurely on: levels, widths and groups.
+    pub fn validate(&self) -> std::result::Result<(), String> {
+        let mult = self.decoder_mult();
+        if self.ch_mult.is_empty() || mult.len() != self.ch_mult.len() {
+            return Err(format!(
+                "the decoder needs one width per level: {} levels in ch_mult, {} in decoder_ch_mult",
+                self.ch_mult.len(),
+                mult.len()
+            ));
+        }
+        for m in self.ch_mult.iter().chain(mult) {
+            let c = self.ch * m;
+            if c == 0 || !c.is_multiple_of(self.num_groups) {
+                return Err(format!("width {c} (ch {} × {m}) is not a positive multiple of num_groups {}", self.ch, self.num_groups));
+            }
+        }
+        Ok(())
     }
 
     /// Token grid (rows, columns) for a mel of `n_mels` × `frames` (frames padded up to a
@@ -323,8 +368,9 @@ pub struct Decoder {
 impl Decoder {
     pub fn new(cfg: &Config, vb: VarBuilder) -> Result<Self> {
         let g = cfg.num_groups;
-        let n = cfg.ch_mult.len();
-        let mut block_in = cfg.ch * cfg.ch_mult[n - 1];
+        let mult = cfg.decoder_mult();
+        let n = mult.len();
+        let mut block_in = cfg.ch * mult[n - 1];
         let mut curr_res = cfg.resolution / cfg.factor();
         let vm = vb.pp("mid");
         let conv_in = conv(cfg.z_channels, block_in, 3, 1, 1, vb.pp("conv_in"))?;
@@ -336,10 +382,10 @@ impl Decoder {
         let mut up: Vec<Option<(Level, Option<Upsample>)>> = (0..n).map(|_| None).collect();
         for i in (0..n).rev() {
             let vbl = vb.pp(format!("up.{i}"));
-            let block_out = cfg.ch * cfg.ch_mult[i];
+            let block_out = cfg.ch * mult[i];
             let mut blocks = Vec::new();
             let mut attns = Vec::new();
-            for j in 0..=cfg.num_res_blocks {
+            for j in 0..=cfg.decoder_blocks() {
                 blocks.push(ResnetBlock::new(block_in, block_out, g, vbl.pp(format!("block.{j}")))?);
                 block_in = block_out;
                 if cfg.attn_resolutions.contains(&curr_res) {
@@ -403,6 +449,7 @@ pub struct Forward {
 
 impl SpecVqGan {
     pub fn new(cfg: &Config, vb: VarBuilder) -> Result<Self> {
+        cfg.validate().map_err(candle_core::Error::Msg)?;
         Ok(Self {
             encoder: Encoder::new(cfg, vb.pp("encoder"))?,
             decoder: Decoder::new(cfg, vb.pp("decoder"))?,

@@ -220,19 +220,27 @@ impl Trainer {
 
     /// Starts a fresh run from the tokenizer saved in `dir` (by [`Self::export`] or `smg half`;
     /// f16/bf16 weights are widened), e.g. to fine-tune its decoder. The configurations must
-    /// match; a run that has already taken steps is left alone.
+    /// match, except that a decoder-only run may give the decoder another size: then the
+    /// encoder, codebook and `post_quant_conv` are loaded and the decoder starts fresh, so every
+    /// clip keeps its codes. A run that has already taken steps is left alone.
     pub fn init_from(&mut self, dir: &Path) -> Result<()> {
         if self.step > 0 {
             return Ok(());
         }
-        if crate::pretrained::read_config(dir)? != self.model.config {
-            candle_core::bail!("the tokenizer in {} has another configuration than the one being trained", dir.display());
+        let saved = crate::pretrained::read_config(dir)?;
+        let same = saved == self.model.config;
+        let other_decoder = self.cfg.decoder_only && saved.same_codes(&self.model.config);
+        if !(same || other_decoder) {
+            candle_core::bail!(
+                "the tokenizer in {} has another configuration than the one being trained (only a decoder-only run may change the decoder's size)",
+                dir.display()
+            );
         }
         let map = candle_core::safetensors::load(dir.join(crate::pretrained::WEIGHTS_FILE), &self.device)?
             .into_iter()
             .map(|(n, t)| Ok((n, t.to_dtype(DType::F32)?)))
             .collect::<Result<HashMap<_, _>>>()?;
-        checkpoint::restore_vars(&map, &named_vars(&self.vm_g, |_| false))
+        checkpoint::restore_vars(&map, &named_vars(&self.vm_g, |n| !same && n.starts_with("decoder.")))
     }
 
     fn codebook_vars(&self) -> Option<(Var, Var, Var)> {
@@ -269,17 +277,23 @@ impl Trainer {
         let f = if decoder_only { self.model.forward_decoder_train(x)? } else { self.model.forward_train(x)? };
         let rec = (&f.reconstruction - x)?.abs()?.mean_all()?;
         let mut g_loss = if decoder_only { rec.clone() } else { (&rec + &f.quantized.loss)? };
-        let (mut g_adv, mut adv_weight) = (0f32, 0f64);
+        let (mut g_adv, mut adv_weight, mut fake_features) = (0f32, 0f64, None);
         if adv {
-            let (g, weight) =
-                if self.cfg.disc_adaptive { self.balanced_adversarial(&f.reconstruction)? } else { self.adversarial(&f.reconstruction)? };
+            let (g, weight) = if self.cfg.disc_adaptive {
+                self.balanced_adversarial(&f.reconstruction)?
+            } else {
+                // One pass of the frozen discriminator serves the hinge and feature-matching terms.
+                let (logits, features) = self.disc.frozen()?.forward_features_t(&f.reconstruction, true)?;
+                fake_features = Some(features);
+                (logits.mean_all()?.neg()?, self.cfg.disc_weight)
+            };
             g_adv = g.to_scalar::<f32>()?;
             adv_weight = weight;
             g_loss = (g_loss + (g * weight)?)?;
         }
         let mut fm = 0f32;
         if adv && self.cfg.feature_matching > 0.0 {
-            let term = self.feature_matching(x, &f.reconstruction)?;
+            let term = self.feature_matching(x, &f.reconstruction, fake_features)?;
             fm = term.to_scalar::<f32>()?;
             g_loss = (g_loss + (term * self.cfg.feature_matching)?)?;
         }
@@ -323,17 +337,16 @@ impl Trainer {
         })
     }
 
-    /// The generator's hinge term −mean D(x̂), with the fixed weight.
-    fn adversarial(&self, rec: &Tensor) -> Result<(Tensor, f64)> {
-        Ok((self.disc.frozen()?.forward_t(rec, true)?.mean_all()?.neg()?, self.cfg.disc_weight))
-    }
-
     /// Mean over the discriminator's hidden layers of the mean |D_l(x) − D_l(x̂)|, the clip's
-    /// activations held fixed; gradients reach the reconstruction only.
-    fn feature_matching(&self, x: &Tensor, rec: &Tensor) -> Result<Tensor> {
+    /// activations held fixed; gradients reach the reconstruction only. `fake`: the frozen
+    /// discriminator's activations on x̂ when the hinge term already computed them.
+    fn feature_matching(&self, x: &Tensor, rec: &Tensor, fake: Option<Vec<Tensor>>) -> Result<Tensor> {
         let d = self.disc.frozen()?;
         let (_, real) = d.forward_features_t(x, true)?;
-        let (_, fake) = d.forward_features_t(rec, true)?;
+        let fake = match fake {
+            Some(f) => f,
+            None => d.forward_features_t(rec, true)?.1,
+        };
         let n = real.len() as f64;
         let mut total: Option<Tensor> = None;
         for (r, f) in real.iter().zip(&fake) {

@@ -213,3 +213,45 @@ fn feature_matching_is_logged_from_disc_start_and_moves_the_decoder() {
     let d = (rec(&a) - rec(&b)).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
     assert!(d > 0.0, "feature matching changed nothing");
 }
+
+#[test]
+fn a_wider_decoder_starts_fresh_on_the_same_codes() {
+    use smg_tokenizer::SpecVqGan;
+    let dir = tempfile::tempdir().unwrap();
+    let mut base = Trainer::new(&tiny(), tcfg(3), dir.path(), false, &Device::Cpu).unwrap();
+    base.fit(&data(8), &[], false).unwrap();
+    let src = dir.path().join("base");
+    base.export(&src).unwrap();
+    let wide = Config { decoder_ch_mult: Some(vec![2, 2]), decoder_res_blocks: Some(2), ..tiny() };
+    assert!(wide.same_codes(&tiny()) && wide != tiny());
+    // Only a decoder-only run may take another decoder.
+    let mut joint = Trainer::new(&wide, tcfg(2), &dir.path().join("joint"), false, &Device::Cpu).unwrap();
+    let e = joint.init_from(&src).expect_err("must fail").to_string();
+    assert!(e.contains("decoder-only"), "{e}");
+    let cfg = TrainConfig { decoder_only: true, ..tcfg(2) };
+    let mut ft = Trainer::new(&wide, cfg, &dir.path().join("wide"), false, &Device::Cpu).unwrap();
+    ft.init_from(&src).unwrap();
+    let m = ft.fit(&data(8), &[], false).unwrap();
+    assert!(m.iter().all(|m| m.rec_l1.is_finite()), "{m:?}");
+    let out = dir.path().join("wide-export");
+    ft.export(&out).unwrap();
+    let (a, b) = (SpecVqGan::from_pretrained(&src, &Device::Cpu).unwrap(), SpecVqGan::from_pretrained(&out, &Device::Cpu).unwrap());
+    assert_eq!(b.config, wide, "the exported config records the decoder");
+    let load = |p: &std::path::Path| candle_core::safetensors::load(p.join("tokenizer.safetensors"), &Device::Cpu).unwrap();
+    let (wa, wb) = (load(&src), load(&out));
+    let widened = wb["decoder.conv_out.weight"].dims4().unwrap().1;
+    assert_eq!(widened, 16, "the finest decoder level is 8 × 2 channels wide");
+    assert!(wb.keys().any(|n| n.starts_with("decoder.up.0.block.2.")), "a third block per level");
+    for (n, t) in wa.iter().filter(|(n, _)| !n.starts_with("decoder.") && !n.starts_with("post_quant_conv.")) {
+        let d = (t - &wb[n]).unwrap().abs().unwrap().flatten_all().unwrap().max(0).unwrap().to_scalar::<f32>().unwrap();
+        assert_eq!(d, 0.0, "{n} must be the source's");
+    }
+    let x = Tensor::stack(&data(3), 0).unwrap();
+    let codes = |m: &SpecVqGan| m.encode(&x).unwrap().flatten_all().unwrap().to_vec1::<u32>().unwrap();
+    assert_eq!(codes(&a), codes(&b));
+    assert_eq!(b.decode(&b.encode(&x).unwrap()).unwrap().dims(), x.dims());
+    // A decoder with the wrong number of levels is named before anything is built.
+    let bad = Config { decoder_ch_mult: Some(vec![2]), ..tiny() };
+    let e = Trainer::new(&bad, tcfg(1), &dir.path().join("bad"), false, &Device::Cpu).err().expect("must fail").to_string();
+    assert!(e.contains("one width per level"), "{e}");
+}
