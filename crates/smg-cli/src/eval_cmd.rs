@@ -301,6 +301,15 @@ pub fn run(a: &GenerationEvalArgs) -> Result<()> {
     Ok(())
 }
 
+/// `smg eval report`: the tables of a saved generation report.
+pub fn print_saved(path: &std::path::Path) -> Result<()> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let r: GenerationReport =
+        serde_json::from_str(&text).with_context(|| format!("{}: not a report of `smg eval generation`", path.display()))?;
+    print_report(&r);
+    Ok(())
+}
+
 pub fn print_report(r: &GenerationReport) {
     println!(
         "judge: logistic regression on {}, {} categories (chance {:.3}), L2 {} (valid accuracy {:.3})",
@@ -313,17 +322,40 @@ pub fn print_report(r: &GenerationReport) {
     if let Some(d) = r.draw.as_deref().filter(|d| *d != "categorical") {
         println!("tokens drawn with {d} in every generated set");
     }
-    println!("| set | clips | judged as the intended category | × chance | balanced (mean over categories) | weighted to the held-out mix | Fréchet distance to real held-out | sustain |");
-    println!("|---|---|---|---|---|---|---|---|");
+    println!("| set | clips | judged as the intended category | × chance | balanced (mean over categories) | weighted to the held-out mix | categories above 2× chance | Fréchet distance to real held-out | sustain |");
+    println!("|---|---|---|---|---|---|---|---|---|");
     let num = |v: Option<f64>| v.map_or("–".to_string(), |b| format!("{b:.3}"));
+    // The categories the judge names in the real clips themselves: what any other set can reach.
+    let real = r.sets.iter().find(|s| s.name.starts_with("real")).map(|s| judge::above_twice_chance(&s.per_category, r.chance));
     for s in &r.sets {
         let b = num(s.balanced_accuracy);
         let w = num(s.mix_weighted_accuracy);
         let su = num(s.sustain);
-        println!("| {} | {} | {:.3} | {:.1} | {b} | {w} | {:.3} | {su} |", s.name, s.clips, s.accuracy, s.accuracy / r.chance, s.frechet);
+        let above = judge::above_twice_chance(&s.per_category, r.chance);
+        let cats = match &real {
+            _ if s.per_category.is_empty() => "–".to_string(),
+            Some(real) if !s.name.starts_with("real") => {
+                format!(
+                    "{} of {} ({} of the real clips' {})",
+                    above.len(),
+                    s.per_category.len(),
+                    above.iter().filter(|c| real.contains(c)).count(),
+                    real.len()
+                )
+            }
+            _ => format!("{} of {}", above.len(), s.per_category.len()),
+        };
+        println!(
+            "| {} | {} | {:.3} | {:.1} | {b} | {w} | {cats} | {:.3} | {su} |",
+            s.name,
+            s.clips,
+            s.accuracy,
+            s.accuracy / r.chance,
+            s.frechet
+        );
     }
     println!(
-        "(plain accuracy of a balanced set compares with the balanced accuracy of the real clips and reconstructions; its mix-weighted accuracy with their plain accuracy. Sustain: mean share of a clip's frames within 20 dB of its loudest frame)"
+        "(plain accuracy of a balanced set compares with the balanced accuracy of the real clips and reconstructions; its mix-weighted accuracy with their plain accuracy. Categories above 2× chance: of those in the set, and in brackets of those the judge names above 2× chance in the real clips themselves. Sustain: mean share of a clip's frames within 20 dB of its loudest frame)"
     );
     print_per_category(r);
     if let Some(d) = &r.fd_difference {

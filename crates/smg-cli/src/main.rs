@@ -259,6 +259,11 @@ enum EvalCommand {
     /// Generate prompts with several seeds: does the sound last the clip (sustain), or is it one
     /// transient?
     Sustain(sustain_cmd::SustainEvalArgs),
+    /// Print the tables of a report `smg eval generation --out` saved (JSON), as that run did.
+    Report {
+        /// The saved report (`--out` of `smg eval generation`).
+        report: PathBuf,
+    },
 }
 
 #[derive(Subcommand)]
@@ -481,6 +486,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Eval { command: EvalCommand::Tokenizer(args) } => eval_tok_cmd::run(&args)?,
         Command::Eval { command: EvalCommand::Vocoder(args) } => vocoder_cmd::run(&args)?,
         Command::Eval { command: EvalCommand::Sustain(args) } => sustain_cmd::run(&args)?,
+        Command::Eval { command: EvalCommand::Report { report } } => eval_cmd::print_saved(&report)?,
         Command::Half { input, output } => half_cmd::run(&input, &output)?,
         Command::Fad { dir_a, dir_b, embedder, out } => {
             let r = eval_cmd::fad(&dir_a, &dir_b, &embedder)?;

@@ -484,3 +484,21 @@ fn tokenizer_training_refuses_bad_loss_weights_and_decoder_sizes() {
         assert!(!out.exists(), "nothing is written for a refused run");
     }
 }
+
+#[test]
+fn a_saved_generation_report_prints_its_tables_and_bad_ones_are_named() {
+    let report = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../data/checkpoints/medium-eval/generation_medium_aisfx.json");
+    let (ok, out, err) = smg(&["eval", "report", report.to_str().unwrap()]);
+    assert!(ok, "{err}");
+    // The real clips pass 39 of the 49 categories; the reconstructions 17, 16 of those 39.
+    assert!(out.contains("| real test clips | 722 | 0.756 | 37.1 | 0.574 | – | 39 of 49 |"), "{out}");
+    assert!(out.contains("| tokenizer reconstructions | 722 | 0.353 | 17.3 | 0.122 | – | 17 of 49 (16 of the real clips' 39) |"), "{out}");
+    assert!(out.contains("| category | held-out clips |"), "{out}");
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.json");
+    std::fs::write(&bad, "{\"sets\": 3}").unwrap();
+    let (ok, _, err) = smg(&["eval", "report", bad.to_str().unwrap()]);
+    assert!(!ok && err.contains("not a report of `smg eval generation`"), "{err}");
+    let (ok, _, err) = smg(&["eval", "report", dir.path().join("none.json").to_str().unwrap()]);
+    assert!(!ok && err.contains("reading"), "{err}");
+}

@@ -324,6 +324,15 @@ pub fn reconstruct_mels(p: &Pipeline, mels: &[Array2<f32>]) -> Result<Vec<Array2
     Ok(out)
 }
 
+/// The categories of `per_category` the judge names in more than twice `chance` of their clips
+/// (the per-category criterion of SPEC.md §10), sorted.
+pub fn above_twice_chance(per_category: &[CategoryScore], chance: f64) -> Vec<String> {
+    let mut v: Vec<String> =
+        per_category.iter().filter(|c| c.clips > 0 && c.accuracy() > 2.0 * chance).map(|c| c.category.clone()).collect();
+    v.sort();
+    v
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -385,5 +394,9 @@ mod tests {
         assert!((mix_weighted_accuracy(&set, &per).unwrap() - 5.0 / 6.0).abs() < 1e-12);
         assert!((mix_weighted_accuracy(&set[..1], &per).unwrap() - 4.0 / 6.0).abs() < 1e-12);
         assert_eq!(mix_weighted_accuracy(&set, &[]), None);
+        // Chance 1/3: dog (1.0) and bird (1.0) are above 2/3, cat (0) is not; 0.75 is above 2/3.
+        assert_eq!(above_twice_chance(&set, 1.0 / 3.0), s(&["bird", "dog"]));
+        assert_eq!(above_twice_chance(&per, 1.0 / 3.0), s(&["bird", "dog"]));
+        assert!(above_twice_chance(&per, 0.4).len() == 1, "0.75 is not above 0.8");
     }
 }
