@@ -306,6 +306,9 @@ struct TokenizerTrainArgs {
     /// Weight of the adversarial (hinge) term in the generator's loss (SpecVQGAN: 0.8).
     #[arg(long, default_value_t = 0.8)]
     disc_weight: f64,
+    /// Width of the patch discriminator's first layer (SpecVQGAN: 64; it doubles per layer).
+    #[arg(long, default_value_t = 16)]
+    disc_ndf: usize,
     /// Balance the adversarial term against the L1 term: its gradient at the reconstruction is
     /// scaled to the L1 gradient's norm times --disc-weight (SpecVQGAN's weight is fixed).
     #[arg(long)]
@@ -702,6 +705,9 @@ fn train_tokenizer(a: &TokenizerTrainArgs) -> Result<()> {
     if let Err(e) = model_cfg.validate() {
         bail!("--decoder-width: {e}");
     }
+    if a.disc_ndf == 0 {
+        bail!("--disc-ndf must be at least 1");
+    }
     for (flag, w) in [("--disc-weight", a.disc_weight), ("--feature-matching", a.feature_matching)] {
         if !(w.is_finite() && w >= 0.0) {
             bail!("{flag} must be a finite weight of at least 0, not {w}");
@@ -724,6 +730,7 @@ fn train_tokenizer(a: &TokenizerTrainArgs) -> Result<()> {
         seed: a.seed,
         disc_start: a.disc_start,
         disc_weight: a.disc_weight,
+        disc_ndf: a.disc_ndf,
         disc_adaptive: a.disc_adaptive,
         feature_matching: a.feature_matching,
         decoder_only: a.decoder_only,

@@ -477,7 +477,7 @@ fn half_checkpoint_loads_in_place_of_the_original() {
 fn tokenizer_training_refuses_bad_loss_weights_and_decoder_sizes() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("run");
-    for flag in ["--feature-matching=-1", "--disc-weight=NaN", "--decoder-width=2,2"] {
+    for flag in ["--feature-matching=-1", "--disc-weight=NaN", "--decoder-width=2,2", "--disc-ndf=0"] {
         let (ok, _, err) = smg(&["train", "tokenizer", "--config", "small", "--steps", "1", flag, "--out", out.to_str().unwrap()]);
         let name = flag.split('=').next().unwrap();
         assert!(!ok && err.contains(name), "{flag}: {err}");

@@ -210,6 +210,14 @@ impl Trainer {
         if state.model != self.model.config {
             candle_core::bail!("checkpoint in {} was made with another model configuration", self.out_dir.display());
         }
+        if state.train.disc_ndf != self.cfg.disc_ndf {
+            candle_core::bail!(
+                "checkpoint in {} has a discriminator of width {}, not {}",
+                self.out_dir.display(),
+                state.train.disc_ndf,
+                self.cfg.disc_ndf
+            );
+        }
         checkpoint::restore_vars(&map, &named_vars(&self.vm_g, |_| false))?;
         checkpoint::restore_vars(&map, &named_vars(&self.vm_d, |_| false))?;
         self.opt_g.load_state("optim.g", &map, state.opt_g_step)?;

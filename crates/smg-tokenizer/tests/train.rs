@@ -98,6 +98,9 @@ fn mismatched_checkpoints_are_refused_with_a_name() {
     let other = Config { n_embed: 64, ..tiny() };
     let e = Trainer::new(&other, tcfg(3), dir.path(), true, &Device::Cpu).err().expect("must fail").to_string();
     assert!(e.contains("another model configuration"), "{e}");
+    let wider_disc = TrainConfig { disc_ndf: 16, ..tcfg(3) };
+    let e = Trainer::new(&tiny(), wider_disc, dir.path(), true, &Device::Cpu).err().expect("must fail").to_string();
+    assert!(e.contains("discriminator of width 8, not 16"), "{e}");
     // Remove one tensor from the checkpoint: the error names it.
     let path = dir.path().join("checkpoint.safetensors");
     let mut map = candle_core::safetensors::load(&path, &Device::Cpu).unwrap();
