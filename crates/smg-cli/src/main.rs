@@ -340,6 +340,16 @@ fn main() {
         eprintln!("error: internal error: {info}");
     }));
     let cli = Cli::parse();
+    // Output piped into a reader that stops early (`smg eval report r.json | head`) ends the
+    // process quietly, as for other command-line tools, instead of failing on the closed pipe.
+    // Not for the studio: a browser that drops a connection must not stop the server.
+    #[cfg(unix)]
+    if !matches!(cli.command, Command::Studio { .. }) {
+        // SAFETY: restores the default disposition of SIGPIPE before any thread is started.
+        unsafe {
+            libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+        }
+    }
     smg_core::alloc::keep_freed_memory();
     smg_core::threads::settle_thread_count();
     match std::panic::catch_unwind(|| run(cli)) {

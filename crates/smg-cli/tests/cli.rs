@@ -502,3 +502,20 @@ fn a_saved_generation_report_prints_its_tables_and_bad_ones_are_named() {
     let (ok, _, err) = smg(&["eval", "report", dir.path().join("none.json").to_str().unwrap()]);
     assert!(!ok && err.contains("reading"), "{err}");
 }
+
+#[cfg(unix)]
+#[test]
+fn output_into_a_closed_pipe_ends_quietly() {
+    use std::process::Stdio;
+    let report = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../data/checkpoints/medium-eval/generation_medium_aisfx.json");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_smg"))
+        .args(["eval", "report", report.to_str().unwrap()])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take()); // the reader goes away before the first line is written
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!err.contains("internal error") && out.status.code() != Some(101), "{:?}: {err}", out.status);
+}
