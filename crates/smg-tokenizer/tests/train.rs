@@ -35,6 +35,24 @@ fn data(n: usize) -> Vec<Tensor> {
         .collect()
 }
 
+/// A tiny tokenizer trained for 3 steps and exported into `dir/base`, to start other runs from.
+fn exported_base(dir: &std::path::Path) -> std::path::PathBuf {
+    let mut base = Trainer::new(&tiny(), tcfg(3), dir, false, &Device::Cpu).unwrap();
+    base.fit(&data(8), &[], false).unwrap();
+    let src = dir.join("base");
+    base.export(&src).unwrap();
+    src
+}
+
+/// The tensors of an exported tokenizer, by name.
+fn weights(dir: &std::path::Path) -> std::collections::HashMap<String, Tensor> {
+    candle_core::safetensors::load(dir.join("tokenizer.safetensors"), &Device::Cpu).unwrap()
+}
+
+fn max_abs_diff(a: &Tensor, b: &Tensor) -> f32 {
+    (a - b).unwrap().abs().unwrap().flatten_all().unwrap().max(0).unwrap().to_scalar::<f32>().unwrap()
+}
+
 fn tcfg(steps: usize) -> TrainConfig {
     TrainConfig {
         steps,
@@ -160,10 +178,7 @@ fn learning_rate_decay_phase_is_a_half_cosine() {
 fn decoder_fine_tuning_keeps_every_code_and_changes_the_decoder() {
     use smg_tokenizer::SpecVqGan;
     let dir = tempfile::tempdir().unwrap();
-    let mut base = Trainer::new(&tiny(), tcfg(3), dir.path(), false, &Device::Cpu).unwrap();
-    base.fit(&data(8), &[], false).unwrap();
-    let src = dir.path().join("base");
-    base.export(&src).unwrap();
+    let src = exported_base(dir.path());
     let ft_dir = dir.path().join("ft");
     let cfg = TrainConfig { decoder_only: true, disc_start: 0, disc_adaptive: true, ..tcfg(4) };
     let mut ft = Trainer::new(&tiny(), cfg, &ft_dir, false, &Device::Cpu).unwrap();
@@ -174,11 +189,10 @@ fn decoder_fine_tuning_keeps_every_code_and_changes_the_decoder() {
     let out = dir.path().join("ft-export");
     ft.export(&out).unwrap();
     let (a, b) = (SpecVqGan::from_pretrained(&src, &Device::Cpu).unwrap(), SpecVqGan::from_pretrained(&out, &Device::Cpu).unwrap());
-    let load = |p: &std::path::Path| candle_core::safetensors::load(p.join("tokenizer.safetensors"), &Device::Cpu).unwrap();
-    let (wa, wb) = (load(&src), load(&out));
+    let (wa, wb) = (weights(&src), weights(&out));
     let mut decoder_changed = false;
     for (n, t) in &wa {
-        let d = (t - &wb[n]).unwrap().abs().unwrap().flatten_all().unwrap().max(0).unwrap().to_scalar::<f32>().unwrap();
+        let d = max_abs_diff(t, &wb[n]);
         if n.starts_with("decoder.") || n.starts_with("post_quant_conv.") {
             decoder_changed |= d > 0.0;
         } else {
@@ -221,10 +235,7 @@ fn feature_matching_is_logged_from_disc_start_and_moves_the_decoder() {
 fn a_wider_decoder_starts_fresh_on_the_same_codes() {
     use smg_tokenizer::SpecVqGan;
     let dir = tempfile::tempdir().unwrap();
-    let mut base = Trainer::new(&tiny(), tcfg(3), dir.path(), false, &Device::Cpu).unwrap();
-    base.fit(&data(8), &[], false).unwrap();
-    let src = dir.path().join("base");
-    base.export(&src).unwrap();
+    let src = exported_base(dir.path());
     let wide = Config { decoder_ch_mult: Some(vec![2, 2]), decoder_res_blocks: Some(2), ..tiny() };
     assert!(wide.same_codes(&tiny()) && wide != tiny());
     // Only a decoder-only run may take another decoder.
@@ -240,13 +251,12 @@ fn a_wider_decoder_starts_fresh_on_the_same_codes() {
     ft.export(&out).unwrap();
     let (a, b) = (SpecVqGan::from_pretrained(&src, &Device::Cpu).unwrap(), SpecVqGan::from_pretrained(&out, &Device::Cpu).unwrap());
     assert_eq!(b.config, wide, "the exported config records the decoder");
-    let load = |p: &std::path::Path| candle_core::safetensors::load(p.join("tokenizer.safetensors"), &Device::Cpu).unwrap();
-    let (wa, wb) = (load(&src), load(&out));
+    let (wa, wb) = (weights(&src), weights(&out));
     let widened = wb["decoder.conv_out.weight"].dims4().unwrap().1;
     assert_eq!(widened, 16, "the finest decoder level is 8 × 2 channels wide");
     assert!(wb.keys().any(|n| n.starts_with("decoder.up.0.block.2.")), "a third block per level");
     for (n, t) in wa.iter().filter(|(n, _)| !n.starts_with("decoder.") && !n.starts_with("post_quant_conv.")) {
-        let d = (t - &wb[n]).unwrap().abs().unwrap().flatten_all().unwrap().max(0).unwrap().to_scalar::<f32>().unwrap();
+        let d = max_abs_diff(t, &wb[n]);
         assert_eq!(d, 0.0, "{n} must be the source's");
     }
     let x = Tensor::stack(&data(3), 0).unwrap();
