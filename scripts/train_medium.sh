@@ -12,9 +12,11 @@
 #   1. the corpus (`smg data fetch --set medium`, `smg data build --config medium`)
 #   2. tokenizer (≈3 h, validating every 250 steps): 128-frame crops (batch 16) to step 3000,
 #      whole clips (batch 8) to 4000, then whole clips with the learning rate decaying (half
-#      cosine) to 0 by 5000; then (≈15 min) its decoder alone against a discriminator (hinge
-#      weight 0.01), the encoder and codebook frozen so every clip keeps its codes: 825 steps at
-#      a constant rate, then a half-cosine decay to 1600 (runs/tokenizer-medium-gan)
+#      cosine) to 0 by 5000; then a wider decoder on the same codes, the encoder and codebook
+#      frozen so every clip keeps its codes: (a, ≈40 min) on reconstruction alone, 3000 steps
+#      decaying from 2000 (runs/tokenizer-medium-wide-l1); (b, ≈25 min) against a discriminator
+#      (hinge weight 0.01, feature matching 1) from (a)'s f16 copy, 825 steps at a constant rate,
+#      then a half-cosine decay to 1600 (runs/tokenizer-medium-wide-gan)
 #   3. CLAP audio branch (`AudioEncoderConfig::medium()`, ≈1 h): 3000 steps
 #   4. masked ViT (`Config::medium()`, ≈2.5 h): 8000 steps on the medium tokenizer's tokens,
 #      conditioned through the medium audio branch (audio and caption embeddings mixed), with
@@ -69,15 +71,25 @@ else
   [[ -n "${TOK_DISC_START:-}" ]] && disc=(--disc-start "$TOK_DISC_START")
   "$smg" train tokenizer --config medium --steps "$TOK_P3" --batch 8 --crop 0 --seed 0 --val-every 250 --ckpt-every 50 --out "$tok" --resume \
     --lr-decay-from "$TOK_P2" "${disc[@]}"
-  # The adversarial decoder fine-tuning; the ViT below trains on the same codes either way.
-  # It starts from phase 3's f16 copy (as shipped in data/checkpoints/tokenizer-medium-l1).
-  gan="$runs/tokenizer-medium-gan" l1="$runs/tokenizer-medium-l1"
-  GAN_P1=${GAN_P1:-825} GAN_P2=${GAN_P2:-1600}
-  stage "tokenizer decoder against the discriminator at step $(steps_done "$gan") of $GAN_P2"
+  # The decoder, retrained on the same codes: the encoder and codebook of phase 3 are frozen, so
+  # the ViT below trains on the same codes either way. It starts from phase 3's f16 copy (as shipped
+  # in data/checkpoints/tokenizer-medium-l1) with a wider decoder (32-32-64-128-128 channels, three
+  # res blocks per level): (a) on reconstruction alone, then (b) against a discriminator.
+  l1="$runs/tokenizer-medium-l1" wl1="$runs/tokenizer-medium-wide-l1" wl1h="$runs/tokenizer-medium-wide-l1-f16"
+  gan="$runs/tokenizer-medium-wide-gan"
   mkdir -p "$l1" && cp "$tok/config.json" "$l1/"
   "$smg" half "$tok/tokenizer.safetensors" "$l1/tokenizer.safetensors"
-  common=(--config medium --precision bf16 --init "$l1" --decoder-only --disc-start 0 --disc-weight 0.01 --lr 2e-4 --batch 16 --crop 128
-    --seed 0 --val-every 250 --ckpt-every 25 --out "$gan" --resume)
+  wide=(--config medium --precision bf16 --decoder-only --decoder-width 2,2,4,8,8 --decoder-blocks 2 --seed 0)
+  WIDE_L1_STEPS=${WIDE_L1_STEPS:-3000} WIDE_L1_DECAY=${WIDE_L1_DECAY:-2000}
+  stage "wider decoder on reconstruction at step $(steps_done "$wl1") of $WIDE_L1_STEPS"
+  "$smg" train tokenizer "${wide[@]}" --init "$l1" --lr 1e-3 --batch 8 --crop 0 --val-every 500 --ckpt-every 50 \
+    --steps "$WIDE_L1_STEPS" --lr-decay-from "$WIDE_L1_DECAY" --out "$wl1" --resume
+  mkdir -p "$wl1h" && cp "$wl1/config.json" "$wl1h/"
+  "$smg" half "$wl1/tokenizer.safetensors" "$wl1h/tokenizer.safetensors"
+  GAN_P1=${GAN_P1:-825} GAN_P2=${GAN_P2:-1600}
+  stage "wider decoder against the discriminator at step $(steps_done "$gan") of $GAN_P2"
+  common=("${wide[@]}" --init "$wl1h" --disc-start 0 --disc-weight 0.01 --feature-matching 1 --lr 2e-4 --batch 16 --crop 128
+    --val-every 250 --ckpt-every 25 --out "$gan" --resume)
   if (($(steps_done "$gan") < GAN_P1)); then
     "$smg" train tokenizer "${common[@]}" --steps "$GAN_P1"
   fi

@@ -487,7 +487,8 @@ fn tokenizer_training_refuses_bad_loss_weights_and_decoder_sizes() {
 
 #[test]
 fn a_saved_generation_report_prints_its_tables_and_bad_ones_are_named() {
-    let report = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../data/checkpoints/medium-eval/generation_medium_aisfx.json");
+    let report =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../data/checkpoints/medium-eval/first-decoder/generation_medium_aisfx.json");
     let (ok, out, err) = smg(&["eval", "report", report.to_str().unwrap()]);
     assert!(ok, "{err}");
     // The real clips pass 39 of the 49 categories; the reconstructions 17, 16 of those 39.
@@ -507,7 +508,8 @@ fn a_saved_generation_report_prints_its_tables_and_bad_ones_are_named() {
 #[test]
 fn output_into_a_closed_pipe_ends_quietly() {
     use std::process::Stdio;
-    let report = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../data/checkpoints/medium-eval/generation_medium_aisfx.json");
+    let report =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../data/checkpoints/medium-eval/first-decoder/generation_medium_aisfx.json");
     let mut child = Command::new(env!("CARGO_BIN_EXE_smg"))
         .args(["eval", "report", report.to_str().unwrap()])
         .stdout(Stdio::piped())
