@@ -52,6 +52,12 @@ stage "corpus"
 # (a fresh machine): the stage is skipped and the later stages load the shipped weights.
 shipped() { [[ ! -f "$runs/$1/state.json" && -f "$SMG_ROOT/data/checkpoints/$1/$2" ]]; }
 
+# An f16 copy of a finished run (its config and weights) that a later stage starts from.
+half_copy() { # from to config weights
+  mkdir -p "$2" && cp "$1/$3" "$2/"
+  "$smg" half "$1/$4" "$2/$4"
+}
+
 tok="$runs/tokenizer-medium"
 if shipped tokenizer-medium tokenizer.safetensors; then
   tok="$SMG_ROOT/data/checkpoints/tokenizer-medium"
@@ -77,15 +83,13 @@ else
   # res blocks per level): (a) on reconstruction alone, then (b) against a discriminator.
   l1="$runs/tokenizer-medium-l1" wl1="$runs/tokenizer-medium-wide-l1" wl1h="$runs/tokenizer-medium-wide-l1-f16"
   gan="$runs/tokenizer-medium-wide-gan"
-  mkdir -p "$l1" && cp "$tok/config.json" "$l1/"
-  "$smg" half "$tok/tokenizer.safetensors" "$l1/tokenizer.safetensors"
+  half_copy "$tok" "$l1" config.json tokenizer.safetensors
   wide=(--config medium --precision bf16 --decoder-only --decoder-width 2,2,4,8,8 --decoder-blocks 2 --seed 0)
   WIDE_L1_STEPS=${WIDE_L1_STEPS:-3000} WIDE_L1_DECAY=${WIDE_L1_DECAY:-2000}
   stage "wider decoder on reconstruction at step $(steps_done "$wl1") of $WIDE_L1_STEPS"
   "$smg" train tokenizer "${wide[@]}" --init "$l1" --lr 1e-3 --batch 8 --crop 0 --val-every 500 --ckpt-every 50 \
     --steps "$WIDE_L1_STEPS" --lr-decay-from "$WIDE_L1_DECAY" --out "$wl1" --resume
-  mkdir -p "$wl1h" && cp "$wl1/config.json" "$wl1h/"
-  "$smg" half "$wl1/tokenizer.safetensors" "$wl1h/tokenizer.safetensors"
+  half_copy "$wl1" "$wl1h" config.json tokenizer.safetensors
   GAN_P1=${GAN_P1:-825} GAN_P2=${GAN_P2:-1600}
   stage "wider decoder against the discriminator at step $(steps_done "$gan") of $GAN_P2"
   common=("${wide[@]}" --init "$wl1h" --disc-start 0 --disc-weight 0.01 --feature-matching 1 --lr 2e-4 --batch 16 --crop 128
@@ -124,8 +128,7 @@ stage "masked ViT fine-tuning on filled windows at step $(steps_done "$filled") 
 refilled="$runs/maskgit-medium-refilled" half5="$runs/maskgit-medium-filled-f16"
 REFILL_STEPS=${REFILL_STEPS:-1500}
 stage "masked ViT, fine-tuning continued at step $(steps_done "$refilled") of $REFILL_STEPS"
-mkdir -p "$half5" && cp "$filled/maskgit.json" "$half5/"
-"$smg" half "$filled/maskgit.safetensors" "$half5/maskgit.safetensors"
+half_copy "$filled" "$half5" maskgit.json maskgit.safetensors
 "$smg" train --precision "$VIT_PRECISION" maskgit --config medium --steps "$REFILL_STEPS" --lr 3e-4 --val-every "$VIT_VAL_EVERY" --tokenizer "$tok" --clap "$clap" \
   --cond mix --fill-sustained --init "$half5" --out "$refilled" --resume
 

@@ -485,10 +485,15 @@ fn tokenizer_training_refuses_bad_loss_weights_and_decoder_sizes() {
     }
 }
 
+/// A committed report of `smg eval generation` (the medium generator through the first
+/// adversarial decoder); the tests below read its numbers.
+fn first_decoder_aisfx_report() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../data/checkpoints/medium-eval/first-decoder/generation_medium_aisfx.json")
+}
+
 #[test]
 fn a_saved_generation_report_prints_its_tables_and_bad_ones_are_named() {
-    let report =
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../data/checkpoints/medium-eval/first-decoder/generation_medium_aisfx.json");
+    let report = first_decoder_aisfx_report();
     let (ok, out, err) = smg(&["eval", "report", report.to_str().unwrap()]);
     assert!(ok, "{err}");
     // The real clips pass 39 of the 49 categories; the reconstructions 17, 16 of those 39.
@@ -508,8 +513,7 @@ fn a_saved_generation_report_prints_its_tables_and_bad_ones_are_named() {
 #[test]
 fn output_into_a_closed_pipe_ends_quietly() {
     use std::process::Stdio;
-    let report =
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../data/checkpoints/medium-eval/first-decoder/generation_medium_aisfx.json");
+    let report = first_decoder_aisfx_report();
     let mut child = Command::new(env!("CARGO_BIN_EXE_smg"))
         .args(["eval", "report", report.to_str().unwrap()])
         .stdout(Stdio::piped())
