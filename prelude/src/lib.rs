@@ -54,6 +54,7 @@ pub mod prelude {
     pub use crate::display::{players_row, AudioPlayer, Figure, Html};
     pub use crate::notebook::{
         checkpoint_dir, corpus_config, data_dir, model_size, notebook_init, output_dir, pretrained, quick_mode, quick_or, repo_dir,
+        sampler_preset,
     };
     pub use crate::plot::{
         bar_chart, heatmap, histogram, line_plot, spectrogram, token_grid, waveform, BarChart, Heatmap, LinePlot, Spectrogram, TokenGrid,
@@ -73,8 +74,8 @@ pub mod prelude {
     pub use smg_embed::{fad_between, Aisfx, Clip, Embedder, FadReport, MelStats, Vggish};
     pub use smg_eval::{LinearProbe, ProbeConfig, ProbeData};
     pub use smg_maskgit::{
-        tasks::Grid, CfgSchedule, Draw, Guidance, Gumbel, MaskSchedule, MaskedVit, Remask, RemaskRule, Rescaled, Sampler, Schedule,
-        Temperature, TokenDraw,
+        tasks::Grid, CfgSchedule, Draw, Guidance, Gumbel, MaskSchedule, MaskedVit, Remask, RemaskRule, Rescaled, Sampler, SamplerPreset,
+        Schedule, Temperature, TokenDraw,
     };
     pub use smg_pipeline::{judge, low_frequency_replacement, represent, Edit, Generated, Pipeline, Region, Vocoder, WindowOptions};
     pub use smg_tokenizer::SpecVqGan;

@@ -70,6 +70,16 @@ pub fn model_size() -> &'static str {
     smg_pipeline::resolve_size("auto", &repo_dir().join("data/checkpoints"))
 }
 
+/// The sampler preset of the shipped generator of `size` (`"auto"` as in [`pretrained`]): the
+/// setting measured best on it, from `sampler.json` in its folder, which `smg generate` and the
+/// studio use too. `sampler_preset("auto").sampler(seed, true)` gives the guided sampler.
+pub fn sampler_preset(size: &str) -> smg_maskgit::SamplerPreset {
+    match smg_pipeline::sampler_preset(size, &repo_dir().join("data/checkpoints")) {
+        Ok(p) => p,
+        Err(e) => panic!("the {size} generator's sampler preset: {e}"),
+    }
+}
+
 /// The sound corpus the models of [`model_size`] were trained on (`sound-small` or
 /// `sound-medium`; the same 2.97 s window), whose held-out clips the evaluations use.
 pub fn corpus_config() -> smg_data::ClipConfig {

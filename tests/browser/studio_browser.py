@@ -101,6 +101,16 @@ def main():
         err = driver.find_element(By.ID, "error").text
         if err:
             fail(f"the page shows an error after loading: {err}")
+        # The knobs start at the loaded generator's preset (its sampler.json).
+        with urllib.request.urlopen(base + "/api/health") as r:
+            preset = json.load(r)["models"]["sampler"]
+        for k in ["iterations", "guidance", "guidance_schedule", "guidance_rescale", "temperature", "draw", "mask_schedule"]:
+            shown = driver.find_element(By.ID, k).get_attribute("value")
+            if shown != str(preset[k]) and not (isinstance(preset[k], float) and float(shown) == preset[k]):
+                fail(f"the {k} knob shows {shown!r}, the generator's preset says {preset[k]!r}")
+        if "preset" not in driver.find_element(By.ID, "sampler-note").text:
+            fail("the page does not say where its sampler defaults come from")
+        print(f"knobs at the generator's preset: {preset}")
 
         # Upload a real clip.
         clip = test_clip()

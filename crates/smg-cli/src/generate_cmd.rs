@@ -4,26 +4,25 @@ use crate::{data_dir, load_tokenizer, repo_dir};
 use anyhow::{Context, Result};
 use candle_core::Device;
 use smg_audio::{GriffinLimConfig, MelTransform, WavEncoding};
-use smg_maskgit::{CfgSchedule, Guidance, Gumbel, Sampler};
+use smg_maskgit::{CfgSchedule, Sampler};
 use smg_pipeline::{Edit, Pipeline, Vocoder, WindowOptions};
 use std::path::PathBuf;
 
-/// Settings shared by the three commands. The defaults are the best setting measured on the
-/// shipped small generator (data/checkpoints/maskgit-small/TRAINING.md, "How a token is drawn":
-/// rescaled CFG 3 with softmax temperature 0.8 gave the highest judge accuracy with a lower
-/// Fréchet distance than no guidance, on validation and on three test seed sets).
+/// Settings shared by the three commands. Sampler flags left out take the generator's preset
+/// (`sampler.json` in its folder, [`smg_maskgit::SamplerPreset`]): each shipped generator names
+/// the setting measured best for it.
 #[derive(clap::Args)]
 pub struct SampleArgs {
     /// Decoding iterations (paper: 16). Windows with fewer masked tokens use one per token.
-    #[arg(long, default_value_t = 16)]
-    steps: usize,
+    #[arg(long)]
+    steps: Option<usize>,
     /// Gumbel temperature of the re-masking confidence, annealed to 0 (paper: 1.5).
-    #[arg(long, default_value_t = 1.5)]
-    temperature: f64,
-    /// How each token is drawn: `temperature:T` (softmax temperature; 0.8 measured best),
-    /// `categorical` (the paper's), `top-p:P` (nucleus) or `top-k:K`.
-    #[arg(long, default_value = "temperature:0.8")]
-    draw: smg_maskgit::Draw,
+    #[arg(long)]
+    temperature: Option<f64>,
+    /// How each token is drawn: `temperature:T` (softmax temperature), `categorical` (the
+    /// paper's), `top-p:P` (nucleus) or `top-k:K`.
+    #[arg(long)]
+    draw: Option<smg_maskgit::Draw>,
     #[arg(long, default_value_t = 0)]
     seed: u64,
     /// Model size: `small` (shipped), `medium` (where its checkpoints exist) or `auto` (medium
@@ -46,20 +45,20 @@ pub struct SampleArgs {
     griffin_lim: usize,
 }
 
-/// Guidance settings (SPEC.md §3.6). Defaults: the best measured setting (see [`SampleArgs`]).
+/// Guidance settings (SPEC.md §3.6); those left out take the generator's preset.
 #[derive(clap::Args)]
 pub struct GuidanceArgs {
     /// Classifier-free guidance scale (paper: 3; 0 = off).
-    #[arg(long, default_value_t = 3.0)]
-    cfg: f64,
-    /// `constant`, `linear` (the paper's warm-up from 0; worse for the shipped small generator),
-    /// `linear-from-conditional` (1 → scale) or `linear-to-conditional` (scale → 1).
-    #[arg(long, default_value = "constant")]
-    cfg_schedule: String,
+    #[arg(long)]
+    cfg: Option<f64>,
+    /// `constant`, `linear` (the paper's warm-up from 0), `linear-from-conditional` (1 → scale)
+    /// or `linear-to-conditional` (scale → 1).
+    #[arg(long)]
+    cfg_schedule: Option<String>,
     /// Guidance rescale φ ∈ [0, 1]: keeps the conditional model's sharpness under guidance
-    /// (0 = plain CFG; 1 measured best).
-    #[arg(long, default_value_t = 1.0)]
-    cfg_rescale: f64,
+    /// (0 = plain CFG).
+    #[arg(long)]
+    cfg_rescale: Option<f64>,
 }
 
 /// How a whole recording is edited.
@@ -93,7 +92,26 @@ fn vocoder(name: &str, a: &SampleArgs) -> Result<Vocoder> {
     })
 }
 
-fn pipeline(a: &SampleArgs, with_text: bool) -> Result<Pipeline> {
+/// The generator's preset with the flags given on the command line laid over it.
+/// Without a prompt (`guided` false) guidance is off, whatever the preset says (SPEC.md §3.7).
+fn preset(gdir: &std::path::Path, a: &SampleArgs, g: &GuidanceArgs, guided: bool) -> Result<smg_maskgit::SamplerPreset> {
+    let mut p = smg_maskgit::SamplerPreset::for_generator(gdir)?;
+    p.iterations = a.steps.unwrap_or(p.iterations);
+    p.temperature = a.temperature.unwrap_or(p.temperature);
+    if let Some(d) = a.draw {
+        p.draw = d.to_string();
+    }
+    p.guidance = g.cfg.unwrap_or(p.guidance);
+    p.guidance_schedule = g.cfg_schedule.clone().unwrap_or(p.guidance_schedule);
+    p.guidance_rescale = g.cfg_rescale.unwrap_or(p.guidance_rescale);
+    p.check().map_err(|e| anyhow::anyhow!("sampler settings: {e}"))?;
+    if !guided {
+        p.guidance = 0.0;
+    }
+    Ok(p)
+}
+
+fn pipeline(a: &SampleArgs, with_text: bool) -> Result<(Pipeline, PathBuf)> {
     let ckpt = repo_dir().join("data/checkpoints");
     let size = smg_pipeline::resolve_size(&a.model, &ckpt);
     let (_, tok, gen) = smg_pipeline::SIZES
@@ -114,37 +132,34 @@ fn pipeline(a: &SampleArgs, with_text: bool) -> Result<Pipeline> {
     } else {
         None
     };
-    Ok(Pipeline {
+    let p = Pipeline {
         tokenizer: load_tokenizer(Some(a.tokenizer.clone().unwrap_or_else(|| ckpt.join(tok))))?,
         generator: smg_maskgit::MaskedVit::from_pretrained(&gdir, &Device::Cpu)?,
         text,
         vocoder: vocoder(&a.vocoder, a)?,
         mel: MelTransform::hifigan(),
         device: Device::Cpu,
-    })
+    };
+    Ok((p, gdir))
 }
 
-fn sampler(a: &SampleArgs, guidance: Box<dyn CfgSchedule>) -> Sampler {
-    Sampler {
-        iterations: a.steps,
-        guidance,
-        temperature: Box::new(Gumbel::Annealed(a.temperature)),
-        draw: Box::new(a.draw),
-        seed: a.seed,
-        ..Default::default()
-    }
+/// The sampler of the generator's preset and the flags, guided when `guided` (SPEC.md §3.6–3.7),
+/// and a description of it for the output line.
+fn sampler(gdir: &std::path::Path, a: &SampleArgs, g: &GuidanceArgs, guided: bool) -> Result<(Sampler, String)> {
+    let p = preset(gdir, a, g, guided)?;
+    let s = p.sampler(a.seed, guided).map_err(|e| anyhow::anyhow!("sampler settings: {e}"))?;
+    let file = gdir.join(smg_maskgit::PRESET_FILE);
+    let from = if file.is_file() { "the generator's sampler.json" } else { "the built-in preset" };
+    let given =
+        [a.steps.is_some(), a.temperature.is_some(), a.draw.is_some(), g.cfg.is_some(), g.cfg_schedule.is_some(), g.cfg_rescale.is_some()];
+    let flags = if given.iter().any(|&x| x) { " and the flags given" } else { "" };
+    Ok((s, format!("; sampler: {}, seed {} ({from}{flags})", p.describe(), a.seed)))
 }
 
 /// The guidance that `--cfg SCALE --cfg-schedule NAME --cfg-rescale PHI` name
 /// ([`smg_maskgit::guidance_named`]).
 pub fn guidance(cfg: f64, schedule: &str, rescale: f64) -> Result<Box<dyn CfgSchedule>> {
     smg_maskgit::guidance_named(cfg, schedule, rescale).map_err(|e| anyhow::anyhow!("--cfg/--cfg-schedule/--cfg-rescale: {e}"))
-}
-
-impl GuidanceArgs {
-    pub fn schedule(&self) -> Result<Box<dyn CfgSchedule>> {
-        guidance(self.cfg, &self.cfg_schedule, self.cfg_rescale)
-    }
 }
 
 /// A progress bar over model windows (hidden for a single window).
@@ -171,9 +186,9 @@ fn write_mono(out: &std::path::Path, audio: &[f32], what: &str) -> Result<()> {
     Ok(())
 }
 
-pub fn generate(prompt: &str, g: Box<dyn CfgSchedule>, duration: Option<f64>, output: &std::path::Path, a: &SampleArgs) -> Result<()> {
-    let p = pipeline(a, true)?;
-    let s = sampler(a, g);
+pub fn generate(prompt: &str, g: &GuidanceArgs, duration: Option<f64>, output: &std::path::Path, a: &SampleArgs) -> Result<()> {
+    let (p, gdir) = pipeline(a, true)?;
+    let (s, how_sampled) = sampler(&gdir, a, g, true)?;
     let cond = p.condition(Some(prompt))?;
     let window = (p.frames() * p.mel.config.hop_length) as f64 / p.mel.config.sample_rate as f64;
     let d = duration.unwrap_or(window);
@@ -182,7 +197,7 @@ pub fn generate(prompt: &str, g: Box<dyn CfgSchedule>, duration: Option<f64>, ou
     b.finish_and_clear();
     let windows = b.length().unwrap_or(1);
     let how = if windows > 1 { format!("; {windows} windows of {window:.2} s, each continuing the last") } else { String::new() };
-    write_mono(output, &audio, &format!(", vocoder {}{how}", p.vocoder.name()))
+    write_mono(output, &audio, &format!(", vocoder {}{how}{how_sampled}", p.vocoder.name()))
 }
 
 fn options(e: &EditArgs) -> Result<WindowOptions> {
@@ -194,11 +209,11 @@ fn options(e: &EditArgs) -> Result<WindowOptions> {
 
 /// Sampler and condition of an edit: the prompt's embedding with guidance, or the null
 /// condition without (guidance has no effect there, SPEC.md §3.7).
-fn edit_setup(e: &EditArgs, a: &SampleArgs) -> Result<(Pipeline, Sampler, candle_core::Tensor)> {
-    let p = pipeline(a, e.prompt.is_some())?;
-    let g: Box<dyn CfgSchedule> = if e.prompt.is_some() { e.guidance.schedule()? } else { Box::new(Guidance::Off) };
+fn edit_setup(e: &EditArgs, a: &SampleArgs) -> Result<(Pipeline, (Sampler, String), candle_core::Tensor)> {
+    let (p, gdir) = pipeline(a, e.prompt.is_some())?;
+    let s = sampler(&gdir, a, &e.guidance, e.prompt.is_some())?;
     let cond = p.condition(e.prompt.as_deref())?;
-    Ok((p, sampler(a, g), cond))
+    Ok((p, s, cond))
 }
 
 fn write_edit(output: &std::path::Path, input: &smg_audio::Audio, edit: &Edit, what: &str) -> Result<()> {
@@ -226,7 +241,7 @@ fn write_edit(output: &std::path::Path, input: &smg_audio::Audio, edit: &Edit, w
 }
 
 pub fn inpaint(audio: &std::path::Path, from: f64, to: f64, output: &std::path::Path, e: &EditArgs, a: &SampleArgs) -> Result<()> {
-    let (p, s, cond) = edit_setup(e, a)?;
+    let (p, (s, how_sampled), cond) = edit_setup(e, a)?;
     let input = smg_audio::load(audio)?;
     let (b, mut f) = bar("inpainting");
     let edit = p.inpaint_recording(&input, from, to, &cond, &s, &options(e)?, &mut f)?;
@@ -240,11 +255,11 @@ pub fn inpaint(audio: &std::path::Path, from: f64, to: f64, output: &std::path::
         edit.changed.0 as f64 / sr,
         edit.changed.1 as f64 / sr
     );
-    write_edit(output, &input, &edit, &what)
+    write_edit(output, &input, &edit, &(what + &how_sampled))
 }
 
 pub fn bwe(audio: &std::path::Path, cutoff: f64, lfr: bool, output: &std::path::Path, e: &EditArgs, a: &SampleArgs) -> Result<()> {
-    let (p, s, cond) = edit_setup(e, a)?;
+    let (p, (s, how_sampled), cond) = edit_setup(e, a)?;
     let input = smg_audio::load(audio)?;
     let (b, mut f) = bar("bandwidth extension");
     let edit = p.bandwidth_extension_recording(&input, cutoff, lfr, &cond, &s, &options(e)?, &mut f)?;
@@ -265,5 +280,5 @@ pub fn bwe(audio: &std::path::Path, cutoff: f64, lfr: bool, output: &std::path::
             input.sample_rate / 2
         ));
     }
-    write_edit(output, &input, &edit, &what)
+    write_edit(output, &input, &edit, &(what + &how_sampled))
 }

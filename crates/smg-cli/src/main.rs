@@ -20,11 +20,13 @@ mod tokenizer_cmd;
 mod vocoder_cmd;
 
 /// Where the sampler defaults come from, shown under `--help` of generate, inpaint and bwe.
-const SAMPLER_DEFAULTS: &str = "Sampler defaults: CFG 3, constant, rescaled (φ = 1), softmax temperature 0.8. \
-This is the best setting measured on the shipped small generator (data/checkpoints/maskgit-small/TRAINING.md, \
-'How a token is drawn'): picked on the validation split, then on the test split with seeds 0, 1000 and 2000 \
-the independent judge scored 0.282-0.293 with guidance against 0.182-0.200 without, with a lower Fréchet \
-distance to real clips. Inpainting and bandwidth extension without --prompt run unconditionally, as in the paper.";
+const SAMPLER_DEFAULTS: &str = "Sampler defaults: the generator's own preset, sampler.json in its folder; a flag \
+changes one field of it, and the line written at the end names the sampler used. maskgit-small: constant CFG 3 rescaled \
+(φ = 1) with softmax temperature 0.8 (data/checkpoints/maskgit-small/TRAINING.md, 'How a token is drawn'). \
+maskgit-medium: the paper's categorical draw with constant CFG 3, not rescaled (maskgit-medium/TRAINING.md, 'The \
+sampler smg generate uses'). Both: Gumbel 1.5 annealed, 16 iterations, cosine schedule. A folder without sampler.json \
+(a generator trained here) gets the small generator's setting. Inpainting and bandwidth extension without --prompt \
+run unconditionally, as in the paper.";
 
 #[derive(Parser)]
 #[command(name = "smg", version, about = "SpecMaskGIT-rs: masked generative modelling of mel-spectrogram tokens")]
@@ -491,7 +493,7 @@ fn run(cli: Cli) -> Result<()> {
             );
         }
         Command::Generate { prompt, output, duration, guidance, sample } => {
-            generate_cmd::generate(&prompt, guidance.schedule()?, duration, &output, &sample)?
+            generate_cmd::generate(&prompt, &guidance, duration, &output, &sample)?
         }
         Command::Inpaint { audio, from, to, output, edit, sample } => generate_cmd::inpaint(&audio, from, to, &output, &edit, &sample)?,
         Command::Bwe { audio, cutoff, lfr: _, no_lfr, output, edit, sample } => {

@@ -172,6 +172,9 @@ fn generate_is_seeded_and_refuses_absurd_settings() {
     };
     let (ok, _, err) = run(&p("a.wav"), &["--seed", "1", "--steps", "8"]);
     assert!(ok, "{err}");
+    // The output line names the sampler: the small generator's preset, with the flag given.
+    assert!(err.contains("sampler: 8 iterations") && err.contains("draw temperature:0.8"), "{err}");
+    assert!(err.contains("rescaled (φ 1)") && err.contains("sampler.json and the flags given"), "{err}");
     let (ok, _, err) = run(&p("b.wav"), &["--seed", "1", "--steps", "8"]);
     assert!(ok, "{err}");
     let (ok, _, err) = run(&p("c.wav"), &["--seed", "2", "--steps", "8"]);
@@ -185,6 +188,7 @@ fn generate_is_seeded_and_refuses_absurd_settings() {
     if PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../data/checkpoints/maskgit-medium").is_dir() {
         let (ok, _, err) = run(&p("m.wav"), &["--seed", "1", "--steps", "8", "--model", "medium"]);
         assert!(ok, "{err}");
+        assert!(err.contains("CFG 3 constant, Gumbel 1.5 annealed, draw categorical"), "the medium generator's preset: {err}");
         let (ok, info, _) = smg(&["info", &p("m.wav")]);
         assert!(ok && info.contains("frames: 65536"), "{info}");
         assert_ne!(a, std::fs::read(p("m.wav")).unwrap(), "another generator, other audio");
@@ -198,6 +202,17 @@ fn generate_is_seeded_and_refuses_absurd_settings() {
         assert!(!ok && err.contains(needle) && err.trim().lines().count() == 1, "{extra:?}: {err}");
         assert!(!dir.path().join("bad.wav").exists());
     }
+    // A generator folder whose sampler.json is malformed is refused, naming the file.
+    let gen = dir.path().join("gen");
+    std::fs::create_dir_all(&gen).unwrap();
+    let shipped = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../data/checkpoints/maskgit-small");
+    for f in ["maskgit.json", "maskgit.safetensors"] {
+        std::fs::copy(shipped.join(f), gen.join(f)).unwrap();
+    }
+    std::fs::write(gen.join("sampler.json"), r#"{"draw": "loudest"}"#).unwrap();
+    let (ok, _, err) = run(&p("bad.wav"), &["--generator", gen.to_str().unwrap()]);
+    assert!(!ok && err.contains("sampler.json") && err.contains("loudest") && err.trim().lines().count() == 1, "{err}");
+    assert!(!dir.path().join("bad.wav").exists());
     // `--draw` reaches the sampler (same seed, a nucleus draw: other audio) and bad draws are refused.
     let (ok, _, err) = run(&p("d.wav"), &["--seed", "1", "--steps", "8", "--draw", "top-p:0.5"]);
     assert!(ok, "{err}");
@@ -228,7 +243,7 @@ fn eval_sustain_scores_each_prompt_over_its_seeds() {
     }
     let (ok, _, err) = smg(&["eval", "sustain", "--seeds", "0"]);
     assert!(!ok && err.contains("--seeds"), "{err}");
-    // The sampler `smg generate` uses by default, with a warmer re-masking temperature.
+    // The small generator's preset (its sampler.json), with a warmer re-masking temperature.
     let warm = dir.path().join("warm.json");
     let args =
         ["eval", "sustain", "a church bell", "--seeds", "1", "--draw", "temperature:0.8", "--cfg-rescale", "1", "--temperature", "3"];

@@ -2,12 +2,14 @@
 //! sampler, with the sampler's pieces (mask schedule, guidance schedule, Gumbel temperature,
 //! re-masking rule, token draw) as small traits, and the masks of the zero-shot tasks.
 
+pub mod preset;
 pub mod sampler;
 pub mod schedule;
 pub mod tasks;
 pub mod train;
 pub mod vit;
 
+pub use preset::{SamplerPreset, PRESET_FILE};
 pub use sampler::{SampleOutput, Sampler, Step};
 pub use schedule::{
     guidance_named, CfgSchedule, Draw, Guidance, Gumbel, MaskSchedule, Remask, RemaskRule, Rescaled, Schedule, Temperature, TokenDraw,

@@ -115,6 +115,17 @@ pub fn resolve_size<'a>(size: &'a str, checkpoints: &std::path::Path) -> &'a str
     }
 }
 
+/// The sampler preset of the shipped generator of one size (`sampler.json` in its folder under
+/// `checkpoints`, see [`smg_maskgit::SamplerPreset`]); `"auto"` as in [`resolve_size`].
+pub fn sampler_preset(size: &str, checkpoints: &std::path::Path) -> Result<smg_maskgit::SamplerPreset> {
+    let size = resolve_size(size, checkpoints);
+    let (_, _, gen) = SIZES
+        .iter()
+        .find(|(s, _, _)| *s == size)
+        .ok_or_else(|| PipelineError::Invalid(format!("unknown model size {size:?}: {} or auto", SIZES.map(|s| s.0).join(", "))))?;
+    Ok(smg_maskgit::SamplerPreset::for_generator(&checkpoints.join(gen))?)
+}
+
 impl Pipeline {
     /// The shipped models of one size (`"small"`, `"medium"` where those checkpoints exist, or
     /// `"auto"`: medium when present outside quick mode, see [`resolve_size`])

@@ -233,13 +233,27 @@ fn parse_request(st: &State, body: &[u8], task: Option<Task>) -> ApiResult<JobRe
     if let (Some(t), Some(obj)) = (task, v.as_object_mut()) {
         obj.insert("task".into(), json!(t));
     }
-    let req: JobRequest = serde_json::from_value(v).map_err(|e| bad(format!("bad request: {e}")))?;
     let info = st.info().ok_or_else(|| ApiError(StatusCode::SERVICE_UNAVAILABLE, "the models are still loading".into()))?;
+    if let Some(obj) = v.as_object_mut() {
+        with_preset(obj, &info.sampler);
+    }
+    let req: JobRequest = serde_json::from_value(v).map_err(|e| bad(format!("bad request: {e}")))?;
     req.check(info).map_err(bad)?;
     if let Some(id) = &req.audio {
         entry(st, id)?;
     }
     Ok(req)
+}
+
+/// Fills the sampler fields a request leaves out with the loaded generator's preset.
+fn with_preset(req: &mut serde_json::Map<String, Value>, preset: &crate::SamplerSettings) {
+    let Ok(Value::Object(defaults)) = serde_json::to_value(preset) else { return };
+    let sampler = req.entry("sampler").or_insert_with(|| json!({}));
+    if let Some(given) = sampler.as_object_mut() {
+        for (k, d) in defaults {
+            given.entry(k).or_insert(d);
+        }
+    }
 }
 
 fn submit_checked(st: &State, req: JobRequest) -> ApiResult<u64> {
@@ -280,5 +294,27 @@ async fn run_sync(AxState(st): S, body: Bytes, task: Task) -> ApiResult<Json<Job
             }
             _ => {}
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_request_keeps_its_sampler_fields_and_takes_the_rest_from_the_preset() {
+        let preset = crate::SamplerSettings::from_preset(&smg_maskgit::SamplerPreset::paper_constant(), 0);
+        let mut req = json!({"task": "generate", "prompt": "rain", "sampler": {"seed": 4, "guidance": 2.0}});
+        with_preset(req.as_object_mut().unwrap(), &preset);
+        let r: JobRequest = serde_json::from_value(req).unwrap();
+        assert_eq!((r.sampler.seed, r.sampler.guidance), (4, 2.0));
+        assert_eq!((r.sampler.draw.as_str(), r.sampler.guidance_rescale), ("categorical", 0.0));
+        let mut bare = json!({"task": "generate", "prompt": "rain"});
+        with_preset(bare.as_object_mut().unwrap(), &preset);
+        assert_eq!(serde_json::from_value::<JobRequest>(bare).unwrap().sampler, preset);
+        // A sampler that is not an object is left for the typed parse to refuse.
+        let mut odd = json!({"task": "generate", "prompt": "rain", "sampler": 3});
+        with_preset(odd.as_object_mut().unwrap(), &preset);
+        assert!(serde_json::from_value::<JobRequest>(odd).is_err());
     }
 }

@@ -3,7 +3,7 @@
 
 use crate::store::Info;
 use serde::{Deserialize, Serialize};
-use smg_maskgit::{Draw, Gumbel, Sampler, Schedule};
+use smg_maskgit::{Sampler, SamplerPreset};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -16,7 +16,8 @@ pub enum Task {
     Generate,
 }
 
-/// The sampler's knobs (SPEC.md §3.6); the defaults are the command line's.
+/// The sampler's knobs (SPEC.md §3.6), as [`SamplerPreset`] plus the seed. Fields a request
+/// leaves out take the loaded generator's preset (its `sampler.json`, see [`Info::sampler`]).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct SamplerSettings {
@@ -39,44 +40,39 @@ pub struct SamplerSettings {
 
 impl Default for SamplerSettings {
     fn default() -> Self {
-        Self {
-            iterations: 16,
-            guidance: 3.0,
-            guidance_schedule: "constant".into(),
-            guidance_rescale: 1.0,
-            temperature: 1.5,
-            draw: "temperature:0.8".into(),
-            mask_schedule: "cosine".into(),
-            seed: 0,
-        }
+        Self::from_preset(&SamplerPreset::default(), 0)
     }
 }
 
 impl SamplerSettings {
-    /// The sampler these settings name; guidance only with a prompt (unconditional filling
-    /// has nothing to guide towards).
+    /// A generator's preset with a seed.
+    pub fn from_preset(p: &SamplerPreset, seed: u64) -> Self {
+        Self {
+            iterations: p.iterations,
+            guidance: p.guidance,
+            guidance_schedule: p.guidance_schedule.clone(),
+            guidance_rescale: p.guidance_rescale,
+            temperature: p.temperature,
+            draw: p.draw.clone(),
+            mask_schedule: p.mask_schedule.clone(),
+            seed,
+        }
+    }
+
+    /// The sampler these settings name (keeping every step for the page); guidance only with
+    /// a prompt (unconditional filling has nothing to guide towards).
     pub fn sampler(&self, with_prompt: bool) -> Result<Sampler, String> {
-        if !(self.temperature.is_finite() && self.temperature >= 0.0 && self.temperature <= 100.0) {
-            return Err(format!("temperature must be between 0 and 100, not {}", self.temperature));
-        }
-        if !(-100.0..=100.0).contains(&self.guidance) {
-            return Err(format!("guidance scale must be between -100 and 100, not {}", self.guidance));
-        }
-        let guidance = if with_prompt {
-            smg_maskgit::guidance_named(self.guidance, &self.guidance_schedule, self.guidance_rescale)?
-        } else {
-            Box::new(smg_maskgit::Guidance::Off)
-        };
-        Ok(Sampler {
+        let preset = SamplerPreset {
             iterations: self.iterations,
-            schedule: Box::new(self.mask_schedule.parse::<Schedule>()?),
-            guidance,
-            temperature: Box::new(Gumbel::Annealed(self.temperature)),
-            draw: Box::new(self.draw.parse::<Draw>()?),
-            seed: self.seed,
-            keep_history: true,
-            ..Default::default()
-        })
+            guidance: self.guidance,
+            guidance_schedule: self.guidance_schedule.clone(),
+            guidance_rescale: self.guidance_rescale,
+            temperature: self.temperature,
+            draw: self.draw.clone(),
+            mask_schedule: self.mask_schedule.clone(),
+            measured: String::new(),
+        };
+        Ok(Sampler { keep_history: true, ..preset.sampler(self.seed, with_prompt)? })
     }
 }
 

@@ -1,7 +1,7 @@
 //! The studio's shared state: loaded recordings (uploads, corpus clips, results) by id, the job
 //! table and queue, and what the worker reported about the models.
 
-use crate::jobs::{AudioRef, JobRequest, JobStatus};
+use crate::jobs::{AudioRef, JobRequest, JobStatus, SamplerSettings};
 use crate::StudioConfig;
 use serde::Serialize;
 use smg_audio::Audio;
@@ -34,19 +34,33 @@ pub struct Info {
     pub vocoder: String,
     pub text: bool,
     pub tokens_per_window: usize,
+    /// The generator's sampler preset (its `sampler.json`), seed 0: the page's knobs start
+    /// here and a request's missing sampler fields are taken from it.
+    pub sampler: SamplerSettings,
+    /// Where that preset was measured.
+    pub sampler_measured: String,
 }
 
 impl Info {
     pub fn describe(&self) -> String {
         format!(
-            "{} models: {}×{} token grid per {:.2} s window, vocoder {}, text prompts {}",
+            "{} models: {}×{} token grid per {:.2} s window, vocoder {}, text prompts {}; sampler {}",
             self.model,
             self.rows,
             self.cols,
             self.window_s,
             self.vocoder,
-            if self.text { "on" } else { "off (MiniLM not fetched)" }
+            if self.text { "on" } else { "off (MiniLM not fetched)" },
+            self.sampler_line()
         )
+    }
+}
+
+impl Info {
+    fn sampler_line(&self) -> String {
+        let s = &self.sampler;
+        let rescale = if s.guidance_rescale > 0.0 { format!(" rescaled (φ {})", s.guidance_rescale) } else { String::new() };
+        format!("CFG {} {}{rescale}, draw {}, Gumbel {}", s.guidance, s.guidance_schedule, s.draw, s.temperature)
     }
 }
 

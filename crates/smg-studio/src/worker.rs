@@ -59,7 +59,14 @@ pub fn spawn(state: Arc<State>, rx: mpsc::Receiver<u64>, cfg: &StudioConfig) -> 
                     return;
                 }
             };
-            let _ = info_tx.send(Ok(info(&p, smg_pipeline::resolve_size(&cfg.model, &cfg.checkpoints))));
+            let preset = match smg_pipeline::sampler_preset(&cfg.model, &cfg.checkpoints) {
+                Ok(s) => s,
+                Err(e) => {
+                    let _ = info_tx.send(Err(e.to_string()));
+                    return;
+                }
+            };
+            let _ = info_tx.send(Ok(info(&p, smg_pipeline::resolve_size(&cfg.model, &cfg.checkpoints), &preset)));
             let mut w = Worker { p, state, saved: None };
             while let Ok(id) = rx.recv() {
                 w.run(id);
@@ -73,7 +80,7 @@ pub fn spawn(state: Arc<State>, rx: mpsc::Receiver<u64>, cfg: &StudioConfig) -> 
     }
 }
 
-fn info(p: &Pipeline, model: &str) -> Info {
+fn info(p: &Pipeline, model: &str, preset: &smg_maskgit::SamplerPreset) -> Info {
     let g = p.grid();
     let mel = &p.mel.config;
     Info {
@@ -91,6 +98,8 @@ fn info(p: &Pipeline, model: &str) -> Info {
         vocoder: p.vocoder.name().into(),
         text: p.text.is_some(),
         tokens_per_window: g.rows * g.cols,
+        sampler: crate::SamplerSettings::from_preset(preset, 0),
+        sampler_measured: preset.measured.clone(),
     }
 }
 
