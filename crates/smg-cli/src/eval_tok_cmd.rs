@@ -1,7 +1,8 @@
 //! `smg eval tokenizer`: tokenizers side by side on the same held-out clips (SPEC.md §2, §10):
 //! whole-clip mel L1 in the tokenizer's [−1, 1] range, codebook use, and how often an
 //! independent judge (logistic regression on mel statistics, fitted on real training clips)
-//! still names the right category after encode → decode, beside its accuracy on the real clips.
+//! still names the right category after encode → decode, beside its accuracy on the real clips;
+//! and FAD-mel of the decoder's own mels to the real clips, statistic block by block.
 
 use crate::eval_cmd::{open_corpus, split_mels};
 use anyhow::{Context, Result};
@@ -40,6 +41,11 @@ pub struct TokenizerScore {
     pub judge_accuracy: f64,
     /// Reconstruction accuracy over real-clip accuracy.
     pub ceiling_ratio: f64,
+    /// FAD-mel of the reconstructions (the decoder's own mels) to the real held-out clips, then
+    /// on each block of the statistics alone (`smg_eval::frechet_by_block`); absent in reports
+    /// written before it was measured.
+    #[serde(default)]
+    pub fad_mel: Vec<(String, f64)>,
 }
 
 /// What `smg eval tokenizer` measured.
@@ -66,6 +72,7 @@ pub fn run(a: &TokenizerEvalArgs) -> Result<()> {
     let judge =
         Judge::fit((&judge::judge_features_all(&train_mels)?, &train_y), (&judge::judge_features_all(&valid_mels)?, &valid_y), &held_f)?;
     let real = judge.score("real", &held_f, &held_y)?;
+    let held_stats = mel_stats(&held_mels)?;
     let mut scores = Vec::new();
     for dir in &a.tokenizers {
         let m = smg_tokenizer::SpecVqGan::from_pretrained(dir, &Device::Cpu)
@@ -100,6 +107,7 @@ pub fn run(a: &TokenizerEvalArgs) -> Result<()> {
             perplexity: u.perplexity,
             judge_accuracy: acc,
             ceiling_ratio: acc / real.accuracy.max(1e-9),
+            fad_mel: smg_eval::frechet_by_block(&held_stats, &mel_stats(&recs)?, held_mels[0].nrows())?,
         });
     }
     let report = TokenizerReport {
@@ -117,6 +125,16 @@ pub fn run(a: &TokenizerEvalArgs) -> Result<()> {
         eprintln!("wrote {}", out.display());
     }
     Ok(())
+}
+
+/// FAD-mel's embedding of each mel ([`smg_eval::mel_statistics`]).
+fn mel_stats(mels: &[ndarray::Array2<f32>]) -> Result<Vec<Vec<f64>>> {
+    mels.iter()
+        .map(|m| {
+            let (bands, frames) = m.dim();
+            Ok(smg_eval::mel_statistics(&m.iter().copied().collect::<Vec<_>>(), bands, frames)?)
+        })
+        .collect()
 }
 
 fn print_report(r: &TokenizerReport) {
@@ -143,5 +161,13 @@ fn print_report(r: &TokenizerReport) {
             100.0 * s.judge_accuracy,
             100.0 * s.ceiling_ratio
         );
+    }
+    if let Some(first) = r.tokenizers.iter().find(|s| !s.fad_mel.is_empty()) {
+        println!("\nFAD-mel of the decoder's own mels to the real clips, on all statistics and on each block alone:");
+        println!("| tokenizer | {} |", first.fad_mel.iter().map(|b| b.0.as_str()).collect::<Vec<_>>().join(" | "));
+        println!("|---|{}", "---|".repeat(first.fad_mel.len()));
+        for s in r.tokenizers.iter().filter(|s| !s.fad_mel.is_empty()) {
+            println!("| {} | {} |", s.tokenizer, s.fad_mel.iter().map(|b| format!("{:.1}", b.1)).collect::<Vec<_>>().join(" | "));
+        }
     }
 }

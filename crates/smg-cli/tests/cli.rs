@@ -448,6 +448,12 @@ fn eval_tokenizer_reproduces_the_documented_held_out_l1() {
     assert!((480..=512).contains(&t["codes_used"].as_u64().unwrap()), "{t}");
     let (real, rec) = (v["real_accuracy"].as_f64().unwrap(), t["judge_accuracy"].as_f64().unwrap());
     assert!(real > 3.0 * v["chance"].as_f64().unwrap() && rec > 0.0 && rec <= 1.0, "{v}");
+    // FAD-mel of the decoder's own mels, on all statistics and then block by block.
+    let fad = t["fad_mel"].as_array().unwrap();
+    let names: Vec<&str> = fad.iter().map(|b| b[0].as_str().unwrap()).collect();
+    assert_eq!(names[..4], ["all", "band means", "band spreads", "frame-to-frame change"], "{t}");
+    assert!(fad.iter().all(|b| b[1].as_f64().unwrap().is_finite() && b[1].as_f64().unwrap() >= 0.0), "{t}");
+    assert!(fad[0][1].as_f64().unwrap() > 0.0 && out.contains("| tokenizer | all | band means |"), "{out}");
     let (ok, _, err) = smg(&["eval", "tokenizer", tok.to_str().unwrap(), "--corpus", "huge"]);
     assert!(!ok && err.contains("--corpus must be small or medium"), "{err}");
     let (ok, _, err) = smg(&["eval", "tokenizer", dir.path().to_str().unwrap()]);

@@ -63,6 +63,46 @@ pub fn band_mean_std(mel: &[f32], n_mels: usize, frames: usize) -> Result<Vec<f6
     Ok(f)
 }
 
+/// The blocks of [`mel_statistics`] for `n_mels` bands, by name: per-band means, per-band
+/// spreads, per-band mean frame-to-frame changes, then each whole-clip number alone (overall
+/// level and spread, spectral centroid and its movement, loudness movement).
+pub fn mel_statistic_blocks(n_mels: usize) -> [(&'static str, std::ops::Range<usize>); 8] {
+    let g = 3 * n_mels;
+    [
+        ("band means", 0..n_mels),
+        ("band spreads", n_mels..2 * n_mels),
+        ("frame-to-frame change", 2 * n_mels..g),
+        ("overall level", g..g + 1),
+        ("overall spread", g + 1..g + 2),
+        ("centroid", g + 2..g + 3),
+        ("centroid movement", g + 3..g + 4),
+        ("loudness movement", g + 4..g + 5),
+    ]
+}
+
+/// The Fréchet distance between two sets of [`mel_statistics`] (FAD-mel, SPEC.md §6), then the
+/// same distance on each of [`mel_statistic_blocks`] alone: which statistics tell the sets apart.
+/// (The blocks' distances need not add up to the whole: the whole also counts how the blocks
+/// vary together.)
+pub fn frechet_by_block(a: &[Vec<f64>], b: &[Vec<f64>], n_mels: usize) -> Result<Vec<(String, f64)>> {
+    let fd =
+        |a: &[Vec<f64>], b: &[Vec<f64>]| -> Result<f64> { crate::frechet_distance(&crate::Gaussian::fit(a)?, &crate::Gaussian::fit(b)?) };
+    let mut out = vec![("all".to_string(), fd(a, b)?)];
+    for (name, r) in mel_statistic_blocks(n_mels) {
+        let cut = |x: &[Vec<f64>]| -> Result<Vec<Vec<f64>>> {
+            x.iter()
+                .map(|v| {
+                    v.get(r.clone())
+                        .map(<[f64]>::to_vec)
+                        .ok_or_else(|| crate::EvalError::Invalid(format!("mel statistics have {} values, not 3·{n_mels}+5", v.len())))
+                })
+                .collect()
+        };
+        out.push((name.to_string(), fd(&cut(a)?, &cut(b)?)?));
+    }
+    Ok(out)
+}
+
 fn mean_std(x: &[f64]) -> (f64, f64) {
     let m = x.iter().sum::<f64>() / x.len() as f64;
     (m, (x.iter().map(|v| (v - m).powi(2)).sum::<f64>() / x.len() as f64).sqrt())
@@ -91,6 +131,35 @@ mod tests {
         let mel: Vec<f32> = (0..40).map(|i| (i as f32 * 0.37).sin()).collect();
         let full = mel_statistics(&mel, 4, 10).unwrap();
         assert_eq!(band_mean_std(&mel, 4, 10).unwrap(), full[..8].to_vec());
+    }
+
+    #[test]
+    fn block_distances_find_the_statistic_that_moved() {
+        // Two sets of 4-band mels alike in level and spread; the second flickers frame to frame.
+        let set = |flicker: f32, seed: usize| -> Vec<Vec<f64>> {
+            (0..40)
+                .map(|k| {
+                    let mel: Vec<f32> = (0..4 * 32)
+                        .map(|i| {
+                            let t = i % 32;
+                            let slow = ((t as f32 + (k + seed) as f32) * 0.2).sin();
+                            slow + flicker * if t % 2 == 0 { 1.0 } else { -1.0 } * ((k * 7 + i) % 5) as f32 / 5.0
+                        })
+                        .collect();
+                    mel_statistics(&mel, 4, 32).unwrap()
+                })
+                .collect()
+        };
+        let (a, b, c) = (set(0.0, 0), set(0.0, 3), set(0.8, 0));
+        let same = frechet_by_block(&a, &b, 4).unwrap();
+        let moved = frechet_by_block(&a, &c, 4).unwrap();
+        let names: Vec<&str> = moved.iter().map(|x| x.0.as_str()).collect();
+        assert_eq!(names[..4], ["all", "band means", "band spreads", "frame-to-frame change"]);
+        assert_eq!(names.len(), 9);
+        let change = |r: &[(String, f64)]| r[3].1;
+        assert!(change(&moved) > 10.0 * change(&same).max(1e-6), "{same:?} {moved:?}");
+        assert!(change(&moved) > moved[1].1, "{moved:?}");
+        assert!(frechet_by_block(&a, &[vec![0.0; 3], vec![1.0; 3]], 4).is_err());
     }
 
     #[test]
