@@ -72,7 +72,7 @@ pub fn model_size() -> &'static str {
 
 /// The sampler preset of the shipped generator of `size` (`"auto"` as in [`pretrained`]): the
 /// setting measured best on it, from `sampler.json` in its folder, which `smg generate` and the
-/// studio use too. `sampler_preset("auto").sampler(seed, true)` gives the guided sampler.
+/// studio use too. `sampler_preset("auto").with_seed(seed).sampler(true)` gives the guided sampler.
 pub fn sampler_preset(size: &str) -> smg_maskgit::SamplerPreset {
     match smg_pipeline::sampler_preset(size, &repo_dir().join("data/checkpoints")) {
         Ok(p) => p,

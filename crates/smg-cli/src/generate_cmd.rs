@@ -95,7 +95,7 @@ fn vocoder(name: &str, a: &SampleArgs) -> Result<Vocoder> {
 /// The generator's preset with the flags given on the command line laid over it.
 /// Without a prompt (`guided` false) guidance is off, whatever the preset says (SPEC.md §3.7).
 fn preset(gdir: &std::path::Path, a: &SampleArgs, g: &GuidanceArgs, guided: bool) -> Result<smg_maskgit::SamplerPreset> {
-    let mut p = smg_maskgit::SamplerPreset::for_generator(gdir)?;
+    let mut p = smg_maskgit::SamplerPreset::for_generator(gdir)?.with_seed(a.seed);
     p.iterations = a.steps.unwrap_or(p.iterations);
     p.temperature = a.temperature.unwrap_or(p.temperature);
     if let Some(d) = a.draw {
@@ -147,7 +147,7 @@ fn pipeline(a: &SampleArgs, with_text: bool) -> Result<(Pipeline, PathBuf)> {
 /// and a description of it for the output line.
 fn sampler(gdir: &std::path::Path, a: &SampleArgs, g: &GuidanceArgs, guided: bool) -> Result<(Sampler, String)> {
     let p = preset(gdir, a, g, guided)?;
-    let s = p.sampler(a.seed, guided).map_err(|e| anyhow::anyhow!("sampler settings: {e}"))?;
+    let s = p.sampler(guided).map_err(|e| anyhow::anyhow!("sampler settings: {e}"))?;
     let file = gdir.join(smg_maskgit::PRESET_FILE);
     let from = if file.is_file() { "the generator's sampler.json" } else { "the built-in preset" };
     let given =

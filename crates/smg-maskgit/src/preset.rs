@@ -29,6 +29,8 @@ pub struct SamplerPreset {
     pub draw: String,
     /// `cosine`, `linear`, `square` or `arccos`.
     pub mask_schedule: String,
+    /// Seed of every random draw (presets stored with a generator leave it at 0).
+    pub seed: u64,
     /// Where the setting was measured (free text, shown to the user).
     #[serde(skip_serializing_if = "String::is_empty")]
     pub measured: String,
@@ -48,6 +50,7 @@ impl Default for SamplerPreset {
             temperature: 1.5,
             draw: "temperature:0.8".into(),
             mask_schedule: "cosine".into(),
+            seed: 0,
             measured: String::new(),
         }
     }
@@ -97,9 +100,14 @@ impl SamplerPreset {
         Ok(())
     }
 
+    /// The same settings with another seed.
+    pub fn with_seed(self, seed: u64) -> Self {
+        Self { seed, ..self }
+    }
+
     /// The sampler these settings name, with guidance only when `guided` (unconditional
     /// filling has nothing to guide towards, SPEC.md §3.7).
-    pub fn sampler(&self, seed: u64, guided: bool) -> std::result::Result<Sampler, String> {
+    pub fn sampler(&self, guided: bool) -> std::result::Result<Sampler, String> {
         self.check()?;
         let guidance = if guided {
             guidance_named(self.guidance, &self.guidance_schedule, self.guidance_rescale)?
@@ -112,7 +120,7 @@ impl SamplerPreset {
             guidance,
             temperature: Box::new(Gumbel::Annealed(self.temperature)),
             draw: Box::new(self.draw.parse::<Draw>()?),
-            seed,
+            seed: self.seed,
             ..Default::default()
         })
     }
@@ -166,12 +174,12 @@ mod tests {
     #[test]
     fn sampler_follows_the_settings() {
         let p = SamplerPreset::paper_constant();
-        let s = p.sampler(5, true).unwrap();
+        let s = p.with_seed(5).sampler(true).unwrap();
         assert_eq!((s.iterations, s.seed), (16, 5));
         assert_eq!(s.guidance.scale(0, 16), 3.0);
         assert_eq!(s.guidance.rescale(0, 16), 0.0);
-        let d = SamplerPreset::default().sampler(0, true).unwrap();
+        let d = SamplerPreset::default().sampler(true).unwrap();
         assert_eq!(d.guidance.rescale(0, 16), 1.0);
-        assert!(!SamplerPreset::default().sampler(0, false).unwrap().guidance.needs_uncond(), "no guidance without a prompt");
+        assert!(!SamplerPreset::default().sampler(false).unwrap().guidance.needs_uncond(), "no guidance without a prompt");
     }
 }

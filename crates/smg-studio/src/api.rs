@@ -303,7 +303,7 @@ mod tests {
 
     #[test]
     fn a_request_keeps_its_sampler_fields_and_takes_the_rest_from_the_preset() {
-        let preset = crate::SamplerSettings::from_preset(&smg_maskgit::SamplerPreset::paper_constant(), 0);
+        let preset = smg_maskgit::SamplerPreset::paper_constant();
         let mut req = json!({"task": "generate", "prompt": "rain", "sampler": {"seed": 4, "guidance": 2.0}});
         with_preset(req.as_object_mut().unwrap(), &preset);
         let r: JobRequest = serde_json::from_value(req).unwrap();

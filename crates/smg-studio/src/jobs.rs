@@ -3,7 +3,7 @@
 
 use crate::store::Info;
 use serde::{Deserialize, Serialize};
-use smg_maskgit::{Sampler, SamplerPreset};
+use smg_maskgit::SamplerPreset;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -16,65 +16,9 @@ pub enum Task {
     Generate,
 }
 
-/// The sampler's knobs (SPEC.md §3.6), as [`SamplerPreset`] plus the seed. Fields a request
-/// leaves out take the loaded generator's preset (its `sampler.json`, see [`Info::sampler`]).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct SamplerSettings {
-    /// Decoding iterations (paper: 16).
-    pub iterations: usize,
-    /// Classifier-free guidance scale (0 = off); applies when a prompt is given.
-    pub guidance: f64,
-    /// `constant`, `linear`, `linear-from-conditional` or `linear-to-conditional`.
-    pub guidance_schedule: String,
-    /// Guidance rescale φ in [0, 1].
-    pub guidance_rescale: f64,
-    /// Gumbel temperature of the re-masking confidence, annealed to 0 (paper: 1.5).
-    pub temperature: f64,
-    /// How a token is drawn: `categorical`, `temperature:T`, `top-p:P` or `top-k:K`.
-    pub draw: String,
-    /// `cosine`, `linear`, `square` or `arccos`.
-    pub mask_schedule: String,
-    pub seed: u64,
-}
-
-impl Default for SamplerSettings {
-    fn default() -> Self {
-        Self::from_preset(&SamplerPreset::default(), 0)
-    }
-}
-
-impl SamplerSettings {
-    /// A generator's preset with a seed.
-    pub fn from_preset(p: &SamplerPreset, seed: u64) -> Self {
-        Self {
-            iterations: p.iterations,
-            guidance: p.guidance,
-            guidance_schedule: p.guidance_schedule.clone(),
-            guidance_rescale: p.guidance_rescale,
-            temperature: p.temperature,
-            draw: p.draw.clone(),
-            mask_schedule: p.mask_schedule.clone(),
-            seed,
-        }
-    }
-
-    /// The sampler these settings name (keeping every step for the page); guidance only with
-    /// a prompt (unconditional filling has nothing to guide towards).
-    pub fn sampler(&self, with_prompt: bool) -> Result<Sampler, String> {
-        let preset = SamplerPreset {
-            iterations: self.iterations,
-            guidance: self.guidance,
-            guidance_schedule: self.guidance_schedule.clone(),
-            guidance_rescale: self.guidance_rescale,
-            temperature: self.temperature,
-            draw: self.draw.clone(),
-            mask_schedule: self.mask_schedule.clone(),
-            measured: String::new(),
-        };
-        Ok(Sampler { keep_history: true, ..preset.sampler(self.seed, with_prompt)? })
-    }
-}
+/// The sampler's knobs (SPEC.md §3.6): a job's `sampler` object. Fields a request leaves out
+/// take the loaded generator's preset (its `sampler.json`, see [`Info::sampler`]).
+pub type SamplerSettings = SamplerPreset;
 
 /// A job: the task, what it works on and how to sample.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

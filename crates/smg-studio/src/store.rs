@@ -34,11 +34,9 @@ pub struct Info {
     pub vocoder: String,
     pub text: bool,
     pub tokens_per_window: usize,
-    /// The generator's sampler preset (its `sampler.json`), seed 0: the page's knobs start
-    /// here and a request's missing sampler fields are taken from it.
+    /// The generator's sampler preset (its `sampler.json`, with where it was measured): the
+    /// page's knobs start here and a request's missing sampler fields are taken from it.
     pub sampler: SamplerSettings,
-    /// Where that preset was measured.
-    pub sampler_measured: String,
 }
 
 impl Info {

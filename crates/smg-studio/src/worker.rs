@@ -98,8 +98,7 @@ fn info(p: &Pipeline, model: &str, preset: &smg_maskgit::SamplerPreset) -> Info 
         vocoder: p.vocoder.name().into(),
         text: p.text.is_some(),
         tokens_per_window: g.rows * g.cols,
-        sampler: crate::SamplerSettings::from_preset(preset, 0),
-        sampler_measured: preset.measured.clone(),
+        sampler: preset.clone(),
     }
 }
 
@@ -244,7 +243,8 @@ impl Worker {
     }
 
     fn execute(&mut self, id: u64, req: &JobRequest, t0: Instant) -> std::result::Result<(), Failure> {
-        let sampler = req.sampler.sampler(req.prompt().is_some())?;
+        // Every step is kept for the page's token grid.
+        let sampler = smg_maskgit::Sampler { keep_history: true, ..req.sampler.sampler(req.prompt().is_some())? };
         let cond = self.p.condition(req.prompt())?;
         let opt = WindowOptions::default();
         let entry = match &req.audio {
