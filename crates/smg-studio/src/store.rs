@@ -49,16 +49,8 @@ impl Info {
             self.window_s,
             self.vocoder,
             if self.text { "on" } else { "off (MiniLM not fetched)" },
-            self.sampler_line()
+            self.sampler.describe()
         )
-    }
-}
-
-impl Info {
-    fn sampler_line(&self) -> String {
-        let s = &self.sampler;
-        let rescale = if s.guidance_rescale > 0.0 { format!(" rescaled (φ {})", s.guidance_rescale) } else { String::new() };
-        format!("CFG {} {}{rescale}, draw {}, Gumbel {}", s.guidance, s.guidance_schedule, s.draw, s.temperature)
     }
 }
 
