@@ -9,8 +9,8 @@
 #      aiSFX judge and FAD-aisfx to the real held-out clips (one held-out-mix prompt per clip);
 #   3. sustain and span of four everyday prompts ("a dog barking", …) over 32 seeds
 #      (`smg eval sustain`);
-#   4. the medium generator again with the sampler `smg generate` uses (rescaled CFG, softmax
-#      temperature 0.8; the reports above draw as the paper does), at the paper's Gumbel
+#   4. the medium generator again with the small generator's sampler preset (rescaled CFG,
+#      softmax temperature 0.8; the reports above draw as the paper does), at the paper's Gumbel
 #      temperature 1.5 and at 3: the aiSFX judge and the four prompts' sustain.
 # Runs ≈4 h on 2 cores; each report is skipped when it exists (delete it to re-run).
 set -euo pipefail
@@ -50,7 +50,7 @@ for run in small:small medium:medium medium-l1:medium; do
   tok="${run%%:*}" size="${run##*:}"
   run "sustain_$tok.json" "$smg" eval sustain --seeds 32 --cfg 3 --generator "$ck/maskgit-$size" --tokenizer "$ck/tokenizer-$tok"
 done
-# The sampler `smg generate` uses, at two re-masking temperatures.
+# The small generator's sampler preset on the medium generator, at two re-masking temperatures.
 for g in 1.5 3; do
   sampler=(--cfg 3 --cfg-rescale 1 --draw temperature:0.8 --temperature "$g" --generator "$ck/maskgit-medium" --tokenizer "$ck/tokenizer-medium")
   run "generation_medium-generate-g${g}_aisfx.json" "$smg" eval generation --corpus medium --cfg-schedule constant --seed 0 \

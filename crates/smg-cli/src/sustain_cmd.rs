@@ -19,14 +19,14 @@ pub struct SustainEvalArgs {
     /// Constant CFG scale (0: no guidance).
     #[arg(long, default_value_t = 3.0)]
     cfg: f64,
-    /// Guidance rescale φ ∈ [0, 1] (0: plain CFG; `smg generate` uses 1).
+    /// Guidance rescale φ ∈ [0, 1] (0: plain CFG; the small generator's preset uses 1).
     #[arg(long, default_value_t = 0.0)]
     cfg_rescale: f64,
     /// Gumbel temperature of the re-masking confidence, annealed to 0 (paper: 1.5).
     #[arg(long, default_value_t = 1.5)]
     temperature: f64,
-    /// How each token is drawn: `categorical` (the paper's), `temperature:T` (`smg generate`
-    /// uses 0.8), `top-p:P` or `top-k:K`.
+    /// How each token is drawn: `categorical` (the paper's), `temperature:T` (the small
+    /// generator's preset uses 0.8), `top-p:P` or `top-k:K`.
     #[arg(long, default_value = "categorical")]
     draw: smg_maskgit::Draw,
     /// Generator folder (default: the shipped small generator).
