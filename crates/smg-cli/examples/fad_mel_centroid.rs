@@ -13,21 +13,10 @@ use candle_core::{Device, Tensor};
 use ndarray::Array2;
 use smg_data::{ClipConfig, Dataset, Split};
 
-/// Each frame's centroid in band units, as `smg_eval::mel_statistics` computes it.
+/// Each frame's centroid in band units ([`smg_eval::frame_centroids`], the FAD-mel statistic's).
 fn centroids(m: &Array2<f32>) -> Vec<f64> {
-    let lo = m.iter().fold(f32::INFINITY, |a, &v| a.min(v)) as f64;
-    m.columns()
-        .into_iter()
-        .map(|col| {
-            let total: f64 = col.iter().map(|&v| v as f64 - lo).sum();
-            let moment: f64 = col.iter().enumerate().map(|(b, &v)| b as f64 * (v as f64 - lo)).sum();
-            if total > 0.0 {
-                moment / total
-            } else {
-                0.0
-            }
-        })
-        .collect()
+    let (bands, frames) = m.dim();
+    smg_eval::frame_centroids(&m.iter().copied().collect::<Vec<_>>(), bands, frames)
 }
 
 /// Frames of `real` that are exact digital silence (every band at the clip's minimum).

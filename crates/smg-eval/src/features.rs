@@ -36,20 +36,30 @@ pub fn mel_statistics(mel: &[f32], n_mels: usize, frames: usize) -> Result<Vec<f
     let n = mel.len() as f64;
     let mean = mel.iter().map(|&v| v as f64).sum::<f64>() / n;
     let std = (mel.iter().map(|&v| (v as f64 - mean).powi(2)).sum::<f64>() / n).sqrt();
-    let lo = mel.iter().fold(f64::INFINITY, |a, &v| a.min(v as f64));
-    let mut centroids = Vec::with_capacity(frames);
-    let mut frame_means = Vec::with_capacity(frames);
-    for t in 0..frames {
-        let w: Vec<f64> = (0..n_mels).map(|b| at(b, t) - lo).collect();
-        let total: f64 = w.iter().sum();
-        let c = if total > 0.0 { w.iter().enumerate().map(|(b, x)| b as f64 * x).sum::<f64>() / total } else { 0.0 };
-        centroids.push(c);
-        frame_means.push((0..n_mels).map(|b| at(b, t)).sum::<f64>() / n_mels as f64);
-    }
+    let centroids = frame_centroids(mel, n_mels, frames);
+    let frame_means: Vec<f64> = (0..frames).map(|t| (0..n_mels).map(|b| at(b, t)).sum::<f64>() / n_mels as f64).collect();
     let (cm, cs) = mean_std(&centroids);
     let (_, fs) = mean_std(&frame_means);
     out.extend([mean, std, cm, cs, fs]);
     Ok(out)
+}
+
+/// Each frame's spectral centroid in band units, as [`mel_statistics`] takes it: over the values
+/// shifted by the clip's minimum, so a frame at that minimum in every band (digital silence)
+/// counts 0. `mel` is row-major `(n_mels, frames)`, already checked by the caller.
+pub fn frame_centroids(mel: &[f32], n_mels: usize, frames: usize) -> Vec<f64> {
+    let lo = mel.iter().fold(f64::INFINITY, |a, &v| a.min(v as f64));
+    (0..frames)
+        .map(|t| {
+            let w: Vec<f64> = (0..n_mels).map(|b| mel[b * frames + t] as f64 - lo).collect();
+            let total: f64 = w.iter().sum();
+            if total > 0.0 {
+                w.iter().enumerate().map(|(b, x)| b as f64 * x).sum::<f64>() / total
+            } else {
+                0.0
+            }
+        })
+        .collect()
 }
 
 /// The first `2·n_mels` numbers of [`mel_statistics`]: per-band mean and standard deviation over

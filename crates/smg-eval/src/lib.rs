@@ -12,7 +12,7 @@ pub mod paired;
 pub mod probe;
 pub mod sustain;
 
-pub use features::{band_mean_std, frechet_by_block, mel_statistic_blocks, mel_statistics, MEL_STAT_DIM};
+pub use features::{band_mean_std, frame_centroids, frechet_by_block, mel_statistic_blocks, mel_statistics, MEL_STAT_DIM};
 pub use frechet::{frechet_distance, Gaussian};
 pub use logistic::{LogisticConfig, LogisticRegression};
 pub use metrics::{average_precision, macro_scores, roc_auc, MacroScores};
